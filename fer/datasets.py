@@ -1,0 +1,471 @@
+"""Open every dataset format users bring as one in-memory `Dataset`.
+
+Formats, told apart by `open_dataset`:
+- the Kaggle "Face Expression Recognition Dataset" layout, `images/<split>/<class>/*`, as a folder
+  or a zip (read in place), also when nested a level or two deeper;
+- `fer2013.csv` (`emotion,pixels,Usage`);
+- plain class folders `<root>/<class>/*` (folder or zip), split by a seeded stratified draw;
+- the synthetic demo set (`DEMO`), generated on first use.
+
+Every image becomes 48×48 grayscale uint8. Opening is cached on disk, keyed by the source's
+paths, sizes and modification times, so a second open of the same source is fast.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import hashlib
+import json
+import os
+import posixpath
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from fer.errors import DatasetError
+from fer.images import ImageError, decode_face
+from fer.labels import CLASSES, FER2013_CSV_LABELS, IMAGE_SIZE, SPLIT_ALIASES, canonical_class
+from fer.paths import cache_dir
+
+DEMO = "demo"  # The name that opens the built-in synthetic demo set.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
+LOADER_VERSION = 1  # Bump when decoding changes, so stale caches are not reused.
+SPLIT_ORDER = ("train", "validation", "test")
+
+Progress = Callable[[float, str], None]  # (fraction done, message)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split's images (N, 48, 48) uint8, labels (N,) indexes into classes, and file names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    files: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was left out, and why."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A facial-expression dataset, fully decoded in memory."""
+
+    source: str
+    format: str
+    classes: tuple[str, ...]
+    splits: dict[str, Split]
+    skipped: tuple[Skipped, ...] = ()
+    conversions: dict[str, int] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self.splits)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class for each split: {split: {class: n}}."""
+        return {
+            name: dict(zip(self.classes, np.bincount(split.labels, minlength=len(self.classes)).tolist()))
+            for name, split in self.splits.items()
+        }
+
+    def split(self, name: str) -> Split:
+        """The named split; raises DatasetError listing the splits that exist."""
+        if name not in self.splits:
+            raise DatasetError(f"this dataset has no '{name}' split; it has: {', '.join(self.splits)}")
+        return self.splits[name]
+
+    def arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images (N, 48, 48, 1) uint8, labels (N,) int) of a split."""
+        split = self.split(name)
+        return split.images[..., None], split.labels
+
+    def tf_data(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0):
+        """A batched, cached, prefetched tf.data pipeline of (float images 0..255, one-hot labels)."""
+        import tensorflow as tf
+
+        images, labels = self.arrays(name)
+        num_classes = len(self.classes)
+        pipeline = tf.data.Dataset.from_tensor_slices((images, labels))
+        pipeline = pipeline.map(
+            lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).cache()
+        if shuffle:
+            pipeline = pipeline.shuffle(min(len(labels), 20_000), seed=seed, reshuffle_each_iteration=True)
+        return pipeline.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def open_dataset(
+    path: str | os.PathLike,
+    *,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Open a dataset folder, zip or CSV (or DEMO), detecting its layout.
+
+    `validation_fraction` and `seed` only apply to sources with a single split (plain class
+    folders, a CSV without Usage), which get a stratified validation split.
+    Raises DatasetError with a message saying what was expected.
+    """
+    if str(path) == DEMO:
+        from fer.synthetic import demo_dataset_path
+
+        path = demo_dataset_path(progress=progress)
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise DatasetError(
+            f"{source} does not exist; expected a dataset folder, a .zip or a fer2013-style .csv"
+        )
+    key = _cache_key(source, validation_fraction, seed) if use_cache else None
+    if key is not None:
+        cached = _read_cache(key)
+        if cached is not None:
+            return cached
+    if source.is_file() and source.suffix.lower() == ".csv":
+        dataset = _open_csv(source, validation_fraction, seed)
+    elif source.is_file() and zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as archive:
+            listing = _ZipListing(archive)
+            dataset = _open_image_tree(source, listing, "zip", validation_fraction, seed, progress)
+    elif source.is_dir():
+        dataset = _open_image_tree(
+            source, _FolderListing(source), "folder", validation_fraction, seed, progress
+        )
+    else:
+        raise DatasetError(f"{source} is not a folder, a .zip or a .csv dataset")
+    if key is not None:
+        _write_cache(key, dataset)
+    return dataset
+
+
+# --- Image trees: folders and zips -------------------------------------------------------------
+
+
+class _FolderListing:
+    """Relative POSIX paths of the files in a folder, and a reader for them."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.files: list[str] = []
+        self.empty_dirs: list[str] = []
+        for directory, subdirs, files in os.walk(root):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            relative = Path(directory).relative_to(root).as_posix()
+            visible = sorted(f for f in files if not f.startswith("."))
+            if not visible and not subdirs and relative != ".":
+                self.empty_dirs.append(relative)
+            self.files.extend(posixpath.join(relative, f) if relative != "." else f for f in visible)
+
+    def read(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+
+class _ZipListing:
+    """The same for a zip archive, read in place; rejects entries that escape the archive."""
+
+    def __init__(self, archive: zipfile.ZipFile):
+        self.archive = archive
+        names = archive.namelist()
+        for name in names:
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                raise DatasetError(
+                    f"zip entry '{name}' points outside the archive; expected relative paths "
+                    "like images/train/happy/0001.jpg"
+                )
+        names = [n for n in names if not n.startswith("__MACOSX/")]
+        self.files = sorted(n for n in names if not n.endswith("/") and not posixpath.basename(n).startswith("."))
+        self.empty_dirs = sorted(
+            n.rstrip("/") for n in names
+            if n.endswith("/") and not any(f.startswith(n) for f in self.files)
+        )
+
+    def read(self, name: str) -> bytes:
+        return self.archive.read(name)
+
+
+def _detect_layout(files: list[str]) -> tuple[str, int]:
+    """Return ("kaggle" | "class-folders", depth of the class folder) for a list of image paths."""
+    if not files:
+        raise DatasetError(
+            "no images found; expected images/<split>/<class>/*.jpg (Kaggle layout) "
+            "or <class>/*.jpg (class folders)"
+        )
+    depths = {f.count("/") for f in files}
+    if len(depths) != 1:
+        shallow, deep = min(files, key=lambda f: f.count("/")), max(files, key=lambda f: f.count("/"))
+        raise DatasetError(
+            f"images sit at different folder depths ('{shallow}' and '{deep}'); expected "
+            "images/<split>/<class>/*.jpg or <class>/*.jpg"
+        )
+    depth = depths.pop()  # Number of folders above each image.
+    parts = [f.split("/") for f in files]
+    if depth >= 2 and all(p[-3].lower() in SPLIT_ALIASES for p in parts):
+        if len({tuple(p[:-3]) for p in parts}) == 1:
+            return "kaggle", depth - 1
+    if depth >= 1 and len({tuple(p[:-2]) for p in parts}) == 1:
+        class_names = {p[-2] for p in parts}
+        if all(name.lower() in SPLIT_ALIASES for name in class_names):
+            raise DatasetError(
+                f"found split folders ({', '.join(sorted(class_names))}) with images directly "
+                "inside; expected a folder per class within each split, like train/happy/*.jpg"
+            )
+        return "class-folders", depth - 1
+    raise DatasetError(
+        f"unrecognised layout (e.g. '{files[0]}'); expected images/<split>/<class>/*.jpg "
+        "(Kaggle layout) or <class>/*.jpg (class folders)"
+    )
+
+
+def _class_names(folder_names: set[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Our 7 classes if every folder is one of them (or an alias), else the sorted folder names."""
+    canonical = {name: canonical_class(name) for name in folder_names}
+    if all(canonical.values()):
+        return CLASSES, canonical  # type: ignore[return-value]
+    return tuple(sorted(folder_names)), {name: name for name in folder_names}
+
+
+def _open_image_tree(source, listing, container, validation_fraction, seed, progress) -> Dataset:
+    files = [f for f in listing.files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    layout, class_depth = _detect_layout(files)
+    for empty in listing.empty_dirs:
+        if empty.count("/") == class_depth:
+            raise DatasetError(
+                f"class folder '{empty}' has no images; expected image files (.jpg, .png, …) "
+                "in every class folder (remove the folder if the class is unused)"
+            )
+    folder_of = {f: f.split("/")[class_depth] for f in files}
+    classes, to_class = _class_names(set(folder_of.values()))
+    class_index = {name: i for i, name in enumerate(classes)}
+
+    images, skipped, conversions = _decode_all(files, listing.read, progress)
+    kept = [f for f in files if f in images]
+    labels = {f: class_index[to_class[folder_of[f]]] for f in kept}
+    if layout == "kaggle":
+        split_of = {f: SPLIT_ALIASES[f.split("/")[class_depth - 1].lower()] for f in kept}
+        names = sorted(set(split_of.values()), key=_split_sort_key)
+        splits = {
+            name: _make_split([f for f in kept if split_of[f] == name], images, labels) for name in names
+        }
+    else:
+        splits = _stratified_splits(kept, images, labels, validation_fraction, seed)
+    return _finish(
+        Dataset(
+            source=str(source),
+            format=f"{layout}-{container}",
+            classes=classes,
+            splits=splits,
+            skipped=tuple(skipped),
+            conversions=dict(conversions),
+        )
+    )
+
+
+def _decode_all(files, read, progress):
+    """Decode every file; returns ({file: image}, [Skipped], Counter of conversions)."""
+    images: dict[str, np.ndarray] = {}
+    skipped: list[Skipped] = []
+    conversions: collections.Counter = collections.Counter()
+
+    def decode(name):
+        try:
+            return name, *decode_face(read(name)), None
+        except (ImageError, OSError) as error:
+            return name, None, [], str(error)
+
+    # PIL releases the GIL while decoding, so two threads use both cores; zipfile reads are locked.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for done, (name, image, notes, problem) in enumerate(pool.map(decode, files, chunksize=256)):
+            if problem is not None:
+                skipped.append(Skipped(name, problem))
+            else:
+                images[name] = image
+                conversions.update(notes)
+            if progress is not None and done % 2000 == 0:
+                progress(done / len(files), f"Decoding images {done:,}/{len(files):,}")
+    if progress is not None:
+        progress(1.0, f"Decoded {len(images):,} images")
+    return images, skipped, conversions
+
+
+def _make_split(files, images, labels) -> Split:
+    array = np.stack([images[f] for f in files]) if files else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return Split(array, np.array([labels[f] for f in files], dtype=np.int64), tuple(files))
+
+
+def _stratified_splits(keys, images, labels, validation_fraction, seed) -> dict[str, Split]:
+    """A seeded, per-class train/validation split of a single-split source."""
+    if not 0 < validation_fraction < 1:
+        raise DatasetError(f"validation fraction must be between 0 and 1, got {validation_fraction}")
+    rng = np.random.default_rng(seed)
+    by_class = collections.defaultdict(list)
+    for key in keys:
+        by_class[labels[key]].append(key)
+    train, validation = [], []
+    for label in sorted(by_class):
+        members = [by_class[label][i] for i in rng.permutation(len(by_class[label]))]
+        n_validation = int(round(len(members) * validation_fraction))
+        if len(members) >= 2:
+            n_validation = min(max(n_validation, 1), len(members) - 1)
+        validation += members[:n_validation]
+        train += members[n_validation:]
+    return {"train": _make_split(sorted(train), images, labels),
+            "validation": _make_split(sorted(validation), images, labels)}
+
+
+def _split_sort_key(name: str) -> tuple[int, str]:
+    return (SPLIT_ORDER.index(name) if name in SPLIT_ORDER else len(SPLIT_ORDER), name)
+
+
+# --- fer2013.csv -------------------------------------------------------------------------------
+
+
+def _open_csv(source: Path, validation_fraction: float, seed: int) -> Dataset:
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(source, dtype=str, keep_default_na=False)
+    except Exception as error:
+        raise DatasetError(f"{source.name} is not a readable CSV ({error})") from error
+    table.columns = [c.strip().lower() for c in table.columns]
+    if not {"emotion", "pixels"} <= set(table.columns):
+        raise DatasetError(
+            f"{source.name} has columns {list(table.columns)}; expected fer2013.csv's "
+            "emotion,pixels[,Usage] (emotion 0-6, pixels = 2304 space-separated values)"
+        )
+    if table.empty:
+        raise DatasetError(f"{source.name} has no rows")
+    n_pixels = IMAGE_SIZE * IMAGE_SIZE
+    images = np.zeros((len(table), IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    labels = np.zeros(len(table), np.int64)
+    class_index = {name: i for i, name in enumerate(CLASSES)}
+    for row, (emotion, pixels) in enumerate(zip(table["emotion"], table["pixels"])):
+        line = row + 2  # 1-based, after the header: what a text editor shows.
+        try:
+            code = int(emotion)
+            values = np.array(pixels.split(), dtype=np.int64)
+        except ValueError:
+            raise DatasetError(f"{source.name} line {line}: emotion and pixels must be whole numbers") from None
+        if not 0 <= code < len(FER2013_CSV_LABELS):
+            raise DatasetError(f"{source.name} line {line}: emotion {code} is not in 0-6")
+        if values.size != n_pixels:
+            raise DatasetError(
+                f"{source.name} line {line}: {values.size} pixel values; expected {n_pixels} (48×48)"
+            )
+        if values.min() < 0 or values.max() > 255:
+            raise DatasetError(f"{source.name} line {line}: pixel values must be 0-255")
+        images[row] = values.reshape(IMAGE_SIZE, IMAGE_SIZE)
+        labels[row] = class_index[FER2013_CSV_LABELS[code]]
+    names = [f"row {i + 2}" for i in range(len(table))]
+    image_of, label_of = dict(zip(names, images)), dict(zip(names, labels))
+    if "usage" in table.columns and (table["usage"] != "").all():
+        usage = [SPLIT_ALIASES.get(u.strip().lower(), u.strip().lower()) for u in table["usage"]]
+        split_names = sorted(set(usage), key=_split_sort_key)
+        splits = {
+            name: _make_split([n for n, u in zip(names, usage) if u == name], image_of, label_of)
+            for name in split_names
+        }
+    else:
+        splits = _stratified_splits(names, image_of, label_of, validation_fraction, seed)
+    return _finish(Dataset(source=str(source), format="fer2013-csv", classes=CLASSES, splits=splits))
+
+
+# --- Fingerprint and cache ---------------------------------------------------------------------
+
+
+def _finish(dataset: Dataset) -> Dataset:
+    """Check the dataset is usable and stamp its content fingerprint."""
+    if all(len(split) == 0 for split in dataset.splits.values()):
+        reasons = "; ".join(f"{s.file}: {s.reason}" for s in dataset.skipped[:3])
+        raise DatasetError(f"no readable images in {dataset.source} ({reasons})")
+    digest = hashlib.sha256(json.dumps(list(dataset.classes)).encode())
+    for name, split in dataset.splits.items():
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(split.images).tobytes())
+        digest.update(split.labels.astype(np.int64).tobytes())
+    return Dataset(**{**dataset.__dict__, "fingerprint": digest.hexdigest()[:16]})
+
+
+def _cache_key(source: Path, validation_fraction: float, seed: int) -> str | None:
+    """A key from the source's path, sizes and mtimes: cheap to compute, changes when files do."""
+    digest = hashlib.sha256(f"{LOADER_VERSION}|{source.resolve()}|{validation_fraction}|{seed}".encode())
+    if source.is_dir():
+        for directory, subdirs, files in os.walk(source):
+            subdirs.sort()
+            for name in sorted(files):
+                stat = os.stat(os.path.join(directory, name))
+                digest.update(f"{directory}/{name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    else:
+        stat = source.stat()
+        digest.update(f"{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:24]
+
+
+def _cache_path(key: str) -> Path:
+    return cache_dir() / "datasets" / f"{key}.npz"
+
+
+def _write_cache(key: str, dataset: Dataset) -> None:
+    arrays = {}
+    for i, (name, split) in enumerate(dataset.splits.items()):
+        arrays[f"images_{i}"] = split.images
+        arrays[f"labels_{i}"] = split.labels
+        arrays[f"files_{i}"] = np.array(split.files, dtype=str)
+    meta = {
+        "source": dataset.source,
+        "format": dataset.format,
+        "classes": list(dataset.classes),
+        "splits": list(dataset.splits),
+        "skipped": [[s.file, s.reason] for s in dataset.skipped],
+        "conversions": dataset.conversions,
+        "fingerprint": dataset.fingerprint,
+    }
+    arrays["meta"] = np.array(json.dumps(meta))
+    path = _cache_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(temporary, **arrays)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # A cache that cannot be written only costs speed.
+
+
+def _read_cache(key: str) -> Dataset | None:
+    path = _cache_path(key)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["meta"]))
+            splits = {
+                name: Split(stored[f"images_{i}"], stored[f"labels_{i}"], tuple(stored[f"files_{i}"].tolist()))
+                for i, name in enumerate(meta["splits"])
+            }
+    except (OSError, ValueError, KeyError):
+        return None
+    return Dataset(
+        source=meta["source"],
+        format=meta["format"],
+        classes=tuple(meta["classes"]),
+        splits=splits,
+        skipped=tuple(Skipped(f, r) for f, r in meta["skipped"]),
+        conversions=meta["conversions"],
+        fingerprint=meta["fingerprint"],
+    )

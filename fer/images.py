@@ -1,0 +1,98 @@
+"""Decode any image a user brings into the arrays the model and detectors need."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from fer.errors import FerError
+from fer.labels import IMAGE_SIZE
+
+# Above this, images are downscaled before anything else looks at them.
+MAX_PIXELS = 4096 * 4096
+Image.MAX_IMAGE_PIXELS = None  # We guard size ourselves (MAX_PIXELS) rather than refuse.
+
+
+class ImageError(FerError):
+    """A file is not a readable image."""
+
+
+def open_image(data: bytes, *, max_side: int = 2048) -> Image.Image:
+    """Decode image bytes to an RGB or L image: first frame, EXIF orientation applied, downscaled.
+
+    Handles animated GIFs (first frame), CMYK, palette, alpha and 16-bit images. Raises
+    ImageError for bytes that are not an image or are truncated.
+    """
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_PIXELS or max(image.size) > max_side:
+            # draft() lets JPEG decode straight at a reduced scale: a 50 MP photo stays cheap.
+            image.draft("RGB", (max_side, max_side))
+        image.seek(0)
+        image.load()
+    except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError...)
+        raise ImageError(f"not a readable image ({type(error).__name__}: {error})") from error
+    image = ImageOps.exif_transpose(image) or image
+    image = _to_8bit(image)
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return image
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+        return Image.fromarray(scaled.astype(np.uint8), "L")
+    if image.mode == "L":
+        return image
+    if image.mode in ("LA", "RGBA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Composite onto white so transparent areas do not turn black.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    """An (H, W) uint8 grayscale array of an image."""
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array of an image."""
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def resize_face(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Resize an (H, W) uint8 crop to the model's size×size input."""
+    if gray.shape == (size, size):
+        return gray
+    # BOX averages when shrinking (like OpenCV's INTER_AREA); BILINEAR when enlarging.
+    shrinking = gray.shape[0] >= size and gray.shape[1] >= size
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(gray).resize((size, size), resample), dtype=np.uint8)
+
+
+def decode_face(data: bytes) -> tuple[np.ndarray, list[str]]:
+    """Decode a dataset image into a 48×48 uint8 array and the conversions it needed.
+
+    Raises ImageError if the bytes are not a readable image.
+    """
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as error:
+        raise ImageError(f"not a readable image ({type(error).__name__}: {error})") from error
+    conversions = []
+    if image.mode != "L":
+        conversions.append(f"converted {image.mode} to grayscale")
+        image = _to_8bit(image).convert("L")
+    gray = np.asarray(image, dtype=np.uint8)
+    if gray.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        conversions.append(f"resized to {IMAGE_SIZE}×{IMAGE_SIZE}")
+        gray = resize_face(gray)
+    return gray, conversions

@@ -1,0 +1,197 @@
+"""Model presets, with augmentation and rescaling inside the model, and the model card beside it.
+
+Every model takes 48×48×1 pixel values in 0..255 and returns class probabilities. Rescaling
+and augmentation are Keras preprocessing layers in the model itself, so training and serving
+cannot disagree (augmentation layers are identity at inference). Only `keras.*` and
+`keras.ops` are used, so the same model also builds under the JAX backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from fer.errors import FerError
+from fer.labels import CLASSES, IMAGE_SIZE
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random transforms applied during training only."""
+
+    rotation_degrees: float = 20.0  # The seed recipe: ±20°.
+    zoom: float = 0.2  # ±20% zoom.
+    horizontal_flip: bool = True  # Expressions are left-right symmetric.
+    shift_pixels: int = 0  # Random translation; with crop_size it makes random crops.
+    crop_size: int = 0  # 0 keeps 48×48; else the centre crop_size² the network sees.
+    contrast: float = 0.0  # Random contrast factor (0 = off).
+
+    @property
+    def network_size(self) -> int:
+        return self.crop_size or IMAGE_SIZE
+
+
+SEED_AUGMENTATION = Augmentation()
+# Random 40×40 crops: 30% fewer pixels per image than 48×48 and a strong regulariser.
+CROP_AUGMENTATION = Augmentation(rotation_degrees=15.0, zoom=0.15, shift_pixels=4, crop_size=40, contrast=0.2)
+NO_AUGMENTATION = Augmentation(rotation_degrees=0.0, zoom=0.0, horizontal_flip=False)
+
+
+def _preprocessing(inputs, augmentation: Augmentation):
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if augmentation.horizontal_flip:
+        x = layers.RandomFlip("horizontal", name="flip")(x)
+    if augmentation.rotation_degrees:
+        x = layers.RandomRotation(augmentation.rotation_degrees / 360, fill_mode="nearest", name="rotate")(x)
+    if augmentation.zoom:
+        x = layers.RandomZoom(augmentation.zoom, fill_mode="nearest", name="zoom")(x)
+    if augmentation.shift_pixels:
+        shift = augmentation.shift_pixels / IMAGE_SIZE
+        x = layers.RandomTranslation(shift, shift, fill_mode="nearest", name="shift")(x)
+    if augmentation.contrast:
+        x = layers.RandomContrast(augmentation.contrast, name="contrast")(x)
+    if augmentation.crop_size:
+        # A centre crop in both modes: after the random shift above it is a random crop in training.
+        x = layers.CenterCrop(augmentation.crop_size, augmentation.crop_size, name="crop")(x)
+    return x
+
+
+def _seed_backbone(x):
+    """The reference CNN from DEVELOPERS.md: 3 × (Conv-BN-Pool-Dropout), Dense 512."""
+    for filters in (64, 128, 256):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D()(x)
+        x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Dropout(0.5)(x)
+
+
+def _vgg_backbone(widths: tuple[int, ...], convs_per_stage: int = 2, dropout: float = 0.4):
+    """VGG-style stages of (Conv-BN-ReLU)×n + MaxPool, then global average pooling."""
+
+    def backbone(x):
+        for filters in widths:
+            for _ in range(convs_per_stage):
+                x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+                x = layers.BatchNormalization()(x)
+                x = layers.Activation("relu")(x)
+            x = layers.MaxPooling2D()(x)
+        x = layers.GlobalAveragePooling2D()(x)
+        return layers.Dropout(dropout)(x)
+
+    return backbone
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture with the augmentation it was designed with."""
+
+    name: str
+    description: str
+    backbone: object
+    augmentation: Augmentation
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset("seed", "Reference CNN: Conv 64/128/256 + BN + pool + dropout, Dense 512 (4.8M params)",
+               _seed_backbone, SEED_AUGMENTATION),
+        Preset("vgg40", "VGG-style 8 conv layers (32→256 filters) on random 40×40 crops, GAP head (1.2M params)",
+               _vgg_backbone((32, 64, 128, 256)), CROP_AUGMENTATION),
+        Preset("tiny", "Small fast CNN (16/32/64 filters) for demos and tests (25k params)",
+               _vgg_backbone((16, 32, 64), convs_per_stage=1, dropout=0.2), SEED_AUGMENTATION),
+    )
+}
+
+
+def build_model(
+    preset: str = "seed",
+    *,
+    num_classes: int = len(CLASSES),
+    augmentation: Augmentation | None = None,
+    dtype_policy: str = "float32",
+) -> keras.Model:
+    """Build an uncompiled model: 48×48×1 pixels (0..255) in, `num_classes` probabilities out.
+
+    `augmentation` defaults to the preset's own; `dtype_policy="mixed_bfloat16"` trains about
+    1.5× faster on CPUs with bfloat16 support (the output layer always stays float32).
+    """
+    if preset not in PRESETS:
+        raise FerError(f"unknown preset '{preset}'; choose one of: {', '.join(PRESETS)}")
+    spec = PRESETS[preset]
+    augmentation = augmentation or spec.augmentation
+    with _dtype_policy(dtype_policy):
+        inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
+        x = _preprocessing(inputs, augmentation)
+        x = spec.backbone(x)
+        outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=preset)
+
+
+@contextlib.contextmanager
+def _dtype_policy(policy: str):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+# --- Saving with a model card ------------------------------------------------------------------
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The JSON model card that sits beside a .keras file."""
+    return Path(model_path).with_suffix(".json")
+
+
+def save_model(model: keras.Model, path: str | Path, card: dict) -> Path:
+    """Save `model` as .keras with its card (classes, input size, …) as JSON beside it."""
+    path = Path(path).with_suffix(".keras")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    card = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "input_size": [IMAGE_SIZE, IMAGE_SIZE, 1], "keras_version": keras.__version__, **card}
+    card_path(path).write_text(json.dumps(card, indent=2, default=_jsonable) + "\n")
+    return path
+
+
+def load_model(path: str | Path) -> tuple[keras.Model, dict]:
+    """Load a .keras model and its card; raises FerError with a clear message if it cannot."""
+    path = Path(path)
+    if not path.exists():
+        raise FerError(f"model file {path} does not exist; expected a .keras file saved by FER Studio")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:
+        raise FerError(f"{path.name} is not a loadable Keras model ({type(error).__name__}: {error})") from error
+    card = read_card(path)
+    card.setdefault("classes", list(CLASSES))
+    return model, card
+
+
+def read_card(model_path: str | Path) -> dict:
+    """The model card beside a .keras file ({} when there is none)."""
+    try:
+        return json.loads(card_path(model_path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return str(value)

@@ -1,0 +1,153 @@
+"""A procedural demo set: 48×48 grayscale cartoon faces for all seven expressions.
+
+Each expression is a recipe for brows (height, slant), eyes (openness) and mouth (curve, opening,
+width, asymmetry); every face then gets a random pose, scale, skin tone, lighting and noise.
+Expressions share features (fear and surprise both open the eyes and mouth), so the set is
+learnable but not trivial. It is deterministic under a seed and can write itself in the
+Kaggle layout, which makes it the dataset every page works with out of the box.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from fer.labels import CLASSES, IMAGE_SIZE
+from fer.paths import cache_dir
+
+CANVAS = 96  # Faces are drawn at 2× and downsampled, which anti-aliases the strokes.
+DEMO_TRAIN_PER_CLASS = 500
+DEMO_VALIDATION_PER_CLASS = 100
+
+# Per expression: brow lift (px, + is up) and inner-end slant (+ raises the inner end),
+# eye openness (fraction of a neutral eye's height), mouth curve (+ smiles), mouth opening
+# (fraction of its width), mouth width (fraction of face width), asymmetric upper-lip raise.
+RECIPES: dict[str, dict[str, float]] = {
+    "angry":    dict(brow_lift=-3, brow_slant=-7, eye_open=0.65, curve=-2, opening=0.00, width=0.36, sneer=0),
+    "disgust":  dict(brow_lift=-2, brow_slant=-3, eye_open=0.45, curve=-3, opening=0.12, width=0.34, sneer=5),
+    "fear":     dict(brow_lift=4, brow_slant=5, eye_open=1.45, curve=-2, opening=0.22, width=0.46, sneer=0),
+    "happy":    dict(brow_lift=1, brow_slant=0, eye_open=0.75, curve=7, opening=0.18, width=0.50, sneer=0),
+    "neutral":  dict(brow_lift=0, brow_slant=0, eye_open=1.00, curve=0, opening=0.00, width=0.36, sneer=0),
+    "sad":      dict(brow_lift=0, brow_slant=6, eye_open=0.80, curve=-6, opening=0.00, width=0.38, sneer=0),
+    "surprise": dict(brow_lift=7, brow_slant=0, eye_open=1.60, curve=0, opening=0.85, width=0.28, sneer=0),
+}
+
+
+def draw_face(expression: str, rng: np.random.Generator) -> np.ndarray:
+    """One random 48×48 uint8 face showing `expression`."""
+    recipe = {k: v * rng.uniform(0.7, 1.3) for k, v in RECIPES[expression].items()}
+    background = int(rng.uniform(20, 235))
+    skin = int(np.clip(background + rng.choice([-1, 1]) * rng.uniform(45, 110), 30, 240))
+    ink = int(np.clip(skin - rng.uniform(70, 140), 0, 255)) if skin > 110 else int(skin + rng.uniform(70, 110))
+
+    canvas = Image.new("L", (CANVAS, CANVAS), background)
+    draw = ImageDraw.Draw(canvas)
+    cx, cy = CANVAS / 2, CANVAS / 2
+    face_w, face_h = rng.uniform(58, 70), rng.uniform(72, 84)
+    draw.ellipse([cx - face_w / 2, cy - face_h / 2, cx + face_w / 2, cy + face_h / 2], fill=skin)
+
+    eye_dx, eye_y = face_w * rng.uniform(0.19, 0.24), cy - face_h * rng.uniform(0.08, 0.14)
+    eye_w, eye_h = rng.uniform(9, 12), rng.uniform(5, 7) * recipe["eye_open"]
+    stroke = int(rng.integers(2, 4))
+    for side in (-1, 1):
+        ex = cx + side * eye_dx
+        draw.ellipse([ex - eye_w / 2, eye_y - eye_h / 2, ex + eye_w / 2, eye_y + eye_h / 2], fill=ink)
+        # Brow: outer end at `lift`, inner end raised (or lowered) by `slant`.
+        brow_y = eye_y - eye_h / 2 - rng.uniform(5, 8) - recipe["brow_lift"]
+        inner, outer = ex - side * eye_w * 0.7, ex + side * eye_w * 0.7
+        draw.line([(inner, brow_y - recipe["brow_slant"]), (outer, brow_y)], fill=ink, width=stroke + 1)
+
+    nose_y = cy + face_h * 0.08
+    draw.line([(cx, eye_y + 4), (cx - 2, nose_y), (cx + 2, nose_y)], fill=ink, width=max(stroke - 1, 1))
+
+    mouth_y = cy + face_h * rng.uniform(0.24, 0.29)
+    half = face_w * recipe["width"] / 2
+    _draw_mouth(draw, cx, mouth_y, half, recipe, ink, background, stroke)
+
+    angle = rng.uniform(-15, 15)
+    scale = rng.uniform(0.85, 1.12)
+    canvas = canvas.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=background)
+    size = int(CANVAS * scale)
+    canvas = canvas.resize((size, size), Image.Resampling.BILINEAR)
+    # Crop (or pad) back to the canvas with a random shift, as a face detector's box would.
+    shift = rng.uniform(-5, 5, size=2)
+    left, top = (size - CANVAS) / 2 + shift[0], (size - CANVAS) / 2 + shift[1]
+    framed = Image.new("L", (CANVAS, CANVAS), background)
+    framed.paste(canvas, (int(-left), int(-top)))
+    framed = framed.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    face = np.asarray(framed.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX), dtype=np.float64)
+
+    # Lighting: a random linear gradient and contrast, then sensor noise.
+    ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] / IMAGE_SIZE - 0.5
+    direction = rng.uniform(0, 2 * math.pi)
+    gradient = (np.cos(direction) * xs + np.sin(direction) * ys) * rng.uniform(0, 90)
+    face = (face - 128) * rng.uniform(0.6, 1.2) + 128 + gradient + rng.normal(0, rng.uniform(3, 12), face.shape)
+    return np.clip(face, 0, 255).astype(np.uint8)
+
+
+def _draw_mouth(draw, cx, y, half, recipe, ink, background, stroke):
+    """A mouth as a curved upper and lower lip; an open mouth is filled dark."""
+    curve, opening, sneer = recipe["curve"], recipe["opening"] * half * 2, recipe["sneer"]
+    points = 12
+    upper, lower = [], []
+    for i in range(points + 1):
+        t = i / points * 2 - 1  # -1 (left corner) .. 1 (right corner)
+        bend = curve * (1 - t * t)  # Corners move relative to the middle: + curves up into a smile.
+        lift = sneer * max(t, 0) * (1 - t)  # Raise one side of the upper lip only.
+        x = cx + t * half
+        upper.append((x, y + bend - curve - lift - opening * 0.35 * (1 - t * t)))
+        lower.append((x, y + bend - curve + opening * 0.65 * (1 - t * t)))
+    if opening > 1.5:
+        draw.polygon(upper + lower[::-1], fill=min(ink, background) // 2, outline=ink)
+    else:
+        draw.line(upper, fill=ink, width=stroke)
+
+
+def make_faces(per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`per_class` faces of each expression: (images (N, 48, 48) uint8, labels (N,)), shuffled."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(CLASSES)), per_class)
+    rng.shuffle(labels)
+    images = np.stack([draw_face(CLASSES[label], rng) for label in labels])
+    return images, labels
+
+
+def write_kaggle_layout(root: str | Path, *, train_per_class: int, validation_per_class: int,
+                        seed: int = 0, progress=None) -> Path:
+    """Write a synthetic set as root/images/{train,validation}/<class>/*.png; returns root/images."""
+    images_dir = Path(root) / "images"
+    total = (train_per_class + validation_per_class) * len(CLASSES)
+    written = 0
+    for split, per_class, split_seed in (("train", train_per_class, seed),
+                                         ("validation", validation_per_class, seed + 1)):
+        rng = np.random.default_rng(split_seed)
+        for label, name in enumerate(CLASSES):
+            folder = images_dir / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                Image.fromarray(draw_face(name, rng)).save(folder / f"{split}_{name}_{i:05d}.png")
+                written += 1
+                if progress is not None and written % 100 == 0:
+                    progress(written / total, f"Drawing demo faces {written:,}/{total:,}")
+    return images_dir
+
+
+def demo_dataset_path(progress=None) -> Path:
+    """The built-in demo set's folder, generated on first use (a few seconds)."""
+    root = cache_dir() / f"demo-v1-{DEMO_TRAIN_PER_CLASS}-{DEMO_VALIDATION_PER_CLASS}"
+    if not root.exists():
+        # Draw into a private folder and rename it into place, so a half-written set is never seen.
+        building = root.with_name(f"{root.name}.building-{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        write_kaggle_layout(building, train_per_class=DEMO_TRAIN_PER_CLASS,
+                            validation_per_class=DEMO_VALIDATION_PER_CLASS, seed=0, progress=progress)
+        try:
+            os.replace(building, root)
+        except OSError:  # Another process finished first.
+            shutil.rmtree(building, ignore_errors=True)
+    return root
