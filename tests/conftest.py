@@ -87,3 +87,21 @@ def shared_zip() -> Path:
 
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A 'tiny' preset model trained briefly on synthetic faces, saved with its card (session-wide)."""
+    from fer.models import build_model, save_model
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    images, labels = make_faces(40, seed=5)
+    model = build_model("tiny")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(images[..., None].astype("float32"), keras.utils.to_categorical(labels, len(CLASSES)),
+              epochs=3, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    return save_model(model, path, {"name": "tiny", "preset": "tiny", "classes": list(CLASSES),
+                                    "metrics": {}, "hyperparameters": {}})

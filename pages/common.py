@@ -1,0 +1,70 @@
+"""What every page shares: the active dataset and model, loaded once and kept in session state.
+
+The sidebar (app.py) writes the choices; pages read them through these helpers. Keys:
+- "dataset_source": a dataset path (folder, zip, CSV) or fer.datasets.DEMO (the default);
+- "model_path": the chosen model's .keras path (default: the shipped model, else the newest).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fer.datasets import DEMO, Dataset, open_dataset
+from fer.errors import FerError
+
+DATASET_KEY = "dataset_source"
+MODEL_KEY = "model_path"
+
+
+@st.cache_resource(show_spinner="Opening dataset…", max_entries=4)
+def cached_dataset(source: str) -> Dataset:
+    """Open a dataset once per server process (the disk cache makes re-opening fast too)."""
+    return open_dataset(source)
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def cached_model(path: str, modified: float):
+    """Load a model and its card once; `modified` (the file's mtime) reloads a replaced file."""
+    from fer.models import load_model
+
+    return load_model(path)
+
+
+def active_dataset_source() -> str:
+    return st.session_state.get(DATASET_KEY, DEMO)
+
+
+def active_dataset() -> Dataset | None:
+    """The active dataset, or None after showing why it could not be opened."""
+    source = active_dataset_source()
+    try:
+        return cached_dataset(source)
+    except FerError as error:
+        st.error(f"Could not open the dataset: {error}")
+        return None
+
+
+def active_model_path() -> str | None:
+    """The chosen model's path, else the default model's, else None (no model yet)."""
+    from fer.registry import default_model_path
+
+    if st.session_state.get(MODEL_KEY):
+        return st.session_state[MODEL_KEY]
+    try:
+        return str(default_model_path())
+    except FerError:
+        return None
+
+
+def load_model_or_warn(path: str | None):
+    """(model, card) for `path`, or None after telling the user what to do."""
+    import os
+
+    if path is None:
+        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
+        return None
+    try:
+        return cached_model(path, os.path.getmtime(path))
+    except (FerError, OSError) as error:
+        st.error(f"Could not load the model: {error}")
+        return None

@@ -1,0 +1,5 @@
+"""dataset page (being written)."""
+
+import streamlit as st
+
+st.title("dataset")

@@ -1,0 +1,5 @@
+"""evaluate page (being written)."""
+
+import streamlit as st
+
+st.title("evaluate")

@@ -1,0 +1,5 @@
+"""home page (being written)."""
+
+import streamlit as st
+
+st.title("home")

@@ -1,0 +1,118 @@
+"""Real-browser fixtures: `streamlit run app.py` on a free port, and Debian's Chromium via Playwright.
+
+Without Chromium or Playwright these tests skip, except in CI (FER_REQUIRE_BROWSER=1), where a
+missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _require_browser():
+    missing = None
+    if not Path(CHROMIUM).exists():
+        missing = "Chromium is not installed (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "Playwright is not installed (pip install playwright)"
+    if missing:
+        if os.environ.get("FER_REQUIRE_BROWSER"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """A running FER Studio server (its own FER_STUDIO_HOME); yields its base URL."""
+    _require_browser()
+    port = _free_port()
+    home = tmp_path_factory.mktemp("browser-home")
+    log = open(home / "streamlit.log", "w")
+    env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited early:\n{(home / 'streamlit.log').read_text()}")
+    else:
+        server.kill()
+        pytest.fail("streamlit did not become healthy within 90 s")
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+def launch_chromium(playwright, extra_args=()):
+    """Debian's Chromium, headless, offline-friendly (no background networking)."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--no-first-run", *extra_args],
+    )
+
+
+@pytest.fixture(scope="session")
+def playwright_instance():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture
+def page(playwright_instance, app_server):
+    """A fresh browser page; fails the test on any console error the app logs."""
+    browser = launch_chromium(playwright_instance)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+    browser.close()
+
+
+def wait_for_app(page) -> None:
+    """Wait until Streamlit has finished running the script (no 'Running…' status)."""
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=120_000
+    )
