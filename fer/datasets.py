@@ -154,6 +154,18 @@ def open_dataset(
     return dataset
 
 
+def dataset_from_arrays(
+    splits: dict[str, tuple[np.ndarray, np.ndarray]], *, classes: tuple[str, ...] = CLASSES, source: str = "arrays"
+) -> Dataset:
+    """A Dataset from in-memory {split: (images (N, 48, 48) uint8, labels (N,))}, e.g. synthetic faces."""
+    built = {
+        name: Split(np.asarray(images, np.uint8), np.asarray(labels, np.int64),
+                    tuple(f"{name}/{i}" for i in range(len(labels))))
+        for name, (images, labels) in splits.items()
+    }
+    return _finish(Dataset(source=source, format="arrays", classes=tuple(classes), splits=built))
+
+
 # --- Image trees: folders and zips -------------------------------------------------------------
 
 

@@ -43,19 +43,55 @@ CROP_AUGMENTATION = Augmentation(rotation_degrees=15.0, zoom=0.15, shift_pixels=
 NO_AUGMENTATION = Augmentation(rotation_degrees=0.0, zoom=0.0, horizontal_flip=False)
 
 
+@keras.saving.register_keras_serializable(package="fer")
+class FaceAugmentation(layers.Layer):
+    """Random flip, rotation, zoom, shift and contrast, applied only when `training` is true.
+
+    Keras's own random layers default to training=True when a model is called directly
+    (`model(x)`), which would augment predictions; this wrapper defaults to False.
+    """
+
+    def __init__(self, rotation_degrees=0.0, zoom=0.0, horizontal_flip=False, shift_pixels=0, contrast=0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.settings = dict(rotation_degrees=rotation_degrees, zoom=zoom, horizontal_flip=horizontal_flip,
+                             shift_pixels=shift_pixels, contrast=contrast)
+        self.transforms = []
+        if horizontal_flip:
+            self.transforms.append(layers.RandomFlip("horizontal", name="flip"))
+        if rotation_degrees:
+            self.transforms.append(layers.RandomRotation(rotation_degrees / 360, fill_mode="nearest", name="rotate"))
+        if zoom:
+            self.transforms.append(layers.RandomZoom(zoom, fill_mode="nearest", name="zoom"))
+        if shift_pixels:
+            shift = shift_pixels / IMAGE_SIZE
+            self.transforms.append(layers.RandomTranslation(shift, shift, fill_mode="nearest", name="shift"))
+        if contrast:
+            self.transforms.append(layers.RandomContrast(contrast, value_range=(0, 1), name="contrast"))
+
+    def build(self, input_shape):
+        for transform in self.transforms:
+            transform.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        for transform in self.transforms:
+            inputs = transform(inputs, training=True)
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), **self.settings}
+
+
 def _preprocessing(inputs, augmentation: Augmentation):
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    if augmentation.horizontal_flip:
-        x = layers.RandomFlip("horizontal", name="flip")(x)
-    if augmentation.rotation_degrees:
-        x = layers.RandomRotation(augmentation.rotation_degrees / 360, fill_mode="nearest", name="rotate")(x)
-    if augmentation.zoom:
-        x = layers.RandomZoom(augmentation.zoom, fill_mode="nearest", name="zoom")(x)
-    if augmentation.shift_pixels:
-        shift = augmentation.shift_pixels / IMAGE_SIZE
-        x = layers.RandomTranslation(shift, shift, fill_mode="nearest", name="shift")(x)
-    if augmentation.contrast:
-        x = layers.RandomContrast(augmentation.contrast, name="contrast")(x)
+    settings = {k: v for k, v in asdict(augmentation).items() if k != "crop_size"}
+    x = FaceAugmentation(**settings, name="augment")(x)
     if augmentation.crop_size:
         # A centre crop in both modes: after the random shift above it is a random crop in training.
         x = layers.CenterCrop(augmentation.crop_size, augmentation.crop_size, name="crop")(x)

@@ -28,22 +28,22 @@ DEMO_VALIDATION_PER_CLASS = 100
 # eye openness (fraction of a neutral eye's height), mouth curve (+ smiles), mouth opening
 # (fraction of its width), mouth width (fraction of face width), asymmetric upper-lip raise.
 RECIPES: dict[str, dict[str, float]] = {
-    "angry":    dict(brow_lift=-3, brow_slant=-7, eye_open=0.65, curve=-2, opening=0.00, width=0.36, sneer=0),
-    "disgust":  dict(brow_lift=-2, brow_slant=-3, eye_open=0.45, curve=-3, opening=0.12, width=0.34, sneer=5),
-    "fear":     dict(brow_lift=4, brow_slant=5, eye_open=1.45, curve=-2, opening=0.22, width=0.46, sneer=0),
-    "happy":    dict(brow_lift=1, brow_slant=0, eye_open=0.75, curve=7, opening=0.18, width=0.50, sneer=0),
+    "angry":    dict(brow_lift=-3, brow_slant=-8, eye_open=0.60, curve=-2, opening=0.00, width=0.34, sneer=0),
+    "disgust":  dict(brow_lift=-2, brow_slant=-3, eye_open=0.40, curve=-4, opening=0.14, width=0.34, sneer=7),
+    "fear":     dict(brow_lift=4, brow_slant=6, eye_open=1.55, curve=-3, opening=0.25, width=0.50, sneer=0),
+    "happy":    dict(brow_lift=1, brow_slant=0, eye_open=0.70, curve=10, opening=0.20, width=0.52, sneer=0),
     "neutral":  dict(brow_lift=0, brow_slant=0, eye_open=1.00, curve=0, opening=0.00, width=0.36, sneer=0),
-    "sad":      dict(brow_lift=0, brow_slant=6, eye_open=0.80, curve=-6, opening=0.00, width=0.38, sneer=0),
-    "surprise": dict(brow_lift=7, brow_slant=0, eye_open=1.60, curve=0, opening=0.85, width=0.28, sneer=0),
+    "sad":      dict(brow_lift=0, brow_slant=7, eye_open=0.80, curve=-9, opening=0.00, width=0.40, sneer=0),
+    "surprise": dict(brow_lift=8, brow_slant=0, eye_open=1.70, curve=0, opening=0.90, width=0.28, sneer=0),
 }
 
 
 def draw_face(expression: str, rng: np.random.Generator) -> np.ndarray:
     """One random 48×48 uint8 face showing `expression`."""
-    recipe = {k: v * rng.uniform(0.7, 1.3) for k, v in RECIPES[expression].items()}
-    background = int(rng.uniform(20, 235))
-    skin = int(np.clip(background + rng.choice([-1, 1]) * rng.uniform(45, 110), 30, 240))
-    ink = int(np.clip(skin - rng.uniform(70, 140), 0, 255)) if skin > 110 else int(skin + rng.uniform(70, 110))
+    recipe = {k: v * rng.uniform(0.75, 1.25) for k, v in RECIPES[expression].items()}
+    background = int(rng.uniform(10, 245))
+    skin = int(rng.uniform(120, 235))
+    ink = int(skin - rng.uniform(80, 120))  # Features are always darker than skin, as in photos.
 
     canvas = Image.new("L", (CANVAS, CANVAS), background)
     draw = ImageDraw.Draw(canvas)
@@ -69,7 +69,7 @@ def draw_face(expression: str, rng: np.random.Generator) -> np.ndarray:
     half = face_w * recipe["width"] / 2
     _draw_mouth(draw, cx, mouth_y, half, recipe, ink, background, stroke)
 
-    angle = rng.uniform(-15, 15)
+    angle = rng.uniform(-12, 12)
     scale = rng.uniform(0.85, 1.12)
     canvas = canvas.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=background)
     size = int(CANVAS * scale)
@@ -85,8 +85,8 @@ def draw_face(expression: str, rng: np.random.Generator) -> np.ndarray:
     # Lighting: a random linear gradient and contrast, then sensor noise.
     ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE] / IMAGE_SIZE - 0.5
     direction = rng.uniform(0, 2 * math.pi)
-    gradient = (np.cos(direction) * xs + np.sin(direction) * ys) * rng.uniform(0, 90)
-    face = (face - 128) * rng.uniform(0.6, 1.2) + 128 + gradient + rng.normal(0, rng.uniform(3, 12), face.shape)
+    gradient = (np.cos(direction) * xs + np.sin(direction) * ys) * rng.uniform(0, 60)
+    face = (face - 128) * rng.uniform(0.7, 1.2) + 128 + gradient + rng.normal(0, rng.uniform(2, 9), face.shape)
     return np.clip(face, 0, 255).astype(np.uint8)
 
 

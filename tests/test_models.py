@@ -1,0 +1,88 @@
+"""Model presets (the seed CNN exactly as specified), augmentation inside the model, save/load."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from fer.errors import FerError
+from fer.models import PRESETS, build_model, load_model, read_card, save_model
+
+
+def layers_of(model, kind):
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+def test_seed_cnn_is_the_reference_architecture():
+    model = build_model("seed")
+    convs = layers_of(model, keras.layers.Conv2D)
+    assert [c.filters for c in convs] == [64, 128, 256]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert len(layers_of(model, keras.layers.BatchNormalization)) == 4
+    assert len(layers_of(model, keras.layers.MaxPooling2D)) == 3
+    assert len(layers_of(model, keras.layers.Dropout)) == 4
+    assert len(layers_of(model, keras.layers.Flatten)) == 1
+    dense = layers_of(model, keras.layers.Dense)
+    assert [d.units for d in dense] == [512, 7]
+    assert dense[-1].activation.__name__ == "softmax"
+    assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
+
+
+def test_seed_augmentation_and_rescaling_live_in_the_model():
+    model = build_model("seed")
+    rescale = model.get_layer("rescale")
+    assert rescale.scale == pytest.approx(1 / 255)
+    transforms = {layer.name: layer for layer in model.get_layer("augment").transforms}
+    assert set(transforms) == {"flip", "rotate", "zoom"}
+    assert transforms["flip"].mode == "horizontal"
+    assert transforms["rotate"].factor == pytest.approx((-20 / 360, 20 / 360))
+    assert transforms["zoom"].height_factor == pytest.approx(0.2)  # ±20%
+
+
+def test_augmentation_is_off_at_inference_and_on_in_training():
+    model = build_model("seed")
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    first, second = model(pixels), model(pixels, training=False)  # A plain call must not augment.
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    augmenter = keras.Model(model.input, model.get_layer("augment").output)
+    assert not np.allclose(np.asarray(augmenter(pixels, training=True)), pixels / 255)
+    np.testing.assert_allclose(np.asarray(augmenter(pixels)), pixels / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_maps_pixels_to_probabilities(preset):
+    model = build_model(preset, num_classes=5)
+    probabilities = np.asarray(model(np.zeros((2, 48, 48, 1), "float32")))
+    assert probabilities.shape == (2, 5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_crop_preset_sees_a_40_pixel_centre_crop():
+    model = build_model("vgg40")
+    assert model.get_layer("crop").output.shape[1:3] == (40, 40)
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(FerError, match="unknown preset 'resnet9000'; choose one of: seed"):
+        build_model("resnet9000")
+
+
+def test_save_and_load_round_trip_gives_identical_predictions(tmp_path):
+    model = build_model("seed")
+    pixels = np.random.default_rng(1).integers(0, 256, (8, 48, 48, 1)).astype("float32")
+    path = save_model(model, tmp_path / "m", {"preset": "seed", "classes": ["a"] * 7, "metrics": {}})
+    assert path.suffix == ".keras" and path.with_suffix(".json").exists()
+    loaded, card = load_model(path)
+    np.testing.assert_array_equal(np.asarray(model(pixels)), np.asarray(loaded(pixels)))
+    assert card["preset"] == "seed" and card["input_size"] == [48, 48, 1] and "created" in card
+    assert json.loads(path.with_suffix(".json").read_text()) == read_card(path)
+
+
+def test_loading_something_that_is_not_a_model(tmp_path):
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(FerError, match="junk.keras is not a loadable Keras model"):
+        load_model(junk)
+    with pytest.raises(FerError, match="does not exist"):
+        load_model(tmp_path / "absent.keras")
