@@ -40,7 +40,7 @@ RECIPES: dict[str, dict[str, float]] = {
 
 def draw_face(expression: str, rng: np.random.Generator) -> np.ndarray:
     """One random 48×48 uint8 face showing `expression`."""
-    recipe = {k: v * rng.uniform(0.75, 1.25) for k, v in RECIPES[expression].items()}
+    recipe = {k: v * rng.uniform(0.8, 1.2) for k, v in RECIPES[expression].items()}
     background = int(rng.uniform(10, 245))
     skin = int(rng.uniform(120, 235))
     ink = int(skin - rng.uniform(80, 120))  # Features are always darker than skin, as in photos.
@@ -69,13 +69,13 @@ def draw_face(expression: str, rng: np.random.Generator) -> np.ndarray:
     half = face_w * recipe["width"] / 2
     _draw_mouth(draw, cx, mouth_y, half, recipe, ink, background, stroke)
 
-    angle = rng.uniform(-12, 12)
-    scale = rng.uniform(0.85, 1.12)
+    angle = rng.uniform(-10, 10)
+    scale = rng.uniform(0.9, 1.1)
     canvas = canvas.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=background)
     size = int(CANVAS * scale)
     canvas = canvas.resize((size, size), Image.Resampling.BILINEAR)
     # Crop (or pad) back to the canvas with a random shift, as a face detector's box would.
-    shift = rng.uniform(-5, 5, size=2)
+    shift = rng.uniform(-4, 4, size=2)
     left, top = (size - CANVAS) / 2 + shift[0], (size - CANVAS) / 2 + shift[1]
     framed = Image.new("L", (CANVAS, CANVAS), background)
     framed.paste(canvas, (int(-left), int(-top)))
@@ -139,7 +139,7 @@ def write_kaggle_layout(root: str | Path, *, train_per_class: int, validation_pe
 
 def demo_dataset_path(progress=None) -> Path:
     """The built-in demo set's folder, generated on first use (a few seconds)."""
-    root = cache_dir() / f"demo-v1-{DEMO_TRAIN_PER_CLASS}-{DEMO_VALIDATION_PER_CLASS}"
+    root = cache_dir() / f"demo-v2-{DEMO_TRAIN_PER_CLASS}-{DEMO_VALIDATION_PER_CLASS}"
     if not root.exists():
         # Draw into a private folder and rename it into place, so a half-written set is never seen.
         building = root.with_name(f"{root.name}.building-{os.getpid()}")

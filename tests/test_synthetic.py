@@ -1,0 +1,72 @@
+"""The synthetic demo set: deterministic, all seven expressions, learnable but not by a shortcut."""
+
+import keras
+import numpy as np
+import pytest
+
+from fer.datasets import open_dataset
+from fer.labels import CLASSES
+from fer.models import build_model
+from fer.synthetic import draw_face, make_faces, write_kaggle_layout
+
+
+def test_same_seed_same_faces_other_seed_other_faces():
+    first, first_labels = make_faces(3, seed=11)
+    again, again_labels = make_faces(3, seed=11)
+    other, _ = make_faces(3, seed=12)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first_labels, again_labels)
+    assert not np.array_equal(first, other)
+
+
+def test_faces_are_48_gray_with_every_class_balanced():
+    images, labels = make_faces(5, seed=0)
+    assert images.shape == (35, 48, 48) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [5] * 7
+    assert images.std() > 20  # Real contrast, not blank squares.
+
+
+def test_mean_brightness_does_not_give_the_class_away():
+    images, labels = make_faces(60, seed=3)
+    brightness = images.reshape(len(images), -1).mean(axis=1)
+    class_means = [brightness[labels == c].mean() for c in range(7)]
+    assert max(class_means) - min(class_means) < brightness.std() / 2
+
+
+def test_writes_itself_in_the_kaggle_layout(tmp_path):
+    root = write_kaggle_layout(tmp_path, train_per_class=2, validation_per_class=1, seed=0)
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(CLASSES)
+    dataset = open_dataset(tmp_path)
+    assert dataset.format == "kaggle-folder"
+    assert dataset.counts() == {"train": {c: 2 for c in CLASSES}, "validation": {c: 1 for c in CLASSES}}
+
+
+def test_unknown_expression_is_rejected():
+    with pytest.raises(KeyError):
+        draw_face("smug", np.random.default_rng(0))
+
+
+def fit_seed_cnn(labels_shuffled: bool) -> float:
+    """Train the seed CNN (its own recipe) for 3 epochs on 2,100 faces; return validation accuracy."""
+    keras.utils.set_random_seed(0)
+    images, labels = make_faces(300, seed=1)
+    validation_images, validation_labels = make_faces(50, seed=2)
+    if labels_shuffled:
+        labels = np.random.default_rng(0).permutation(labels)
+    model = build_model("seed")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(images[..., None].astype("float32"), keras.utils.to_categorical(labels, 7),
+              epochs=3, batch_size=16, verbose=0)
+    _, accuracy = model.evaluate(validation_images[..., None].astype("float32"),
+                                 keras.utils.to_categorical(validation_labels, 7), verbose=0)
+    return accuracy
+
+
+@pytest.mark.slow
+def test_seed_cnn_learns_it_in_a_few_epochs():
+    assert fit_seed_cnn(labels_shuffled=False) >= 0.90
+
+
+@pytest.mark.slow
+def test_seed_cnn_on_shuffled_labels_stays_near_chance():
+    assert fit_seed_cnn(labels_shuffled=True) < 0.30  # Chance is 1/7 ≈ 0.14.
