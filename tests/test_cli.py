@@ -1,0 +1,56 @@
+"""`python -m fer info|train`: output shapes and one-line errors with a non-zero exit."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fer.cli import main
+from fer.labels import CLASSES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_info_json_lists_classes_counts_and_skipped(kaggle_folder, capsys):
+    (kaggle_folder / "images" / "train" / "happy" / "bad.jpg").write_bytes(b"nope")
+    assert main(["info", "--dataset", str(kaggle_folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["classes"] == list(CLASSES)
+    assert report["splits"]["train"] == {name: 4 for name in CLASSES}
+    assert report["splits"]["validation"]["sad"] == 2
+    assert report["skipped"] == [{"file": "images/train/happy/bad.jpg", "reason": report["skipped"][0]["reason"]}]
+
+
+def test_info_table(fer_csv, capsys):
+    assert main(["info", "--dataset", str(fer_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "fer2013-csv" in out and "train" in out and "validation" in out and "test" in out
+    assert out.splitlines()[2].startswith("angry")
+
+
+def test_train_writes_a_model_with_its_card(kaggle_folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(kaggle_folder), "--preset", "tiny", "--epochs", "1",
+                 "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/1" in out and "val_accuracy" in out
+    assert (run / "best.keras").exists()
+    assert json.loads((run / "best.json").read_text())["preset"] == "tiny"
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["info", "--dataset", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert main(["train", "--dataset", "demo", "--preset", "nope", "--epochs", "1"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+
+
+def test_module_entry_point(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "fer", "info", "--dataset", str(tmp_path / "x.zip")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: ") and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
