@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory (default: runs/<time>-<preset>); resumes if it holds a checkpoint")
     train.add_argument("--register", metavar="NAME", help="also copy the best model to models/NAME.keras")
     train.set_defaults(command=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a model on a dataset split (metrics, confusion matrix)")
+    evaluate.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
+    evaluate.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
+    evaluate.add_argument("--split", default="validation", help="split to score (default: validation)")
+    evaluate.add_argument("--tta", action="store_true", help="average each image's and its mirror image's probabilities")
+    evaluate.add_argument("--batch-size", type=int, default=512)
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.set_defaults(command=_evaluate)
     return parser
 
 
@@ -112,4 +121,46 @@ def _train(args) -> int:
         from fer.registry import register_model
 
         print(f"registered: {register_model(result.model_path, args.register)}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from fer.datasets import open_dataset
+    from fer.evaluation import evaluate_split
+    from fer.models import load_model
+    from fer.registry import default_model_path
+
+    if args.batch_size < 1:
+        raise FerError(f"--batch-size must be at least 1, got {args.batch_size}")
+    model_path = Path(args.model) if args.model else default_model_path()
+    dataset = open_dataset(args.dataset)
+    dataset.split(args.split)  # A clear error for a missing split before the model loads.
+    model, card = load_model(model_path)
+    result = evaluate_split(model, card["classes"], dataset, args.split, tta=args.tta, model_name=str(model_path),
+                            batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(result.report(dataset.source), indent=2))
+        return 0
+    evaluation = result.evaluation
+    print(f"model: {model_path}  ({card.get('preset', 'unknown preset')})")
+    print(f"dataset: {dataset.source}  split '{args.split}': {evaluation.images:,} images"
+          f"{'  with flip TTA' if args.tta else ''}, predicted in {result.seconds:.1f}s "
+          f"({evaluation.images / max(result.seconds, 1e-9):,.0f} images/s)")
+    for name, value in (("accuracy", evaluation.accuracy), ("balanced accuracy", evaluation.balanced_accuracy),
+                        ("macro F1", evaluation.macro_f1), ("calibration error (ECE)", evaluation.ece)):
+        print(f"{name:<25}{value:.4f}")
+    width = max(len(name) for name in evaluation.classes) + 2
+    print("\n" + "class".ljust(width) + "".join(h.rjust(11) for h in ("precision", "recall", "f1", "support")))
+    for row in evaluation.per_class:
+        print(row.name.ljust(width) + f"{row.precision:>11.4f}{row.recall:>11.4f}{row.f1:>11.4f}{row.support:>11,}")
+    print("\nconfusion matrix (rows true, columns predicted):")
+    column = max(width, 9)
+    print(" " * width + "".join(name[:column - 1].rjust(column) for name in evaluation.classes))
+    for name, counts in zip(evaluation.classes, evaluation.confusion):
+        print(name.ljust(width) + "".join(f"{count:>{column},}" for count in counts))
+    confusions = result.report()["top_confusions"][:5]
+    if confusions:
+        print("\ntop confusions:")
+        for cell in confusions:
+            print(f"  {cell['true']} → {cell['predicted']}: {cell['count']:,} ({cell['share']:.1%} of {cell['true']})")
     return 0

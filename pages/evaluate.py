@@ -1,5 +1,302 @@
-"""evaluate page (being written)."""
+"""Evaluate: how good a model is on a dataset split, where it goes wrong, and whether its confidence can be trusted."""
 
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.title("evaluate")
+from fer import evaluation_charts as charts
+from fer.datasets import Dataset
+from fer.errors import FerError
+from fer.evaluation import (
+    Evaluation,
+    align_classes,
+    check_classes,
+    misclassified,
+    mirror,
+    predict_probabilities,
+    report,
+    report_csv,
+    score,
+    top_confusions,
+    tta_average,
+    tta_effect,
+)
+from fer.labels import EMOJI
+from fer.models import read_card
+from fer.registry import list_models
+from pages.common import (
+    MODEL_KEY,
+    active_dataset,
+    active_dataset_source,
+    active_model_path,
+    cached_dataset,
+    cached_model,
+    load_model_or_warn,
+)
+
+MODEL_PICK_KEY = "evaluate_model"  # Mirrors MODEL_KEY, so the sidebar and this page agree.
+COMPARE_KEY = "evaluate_compare"
+NO_COMPARISON = ""
+ANY = "any"
+GALLERY_SIZE = 48  # Most-confident mistakes shown at once.
+CACHED_PREDICTIONS = 32  # (model, split, mirrored) results kept; FER2013's train split is 0.8 MB each.
+VIEWS = ("counts", "row-normalised")
+
+
+# Predictions are cached per model file (path + mtime), dataset content (fingerprint), split and
+# whether the images were mirrored, so every toggle after the first run of a model is instant;
+# flip TTA is the mean of the plain and the mirrored pass, so turning it on costs one more pass.
+# A plain dict under st.cache_resource rather than st.cache_data, because a cache miss draws a
+# progress bar, and st.cache_data cannot replay elements drawn into a container made outside it.
+@st.cache_resource
+def prediction_cache() -> tuple[OrderedDict, threading.Lock]:
+    """All sessions' predictions {key: (probabilities, seconds)}, least recently used first."""
+    return OrderedDict(), threading.Lock()
+
+
+def cached_probabilities(model_path: str, source: str, fingerprint: str, split: str,
+                         mirrored: bool) -> tuple[np.ndarray, float]:
+    """(N, C) probabilities of the model on `split` and the seconds they took, computed once."""
+    cache, lock = prediction_cache()
+    key = (model_path, os.path.getmtime(model_path), source, fingerprint, split, mirrored)
+    with lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    model, _ = cached_model(model_path, key[1])
+    images = cached_dataset(source).split(split).images
+    slot = st.empty()
+    what = f"Running {Path(model_path).name} over the {split} split{' (mirrored)' if mirrored else ''}"
+    started = time.perf_counter()
+    try:
+        probabilities = predict_probabilities(
+            model, mirror(images) if mirrored else images,
+            progress=lambda fraction, message: slot.progress(min(fraction, 1.0), text=f"{what}: {message}"),
+        )
+    finally:
+        slot.empty()
+    with lock:
+        cache[key] = (probabilities, time.perf_counter() - started)
+        while len(cache) > CACHED_PREDICTIONS:
+            cache.popitem(last=False)
+        return cache[key]
+
+
+def evaluate(path: str, dataset: Dataset, split: str, tta: bool) -> tuple[Evaluation, float] | None:
+    """The model at `path` scored on `split` (and the seconds its predictions took), or None after saying why."""
+    loaded = load_model_or_warn(path)
+    if loaded is None:
+        return None
+    model, card = loaded
+    try:
+        check_classes(model, card["classes"], dataset.classes)
+    except FerError as error:
+        st.error(f"Cannot evaluate **{Path(path).name}** on this dataset: {error}")
+        return None
+    key = (path, active_dataset_source(), dataset.fingerprint, split)
+    probabilities, seconds = cached_probabilities(*key, mirrored=False)
+    if tta:
+        mirrored, more = cached_probabilities(*key, mirrored=True)
+        probabilities, seconds = tta_average(probabilities, mirrored), seconds + more
+    probabilities = align_classes(probabilities, card["classes"], dataset.classes)
+    return score(dataset.split(split).labels, probabilities, dataset.classes), seconds
+
+
+def model_options() -> dict[str, str]:
+    """{path: label} of the registered models, plus the active model if it is not registered."""
+    options = {card["path"]: model_label(card) for card in list_models()}
+    active = active_model_path()
+    if active and active not in options and Path(active).exists():
+        options[active] = f"{Path(active).name} (not registered)"
+    return options
+
+
+def model_label(card: dict) -> str:
+    accuracy = (card.get("metrics") or {}).get("validation", {}).get("accuracy")
+    details = [card.get("preset")] + ([f"val acc {accuracy:.1%}"] if isinstance(accuracy, (int, float)) else [])
+    return " · ".join([card["name"], *filter(None, details)])
+
+
+def remember_model() -> None:
+    st.session_state[MODEL_KEY] = st.session_state[MODEL_PICK_KEY]
+
+
+def pick_split(dataset: Dataset, container) -> str | None:
+    """The split to score (validation by default); None after saying there is none with images."""
+    names = [name for name in dataset.split_names if len(dataset.splits[name])]
+    if not names:
+        st.warning("The active dataset has no images to evaluate.")
+        return None
+    if st.session_state.get("evaluate_split") not in names:
+        st.session_state["evaluate_split"] = "validation" if "validation" in names else names[-1]
+    return container.selectbox("Split", names, key="evaluate_split")
+
+
+def percent(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def show_headline(result: Evaluation, plain: Evaluation | None) -> None:
+    """Accuracy, balanced accuracy, macro F1 and ECE; with TTA, each one's change against no TTA."""
+    columns = st.columns(4)
+    for column, (name, attribute, help_text) in zip(columns, (
+        ("Accuracy", "accuracy", "Share of images whose top class is the true class."),
+        ("Balanced accuracy", "balanced_accuracy", "Mean recall over classes: every class counts equally."),
+        ("Macro F1", "macro_f1", "Mean of the per-class F1 scores."),
+        ("Calibration error (ECE)", "ece", "Expected calibration error: the average gap between confidence "
+                                           "and accuracy over 10 confidence bins (lower is better)."),
+    )):
+        value = getattr(result, attribute)
+        delta = None if plain is None else f"{(value - getattr(plain, attribute)) * 100:+.1f} pp vs. no TTA"
+        column.metric(name, percent(value), delta=delta, help=help_text,
+                      delta_color="inverse" if attribute == "ece" else "normal")
+    if plain is not None:
+        effect = tta_effect(plain, result)
+        st.caption(f"Flip TTA changed {effect.changed:,} of {result.images:,} predictions: "
+                   f"{effect.fixed:,} wrong → right, {effect.broken:,} right → wrong.")
+
+
+def per_class_table(result: Evaluation) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(f"{EMOJI.get(row.name, '')} {row.name}".strip(), row.precision, row.recall, row.f1, row.support)
+         for row in result.per_class],
+        columns=["class", "precision", "recall", "F1", "support"],
+    )
+
+
+def show_confusion(result: Evaluation) -> None:
+    view = st.segmented_control("Show", VIEWS, default=VIEWS[0], required=True, key="evaluate_view",
+                                label_visibility="collapsed")
+    left, right = st.columns([3, 2])
+    with left.container(key="confusion_matrix"):
+        st.plotly_chart(charts.confusion_heatmap(result, normalized=view == VIEWS[1]))
+    right.markdown("**Top confusions**")
+    cells = top_confusions(result, limit=8)
+    right.markdown("\n".join(
+        f"{n}. **{cell.true}** taken for **{cell.predicted}**: {cell.count:,} ({cell.share:.1%} of {cell.true})"
+        for n, cell in enumerate(cells, start=1)
+    ) or "No mistakes at all.")
+
+
+def show_per_class(result: Evaluation) -> None:
+    percent_column = st.column_config.NumberColumn(format="percent")
+    st.dataframe(per_class_table(result), hide_index=True, column_config={
+        name: percent_column for name in ("precision", "recall", "F1")})
+    st.plotly_chart(charts.per_class_bars(result))
+
+
+def show_mistakes(result: Evaluation, images: np.ndarray) -> None:
+    options = [ANY, *result.classes]
+    left, right = st.columns(2)
+    true_class = left.selectbox("True class", options, key="evaluate_true")
+    predicted_class = right.selectbox("Predicted class", options, key="evaluate_predicted")
+    mistakes = misclassified(result, true_class=None if true_class == ANY else true_class,
+                             predicted_class=None if predicted_class == ANY else predicted_class)
+    if not mistakes:
+        st.success("No misclassified images match these filters.")
+        return
+    st.caption(f"{len(mistakes):,} misclassified images; the {min(len(mistakes), GALLERY_SIZE)} the model was "
+               "most sure about come first (confident mistakes are often label noise).")
+    shown = mistakes[:GALLERY_SIZE]
+    with st.container(key="mistakes_gallery"):
+        st.image([images[m.index] for m in shown], width=96,
+                 caption=[f"{m.true} → {m.predicted} {m.confidence:.0%}" for m in shown])
+
+
+def show_calibration(result: Evaluation) -> None:
+    left, right = st.columns(2)
+    left.markdown("**Confidence of the top class**")
+    left.plotly_chart(charts.confidence_figure(result))
+    right.markdown("**Reliability diagram**")
+    right.plotly_chart(charts.reliability_figure(result))
+    st.caption(f"Expected calibration error {result.ece:.1%}: bars below the diagonal mean the model is "
+               "more confident than it is right (over-confident); above it, under-confident.")
+
+
+def show_comparison(result: Evaluation, path: str, options: dict[str, str], dataset: Dataset, split: str,
+                    tta: bool) -> None:
+    others = {p: label for p, label in options.items() if p != path}
+    if not others:
+        st.info("Register a second model (train one on the **Train** page) to compare two models here.")
+        return
+    other = st.selectbox("Compare with", [NO_COMPARISON, *others], key=COMPARE_KEY,
+                         format_func=lambda p: "choose a model…" if p == NO_COMPARISON else others[p])
+    if other == NO_COMPARISON:
+        return
+    evaluated = evaluate(other, dataset, split, tta)
+    if evaluated is None:
+        return
+    second, _ = evaluated
+    names = {options[path]: result, others[other]: second}
+    st.dataframe(pd.DataFrame({
+        name: [percent(e.accuracy), percent(e.balanced_accuracy), percent(e.macro_f1), percent(e.ece)]
+        for name, e in names.items()
+    }, index=["accuracy", "balanced accuracy", "macro F1", "calibration error (ECE)"]))
+    st.plotly_chart(charts.comparison_bars(names, metric="f1"))
+    normalized = st.session_state.get("evaluate_view") == VIEWS[1]
+    for column, (name, evaluation) in zip(st.columns(2), names.items()):
+        column.plotly_chart(charts.confusion_heatmap(evaluation, normalized=normalized, title=name),
+                            key=f"compare-{name}")
+
+
+def show_downloads(result: Evaluation, path: str, split: str, tta: bool, seconds: float) -> None:
+    stem = f"{Path(path).stem}-{split}{'-tta' if tta else ''}"
+    data = report(result, model=path, split=split, tta=tta, dataset=active_dataset_source(), seconds=seconds)
+    left, right = st.columns(2)
+    left.download_button("⬇️ Report (JSON)", json.dumps(data, indent=2), file_name=f"{stem}.json",
+                         mime="application/json", width="stretch")
+    right.download_button("⬇️ Per-class table (CSV)", report_csv(result), file_name=f"{stem}.csv",
+                          mime="text/csv", width="stretch")
+
+
+st.title("📊 Evaluate")
+dataset = active_dataset()
+options = model_options()
+if dataset is None:
+    st.stop()
+if not options:
+    load_model_or_warn(None)
+    st.stop()
+
+active = active_model_path()
+if active in options:
+    st.session_state[MODEL_PICK_KEY] = active  # Follow a model chosen in the sidebar.
+model_column, split_column, tta_column = st.columns([3, 2, 1.4], vertical_alignment="bottom")
+path = model_column.selectbox("Model", list(options), key=MODEL_PICK_KEY, format_func=options.get,
+                              on_change=remember_model)
+split = pick_split(dataset, split_column)
+tta = tta_column.toggle("Flip TTA", key="evaluate_tta",
+                        help="Test-time augmentation: average each face's prediction with its mirror image's.")
+
+evaluated = evaluate(path, dataset, split, tta) if split else None
+if evaluated is None:
+    st.stop()
+result, seconds = evaluated
+plain = evaluate(path, dataset, split, tta=False)[0] if tta else None
+card = read_card(path)
+st.caption(f"**{card.get('name', Path(path).stem)}** on the **{split}** split: {result.images:,} images, "
+           f"predicted in {seconds:.1f} s{' (image + mirror)' if tta else ''}.")
+show_headline(result, plain)
+
+confusion_tab, class_tab, mistakes_tab, calibration_tab, compare_tab = st.tabs(
+    ["Confusion matrix", "Per class", "Mistakes", "Calibration", "Compare models"])
+with confusion_tab:
+    show_confusion(result)
+with class_tab:
+    show_per_class(result)
+with mistakes_tab:
+    show_mistakes(result, dataset.split(split).images)
+with calibration_tab:
+    show_calibration(result)
+with compare_tab:
+    show_comparison(result, path, options, dataset, split, tta)
+show_downloads(result, path, split, tta, seconds)

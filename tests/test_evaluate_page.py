@@ -1,0 +1,151 @@
+"""The Evaluate page under AppTest, on a small Kaggle-layout folder and the session's tiny model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import fer.registry
+from fer.datasets import open_dataset
+from fer.errors import FerError
+from fer.evaluation import evaluate_split, misclassified
+from fer.models import load_model
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def no_model_override(monkeypatch):
+    monkeypatch.delenv("FER_STUDIO_MODEL", raising=False)
+
+
+@pytest.fixture
+def registered(monkeypatch, tmp_path):
+    """Make `list_models` see exactly the given .keras files (the repo's models/ may hold others)."""
+
+    def register(*paths: Path) -> None:
+        cards = [{**json.loads(p.with_suffix(".json").read_text()), "name": p.stem, "path": str(p)} for p in paths]
+        monkeypatch.setattr(fer.registry, "list_models", lambda models_dir=None: cards)
+
+    return register
+
+
+def open_page(dataset: Path, model: Path | None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.session_state["dataset_source"] = str(dataset)
+    if model is not None:
+        app.session_state["model_path"] = str(model)
+    app.switch_page("pages/evaluate.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def metric(app: AppTest, label: str):
+    return next(m for m in app.metric if m.label == label)
+
+
+def expected(model_path: Path, dataset_path: Path, tta: bool = False):
+    model, card = load_model(model_path)
+    return evaluate_split(model, card["classes"], open_dataset(dataset_path), "validation", tta=tta).evaluation
+
+
+def test_page_scores_the_active_model_on_the_validation_split(kaggle_folder, tiny_model_path, registered):
+    registered(tiny_model_path)
+    app = open_page(kaggle_folder, tiny_model_path)
+    truth = expected(tiny_model_path, kaggle_folder)
+    assert app.selectbox(key="evaluate_split").value == "validation"
+    assert metric(app, "Accuracy").value == f"{truth.accuracy:.1%}"
+    assert metric(app, "Balanced accuracy").value == f"{truth.balanced_accuracy:.1%}"
+    assert metric(app, "Macro F1").value == f"{truth.macro_f1:.1%}"
+    assert metric(app, "Calibration error (ECE)").value == f"{truth.ece:.1%}"
+    table = app.dataframe[0].value
+    assert list(table["support"]) == [2] * 7 and table["F1"].tolist() == pytest.approx([r.f1 for r in truth.per_class])
+    assert [b.label for b in app.get("download_button")] == ["⬇️ Report (JSON)", "⬇️ Per-class table (CSV)"]
+    assert len(app.get("plotly_chart")) >= 4  # Heatmap, per-class bars, confidence, reliability.
+
+
+def test_tta_toggle_shows_its_effect(kaggle_folder, tiny_model_path, registered):
+    registered(tiny_model_path)
+    app = open_page(kaggle_folder, tiny_model_path)
+    app.toggle(key="evaluate_tta").set_value(True).run()
+    assert not app.exception, app.exception
+    truth, plain = expected(tiny_model_path, kaggle_folder, tta=True), expected(tiny_model_path, kaggle_folder)
+    accuracy = metric(app, "Accuracy")
+    assert accuracy.value == f"{truth.accuracy:.1%}"
+    assert accuracy.delta == f"{(truth.accuracy - plain.accuracy) * 100:+.1f} pp vs. no TTA"
+    assert any(c.value.startswith("Flip TTA changed") for c in app.caption)
+
+
+def test_confusion_view_toggle_and_mistake_filters(kaggle_folder, tiny_model_path, registered):
+    registered(tiny_model_path)
+    app = open_page(kaggle_folder, tiny_model_path)
+    app.button_group(key="evaluate_view").set_value("row-normalised").run()
+    assert not app.exception, app.exception
+    truth = expected(tiny_model_path, kaggle_folder)
+    mistakes = misclassified(truth)
+    assert mistakes, "the tiny model is expected to make some mistakes on 14 faces"
+    assert any(c.value.startswith(f"{len(mistakes):,} misclassified images") for c in app.caption)
+    target = mistakes[0].true
+    app.selectbox(key="evaluate_true").set_value(target).run()
+    count = len(misclassified(truth, true_class=target))
+    assert any(c.value.startswith(f"{count:,} misclassified images") for c in app.caption)
+
+
+def test_two_models_side_by_side(kaggle_folder, tiny_model_path, registered, tmp_path):
+    twin = tmp_path / "twin.keras"
+    shutil.copy(tiny_model_path, twin)
+    twin.with_suffix(".json").write_text(json.dumps({**json.loads(tiny_model_path.with_suffix(".json").read_text()),
+                                                     "name": "twin"}))
+    registered(tiny_model_path, twin)
+    app = open_page(kaggle_folder, tiny_model_path)
+    app.selectbox(key="evaluate_compare").set_value(str(twin)).run()
+    assert not app.exception, app.exception
+    table = app.dataframe[1].value
+    assert list(table.columns) == ["tiny · tiny", "twin · tiny"]
+    assert table.loc["accuracy"].nunique() == 1  # The same weights score the same.
+
+
+def test_a_model_with_other_classes_gets_a_clear_message(kaggle_folder, tiny_model_path, registered, tmp_path):
+    other = tmp_path / "colours.keras"
+    shutil.copy(tiny_model_path, other)
+    card = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    other.with_suffix(".json").write_text(json.dumps({**card, "classes": ["red", "orange", "yellow", "green",
+                                                                          "blue", "indigo", "violet"]}))
+    registered(other)
+    app = open_page(kaggle_folder, other)
+    assert "differ from the dataset's" in app.error[0].value
+    assert not app.metric
+
+
+def test_without_any_model_the_page_says_how_to_get_one(kaggle_folder, registered, monkeypatch):
+    registered()
+
+    def no_default(models_dir=None):
+        raise FerError("no model")
+
+    monkeypatch.setattr(fer.registry, "default_model_path", no_default)
+    app = open_page(kaggle_folder, None)
+    assert "No model yet" in app.info[0].value
+
+
+def test_switching_split_rescores_and_predictions_are_cached(kaggle_folder, tiny_model_path, registered,
+                                                                   monkeypatch):
+    import fer.evaluation
+
+    calls = []
+    real = fer.evaluation.predict_probabilities
+    monkeypatch.setattr(fer.evaluation, "predict_probabilities",
+                        lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    registered(tiny_model_path)
+    app = open_page(kaggle_folder, tiny_model_path)
+    app.selectbox(key="evaluate_split").set_value("train").run()
+    assert "on the **train** split: 28 images" in app.caption[0].value
+    app.selectbox(key="evaluate_split").set_value("validation").run()
+    app.button_group(key="evaluate_view").set_value("row-normalised").run()
+    assert not app.exception, app.exception
+    assert not app.get("progress")  # The progress bar is gone once predictions are done.
+    assert len(calls) <= 2  # One pass per split at most (none if an earlier test cached them).
