@@ -1,6 +1,7 @@
-"""`python -m fer`: inspect datasets and train models from the command line.
+"""`python -m fer`: inspect datasets, train models and read expressions in photos from the command line.
 
-Errors the user can fix print one line (`error: ...`) and exit with status 2.
+Errors the user can fix print one line (`error: ...`) and exit with status 2; `predict` reports a
+file it cannot read on that file's line (or in its JSON entry), finishes the batch, and exits 1.
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory (default: runs/<time>-<preset>); resumes if it holds a checkpoint")
     train.add_argument("--register", metavar="NAME", help="also copy the best model to models/NAME.keras")
     train.set_defaults(command=_train)
+
+    predict = commands.add_parser("predict", help="find the faces in images and read their expressions")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, webp, bmp, gif, ...)")
+    predict.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
+    predict.add_argument("--detector", default="haar", choices=["haar", "mtcnn"])
+    predict.add_argument("--whole-image", action="store_true", help="read the whole image as one face when none is found")
+    predict.add_argument("--json", action="store_true", help="print JSON: per image, faces with box and probabilities")
+    predict.set_defaults(command=_predict)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a dataset split (metrics, confusion matrix)")
     evaluate.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
@@ -122,6 +131,37 @@ def _train(args) -> int:
 
         print(f"registered: {register_model(result.model_path, args.register)}")
     return 0
+
+
+def _predict(args) -> int:
+    """Predict every image; a file that fails is reported and the rest still run (exit 1 if any failed)."""
+    from fer.faces import make_detector
+    from fer.prediction import Classifier, ImageResult, predict_file, prediction_json
+    from fer.registry import default_model_path
+
+    classifier = Classifier.from_path(args.model or default_model_path())
+    detector = make_detector(args.detector)
+    results = []
+    for name in args.images:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as error:
+            results.append(ImageResult(name, error=f"cannot read the file ({error.strerror or error})"))
+            continue
+        results.append(predict_file(name, data, classifier, detector, whole_image=args.whole_image))
+    if args.json:
+        print(json.dumps([prediction_json(result) for result in results], indent=2))
+    else:
+        for result in results:
+            if result.error:
+                print(f"{result.name}: error: {result.error}", file=sys.stderr)
+            elif not result.faces:
+                print(f"{result.name}: no face found (try --whole-image)")
+            for number, face in enumerate(result.faces, start=1):
+                where = "whole image" if face.whole_image else f"face {number}"
+                x, y, width, height = face.box
+                print(f"{result.name}: {where} at x={x} y={y} {width}×{height}: {face.label} {face.confidence:.0%}")
+    return 1 if any(result.error for result in results) else 0
 
 
 def _evaluate(args) -> int:

@@ -45,11 +45,15 @@ def active_dataset() -> Dataset | None:
 
 
 def active_model_path() -> str | None:
-    """The chosen model's path, else the default model's, else None (no model yet)."""
+    """The chosen model's path, else $FER_STUDIO_MODEL, else the default model's, else None (no model yet)."""
+    import os
+
     from fer.registry import default_model_path
 
     if st.session_state.get(MODEL_KEY):
         return st.session_state[MODEL_KEY]
+    if os.environ.get("FER_STUDIO_MODEL"):
+        return os.environ["FER_STUDIO_MODEL"]
     try:
         return str(default_model_path())
     except FerError:

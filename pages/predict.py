@@ -1,5 +1,214 @@
-"""predict page (being written)."""
+"""Predict: drop in photos or turn on the webcam; every face is found, boxed and labelled.
 
+Detection, classification and drawing live in fer.faces / fer.prediction / fer.live; this page
+lays out widgets and keeps results in session state so reruns do not redo the work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import av
 import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-st.title("predict")
+from fer.errors import FerError
+from fer.faces import DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, make_detector
+from fer.live import LiveProcessor, LiveResult
+from fer.prediction import (Classifier, ImageResult, annotate, encode_image, predict_file, probability_figure,
+                            results_table)
+from pages.common import active_model_path, cached_model, load_model_or_warn
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+DETECTOR_LABELS = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (finds more faces, slower)"}
+DETECTOR_KEY = "predict_detector"
+RESULTS_KEY = "predict_results"  # {(file id, model, mtime, detector, whole image?): (ImageResult, JPEG bytes)}
+WHOLE_IMAGE_KEY = "predict_whole_{}"  # Per uploaded file: classify the whole image when no face is found.
+PROCESSOR_KEY = "predict_live_processor"  # This session's LiveProcessor (its tracks, FPS and last frame).
+SNAPSHOT_KEY = "predict_snapshot"  # A LiveResult the user kept with the snapshot button.
+CHART_CONFIG = {"displayModeBar": False}
+
+
+@st.cache_resource(show_spinner="Loading the face detector…")
+def cached_detector(name: str, video: bool):
+    return make_detector(name, VIDEO_CONFIG if video else PHOTO_CONFIG)
+
+
+@st.cache_resource(show_spinner="Preparing the model…", max_entries=4)
+def cached_classifier(path: str, modified: float) -> Classifier:
+    model, card = cached_model(path, modified)
+    classifier = Classifier(model, card.get("classes"))
+    classifier.warm_up()
+    return classifier
+
+
+def analysed(file, classifier: Classifier, detector, model_key: tuple) -> tuple[ImageResult, bytes | None]:
+    """An uploaded file's result and annotated JPEG, computed once per file and settings."""
+    whole = bool(st.session_state.get(WHOLE_IMAGE_KEY.format(file.file_id)))
+    key = (file.file_id, *model_key, detector.name, whole)
+    store = st.session_state.setdefault(RESULTS_KEY, {})
+    if key not in store:
+        result = predict_file(file.name, file.getvalue(), classifier, detector, whole_image=whole)
+        picture = None if result.image is None else encode_image(annotate(result.image, result.faces), "JPEG")
+        # The page only shows the annotated JPEG: dropping the decoded array keeps session memory small.
+        store[key] = (replace(result, image=None), picture)
+    return store[key]
+
+
+def show_faces(result_faces, chart_key: str) -> None:
+    for number, face in enumerate(result_faces, start=1):
+        title = "Whole image" if face.whole_image else f"Face {number}"
+        st.markdown(f"**{title}** · {face.emoji} **{face.label}** {face.confidence:.0%}")
+        st.plotly_chart(probability_figure(face), key=f"{chart_key}-{number}", config=CHART_CONFIG)
+
+
+def show_result(file, result: ImageResult, picture: bytes | None) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{result.name}**")
+        if result.error:
+            st.error(f"Could not analyse this file: {result.error}")
+            return
+        for note in result.notes:
+            st.caption(f"ℹ️ {note}")
+        left, right = st.columns([3, 2])
+        left.image(picture, width="stretch")
+        left.download_button("Download annotated image", picture, file_name=f"{Path(result.name).stem}-annotated.jpg",
+                             mime="image/jpeg", key=f"download-{file.file_id}", icon="⬇️")
+        with right:
+            whole_key = WHOLE_IMAGE_KEY.format(file.file_id)
+            if result.no_face:
+                st.warning("No face found in this image.")
+            if result.no_face or st.session_state.get(whole_key):
+                st.checkbox("Classify the whole image as one face", key=whole_key,
+                            help="For photos that are already a close crop of one face, which detectors can miss.")
+            show_faces(result.faces, f"chart-{file.file_id}")
+
+
+def upload_tab(classifier: Classifier, detector, model_key: tuple) -> None:
+    files = st.file_uploader("Drop photos here (jpg, png, webp, bmp or gif; several at once)", type=UPLOAD_TYPES,
+                             accept_multiple_files=True, key="predict_uploads")
+    if not files:
+        st.info("Drop one or more photos above: every face is boxed, labelled and charted.")
+        return
+    progress = st.progress(0.0, text="Analysing photos…") if len(files) > 1 else None
+    outcomes = []
+    for number, file in enumerate(files, start=1):
+        outcomes.append(analysed(file, classifier, detector, model_key))
+        if progress:
+            progress.progress(number / len(files), text=f"Analysed {number} of {len(files)}")
+    if progress:
+        progress.empty()
+    current = {file.file_id for file in files}
+    store = st.session_state[RESULTS_KEY]
+    for key in [key for key in store if key[0] not in current]:  # Removed files free their memory.
+        del store[key]
+    results = [result for result, _ in outcomes]
+    faces = sum(len(result.faces) for result in results)
+    failed = sum(not result.ok for result in results)
+    st.markdown(f"**{len(results)} image{'s' * (len(results) != 1)} · {faces} face{'s' * (faces != 1)} found**"
+                + (f" · {failed} could not be read" if failed else ""))
+    table = results_table(results, classifier.classes)
+    with st.expander("Results table", expanded=len(results) > 1):
+        st.dataframe(table, hide_index=True, column_config={
+            "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
+        })
+        st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), file_name="predictions.csv",
+                           mime="text/csv", icon="⬇️", key="download-results")
+    for file, (result, picture) in zip(files, outcomes):
+        show_result(file, result, picture)
+
+
+def live_processor(classifier: Classifier, detector) -> LiveProcessor:
+    """This session's processor, pointed at the current model and detector."""
+    processor = st.session_state.get(PROCESSOR_KEY)
+    if processor is None:
+        processor = st.session_state[PROCESSOR_KEY] = LiveProcessor(classifier, detector)
+    processor.configure(classifier, detector)
+    return processor
+
+
+@st.fragment(run_every=1.0)
+def live_status(processor: LiveProcessor) -> None:
+    """Refreshes every second from the processor's latest result (written by the video thread)."""
+    result = processor.latest()
+    if processor.error:
+        st.error(f"Frames are not being analysed: {processor.error}")
+    if result is None or result.age() > 3:
+        st.caption("Press **START** and allow the camera: labels and the processed frame rate appear here.")
+        return
+    st.metric("Processed frames per second", f"{result.fps:.1f}")
+    if not result.faces:
+        st.markdown("Live: no face in view")
+    for tracked in result.faces:
+        face = tracked.prediction
+        st.markdown(f"Live: face {tracked.track_id} · {face.emoji} **{face.label}** {face.confidence:.0%}")
+
+
+def show_snapshot(snapshot: LiveResult) -> None:
+    with st.container(border=True):
+        st.markdown(f"**Snapshot** · frame {snapshot.frame_index} · {snapshot.fps:.1f} frames/s")
+        left, right = st.columns([3, 2])
+        left.image(snapshot.frame, width="stretch")
+        left.download_button("Download snapshot", encode_image(snapshot.frame, "JPEG"), file_name="snapshot.jpg",
+                             mime="image/jpeg", icon="⬇️", key="download-snapshot")
+        with right:
+            if not snapshot.faces:
+                st.warning("No face was in view.")
+            show_faces([tracked.prediction for tracked in snapshot.faces], "chart-snapshot")
+
+
+def webcam_tab(classifier: Classifier, detector) -> None:
+    processor = live_processor(classifier, detector)
+
+    def on_frame(frame: av.VideoFrame) -> av.VideoFrame:
+        # Runs on streamlit-webrtc's worker thread, never the script's: no st.* calls here. The
+        # result reaches the page through the processor, which hands it over behind a lock.
+        annotated = processor.process(frame.to_ndarray(format="rgb24"))
+        return av.VideoFrame.from_ndarray(annotated, format="rgb24")
+
+    context = webrtc_streamer(
+        key="predict-webcam", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame,
+        rtc_configuration={"iceServers": []},  # Localhost needs no STUN server: works offline.
+        media_stream_constraints={"video": True, "audio": False}, async_processing=True,
+    )
+    live_status(processor)
+    snap, clear = st.columns([1, 4])
+    if snap.button("📸 Snapshot", disabled=not context.state.playing, help="Keep the current frame and its labels"):
+        if processor.latest() is not None:
+            st.session_state[SNAPSHOT_KEY] = processor.latest()
+    if st.session_state.get(SNAPSHOT_KEY) is not None:
+        if clear.button("Clear snapshot"):
+            del st.session_state[SNAPSHOT_KEY]
+        else:
+            show_snapshot(st.session_state[SNAPSHOT_KEY])
+
+
+st.title("📷 Predict")
+st.caption("Find every face in your photos or your webcam and read its expression.")
+
+model_path = active_model_path()
+if load_model_or_warn(model_path) is None:
+    st.stop()
+modified = os.path.getmtime(model_path)
+try:
+    classifier = cached_classifier(model_path, modified)
+except FerError as error:
+    st.error(f"This model cannot be used for prediction: {error}")
+    st.stop()
+
+detector_name = st.radio("Face detector", DETECTORS, format_func=DETECTOR_LABELS.get, horizontal=True,
+                         key=DETECTOR_KEY, persist_state="session")
+st.caption(f"Model: **{Path(model_path).stem}** (change it in the sidebar)")
+try:
+    photo_detector, video_detector = cached_detector(detector_name, False), cached_detector(detector_name, True)
+except FerError as error:
+    st.error(f"The {detector_name} face detector is unavailable: {error}")
+    st.stop()
+
+photos, webcam = st.tabs(["🖼️ Photos", "🎥 Webcam"])
+with photos:
+    upload_tab(classifier, photo_detector, (model_path, modified))
+with webcam:
+    webcam_tab(classifier, video_detector)

@@ -45,11 +45,15 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """A running FER Studio server (its own FER_STUDIO_HOME); yields its base URL."""
+    yield from serve_app(tmp_path_factory.mktemp("browser-home"))
+
+
+def serve_app(home: Path, extra_env: dict[str, str] | None = None):
+    """Run `streamlit run app.py` with FER_STUDIO_HOME=home (plus `extra_env`); yields its URL, then stops it."""
     _require_browser()
     port = _free_port()
-    home = tmp_path_factory.mktemp("browser-home")
     log = open(home / "streamlit.log", "w")
-    env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", **(extra_env or {})}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],

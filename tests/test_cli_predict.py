@@ -1,0 +1,79 @@
+"""`python -m fer predict`: JSON shape, per-file errors, text output and a missing model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from fer.cli import main
+from fer.labels import CLASSES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def images(tmp_path) -> dict[str, Path]:
+    paths = {"face": tmp_path / "astronaut.jpg", "blank": tmp_path / "blank.png", "broken": tmp_path / "broken.png"}
+    Image.fromarray(data.astronaut()).save(paths["face"])
+    Image.fromarray(np.full((120, 160, 3), 240, np.uint8)).save(paths["blank"])
+    paths["broken"].write_bytes(b"\x89PNG\r\n\x1a\n but then nothing")
+    paths["missing"] = tmp_path / "missing.jpg"
+    return paths
+
+
+def test_json_lists_faces_with_box_and_probabilities_per_image(tiny_model_path, images, capsys):
+    order = ["face", "blank", "broken", "missing"]
+    code = main(["predict", "--model", str(tiny_model_path), *(str(images[k]) for k in order), "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 1  # Some files failed; the others still have results.
+    assert [Path(item["file"]).name for item in payload] == [images[k].name for k in order]
+    face_result, blank, broken, missing = payload
+    [face] = face_result["faces"]
+    assert set(face["box"]) == {"x", "y", "width", "height"}
+    assert face["box"]["width"] > 50
+    assert list(face["probabilities"]) == list(CLASSES)
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    assert face["label"] in CLASSES and face_result["error"] is None
+    assert blank["faces"] == [] and blank["error"] is None
+    assert "not a readable image" in broken["error"]
+    assert "cannot read the file" in missing["error"]
+
+
+def test_whole_image_fallback(tiny_model_path, images, capsys):
+    assert main(["predict", "--model", str(tiny_model_path), str(images["blank"]), "--whole-image", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    [face] = result["faces"]
+    assert face["whole_image"] and face["box"] == {"x": 20, "y": 0, "width": 120, "height": 120}
+
+
+def test_text_output(tiny_model_path, images, capsys):
+    code = main(["predict", "--model", str(tiny_model_path), str(images["face"]), str(images["blank"]),
+                 str(images["broken"])])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "astronaut.jpg: face 1 at x=" in out
+    assert "blank.png: no face found" in out
+    assert "broken.png: error: not a readable image" in err
+
+
+def test_a_missing_model_is_a_clear_error(tmp_path, images, capsys):
+    assert main(["predict", "--model", str(tmp_path / "nope.keras"), str(images["face"])]) == 2
+    assert "error: model file" in capsys.readouterr().err
+
+
+def test_module_entry_point_prints_only_json_on_stdout(tiny_model_path, images):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run([sys.executable, "-m", "fer", "predict", "--model", str(tiny_model_path),
+                          str(images["face"]), "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    [result] = json.loads(run.stdout)
+    assert len(result["faces"]) == 1
