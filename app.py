@@ -1,8 +1,183 @@
-"""FER Studio: explore a facial-expression dataset, train a CNN, evaluate it, read emotions."""
+"""FER Studio: explore a facial-expression dataset, train a CNN, evaluate it, read emotions.
+
+This shell runs before every page: it draws the sidebar, where the user picks the active dataset
+and model for all pages (kept in st.session_state under pages.common's keys), then runs the page.
+"""
+
+import hashlib
+import re
+import sys
+from pathlib import Path
 
 import streamlit as st
 
+if "tensorflow" not in sys.modules:
+    # pylibsrtp (streamlit-webrtc's SRTP binding, used by Predict) segfaults the process when it is
+    # first imported after TensorFlow, which the sidebar imports below: load it first.
+    import pylibsrtp  # noqa: F401
+
+from fer.datasets import DEMO, Dataset, open_dataset
+from fer import synthetic
+from fer.errors import FerError
+from fer.labels import CLASSES
+from fer.paths import home_dir
+from fer.registry import list_models
+from pages.common import DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset
+
 st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")
+
+CHOICES = ("Demo faces", "Path on the server", "Upload a zip or CSV")
+CHOICE_KEY = "dataset_choice"  # The sidebar radio; DATASET_KEY only changes once a source opens.
+UPLOAD_ERRORS_KEY = "upload_errors"  # {uploaded file id: message}, so a bad upload is opened once.
+OPENED_KEY = "datasets_opened"  # Sources this session has opened (so the progress path runs once).
+MODEL_PICKER_KEY = "model_picker"  # A key of its own: pages may set MODEL_KEY after the sidebar ran.
+
+
+def uploads_dir() -> Path:
+    return home_dir() / "uploads"
+
+
+def source_label(source: str) -> str:
+    """How the sidebar and Home name a dataset source."""
+    if source == DEMO:
+        return "the built-in demo faces"
+    path = Path(source)
+    if path.parent == uploads_dir():
+        return f"upload '{path.name.split('-', 1)[-1]}'"
+    return str(path)
+
+
+def open_with_progress(source: str) -> Dataset:
+    """The dataset at `source`; the first time in a session it is opened here, with a progress bar."""
+    opened = st.session_state.setdefault(OPENED_KEY, set())
+    if source in opened:
+        return cached_dataset(source)
+    slot = st.sidebar.empty()
+
+    def report(fraction: float, message: str) -> None:
+        slot.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    try:
+        # Drawing the demo set or decoding happens once; later opens read the disk cache.
+        dataset = cached_dataset(source, open_dataset(source, progress=report))
+    finally:
+        slot.empty()
+    opened.add(source)
+    return dataset
+
+
+def describe(error: Exception) -> str:
+    """Our own errors explain themselves; others (a corrupt zip…) also need their type to make sense."""
+    return str(error) if isinstance(error, FerError) else f"{type(error).__name__}: {error}"
+
+
+def activate(source: str, name: str) -> str | None:
+    """Make `source` the active dataset if it opens; otherwise return why (the old one stays)."""
+    try:
+        open_with_progress(source)
+    except Exception as error:  # noqa: BLE001  Corrupt input fails in many ways (BadZipFile, zlib.error…).
+        return f"Could not open {name}: {describe(error)}. The previous dataset stays active."
+    st.session_state[DATASET_KEY] = source
+    return None
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """Store an uploaded file under uploads/, named by its content hash so a re-upload is reused."""
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name)[-80:] or "upload"
+    target = uploads_dir() / f"{digest}-{safe}"
+    if not target.exists():  # Rewriting would change its mtime and invalidate the decoded cache.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return target
+
+
+def initial_choice() -> str:
+    source = active_dataset_source()
+    if source == DEMO:
+        return CHOICES[0]
+    return CHOICES[2] if Path(source).parent == uploads_dir() else CHOICES[1]
+
+
+def use_demo_if_chosen() -> None:
+    if st.session_state[CHOICE_KEY] == CHOICES[0]:
+        st.session_state[DATASET_KEY] = DEMO
+
+
+def dataset_picker() -> None:
+    """Sidebar: choose where the dataset comes from; the active one changes only if the new one opens."""
+    sidebar = st.sidebar
+    sidebar.subheader("Dataset")
+    st.session_state.setdefault(CHOICE_KEY, initial_choice())
+    choice = sidebar.radio("Source", CHOICES, key=CHOICE_KEY, on_change=use_demo_if_chosen,
+                           label_visibility="collapsed")
+    if choice == CHOICES[0]:
+        total = (synthetic.DEMO_TRAIN_PER_CLASS + synthetic.DEMO_VALIDATION_PER_CLASS) * len(CLASSES)
+        sidebar.caption(f"{total:,} synthetic 48×48 faces, drawn on first use; no download needed.")
+    elif choice == CHOICES[1]:
+        with sidebar.form("dataset_path_form", border=False):
+            path = st.text_input("Folder, .zip or .csv on the server", key="dataset_path",
+                                 placeholder="/data/fer2013/images.zip")
+            submitted = st.form_submit_button("Open")
+        if submitted:
+            if not path.strip():
+                sidebar.error("Enter a path to a dataset folder, .zip or .csv.")
+            elif problem := activate(str(Path(path.strip()).expanduser()), f"'{path.strip()}'"):
+                sidebar.error(problem)
+    else:
+        upload = sidebar.file_uploader("Kaggle-layout zip or fer2013.csv", type=["zip", "csv"],
+                                       key="dataset_upload")
+        errors = st.session_state.setdefault(UPLOAD_ERRORS_KEY, {})
+        if upload is not None and upload.file_id not in errors:
+            saved = save_upload(upload.name, upload.getvalue())
+            problem = activate(str(saved), f"'{upload.name}'")
+            if problem:
+                saved.unlink(missing_ok=True)
+            errors[upload.file_id] = problem
+        if upload is not None and errors.get(upload.file_id):
+            sidebar.error(errors[upload.file_id])
+
+
+def active_dataset_summary() -> None:
+    """Open the active dataset (with progress the first time) and say what it is."""
+    source = active_dataset_source()
+    try:
+        dataset = open_with_progress(source)
+    except Exception as error:  # noqa: BLE001  As in activate(): a message, never a traceback.
+        st.sidebar.error(f"Could not open the active dataset {source_label(source)}: {describe(error)}")
+        return
+    counts = " · ".join(f"{name} {len(split):,}" for name, split in dataset.splits.items())
+    st.sidebar.caption(f"**Active:** {source_label(source)}  \n{counts} images · `{dataset.fingerprint}`")
+
+
+def model_label(card: dict) -> str:
+    accuracy = (card.get("metrics") or {}).get("validation", {}).get("accuracy")
+    details = [card.get("preset")] + ([f"val acc {accuracy:.1%}"] if isinstance(accuracy, (int, float)) else [])
+    return " · ".join([card["name"], *filter(None, details)])
+
+
+def remember_model() -> None:
+    st.session_state[MODEL_KEY] = st.session_state[MODEL_PICKER_KEY]
+
+
+def model_picker() -> None:
+    """Sidebar: choose the model Evaluate and Predict use."""
+    st.sidebar.subheader("Model")
+    models = list_models()
+    if not models:
+        st.sidebar.caption("No models yet: train one on the **Train** page.")
+        return
+    labels = {card["path"]: model_label(card) for card in models}
+    current = active_model_path()
+    if current and current not in labels and Path(current).exists():
+        labels[current] = f"{Path(current).name} (not registered)"  # e.g. a run's checkpoint.
+    if current in labels:
+        st.session_state[MODEL_PICKER_KEY] = current  # Follow changes other pages made.
+    st.sidebar.selectbox("Model", list(labels), key=MODEL_PICKER_KEY, format_func=labels.get,
+                         on_change=remember_model, label_visibility="collapsed")
+
 
 navigation = st.navigation([
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
@@ -11,4 +186,7 @@ navigation = st.navigation([
     st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
     st.Page("pages/predict.py", title="Predict", icon="📷"),
 ])
+dataset_picker()
+active_dataset_summary()
+model_picker()
 navigation.run()

@@ -17,9 +17,13 @@ MODEL_KEY = "model_path"
 
 
 @st.cache_resource(show_spinner="Opening dataset…", max_entries=4)
-def cached_dataset(source: str) -> Dataset:
-    """Open a dataset once per server process (the disk cache makes re-opening fast too)."""
-    return open_dataset(source)
+def cached_dataset(source: str, _opened: Dataset | None = None) -> Dataset:
+    """Open a dataset once per server process (the disk cache makes re-opening fast too).
+
+    `_opened`: the dataset at `source` already opened by the caller (the sidebar does, to show a
+    progress bar: st elements must not be called inside a cached function); cached as is.
+    """
+    return _opened if _opened is not None else open_dataset(source)
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)

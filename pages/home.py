@@ -1,5 +1,47 @@
-"""home page (being written)."""
+"""Home: what FER Studio does, and which dataset and model are active."""
+
+from pathlib import Path
 
 import streamlit as st
 
-st.title("home")
+from fer.datasets import DEMO
+from fer.labels import CLASSES, EMOJI
+from fer.models import read_card
+from pages.common import active_dataset, active_dataset_source, active_model_path
+
+st.title("🙂 FER Studio")
+st.markdown(
+    "Recognise facial expressions in 48×48 grayscale faces, from data to a working model:\n"
+    "1. **Dataset**: explore a dataset — class balance, sample faces, mean faces, image quality.\n"
+    "2. **Train**: train a CNN on it and watch the curves live; stop and resume at will.\n"
+    "3. **Evaluate**: confusion matrix, per-class scores and the mistakes a model makes.\n"
+    "4. **Predict**: read the emotion in a photo or from your webcam.\n\n"
+    f"Seven classes: {' · '.join(f'{EMOJI[c]} {c}' for c in CLASSES)}. "
+    "Pick the dataset and model in the sidebar; every page uses them."
+)
+
+left, right = st.columns(2)
+with left, st.container(border=True):
+    st.subheader("Active dataset")
+    dataset = active_dataset()
+    if dataset is not None:
+        source = active_dataset_source()
+        st.markdown(f"**{'Built-in demo faces' if source == DEMO else Path(source).name}** · "
+                    f"`{dataset.format}` · fingerprint `{dataset.fingerprint}`")
+        st.caption(dataset.source)
+        for name, split in dataset.splits.items():
+            st.markdown(f"- {name}: {len(split):,} images")
+with right, st.container(border=True):
+    st.subheader("Active model")
+    model_path = active_model_path()
+    if model_path is None:
+        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
+    else:
+        card = read_card(model_path)
+        st.markdown(f"**{Path(model_path).stem}** · preset `{card.get('preset', '?')}`")
+        st.caption(model_path)
+        for split, metrics in (card.get("metrics") or {}).items():
+            if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
+                st.markdown(f"- {split} accuracy: {metrics['accuracy']:.1%}")
+        if card.get("created"):
+            st.caption(f"Created {card['created']}")

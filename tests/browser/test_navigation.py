@@ -1,0 +1,66 @@
+"""In a real Chromium: every page opens from the sidebar, and the Dataset page draws the demo set."""
+
+from __future__ import annotations
+
+import pytest
+
+from browser.conftest import wait_for_app
+
+pytestmark = pytest.mark.browser
+
+PAGES = {"Home": "", "Dataset": "dataset", "Train": "train", "Evaluate": "evaluate", "Predict": "predict"}
+
+
+def settle(page) -> None:
+    """Wait until the script run a click started has finished (and stayed finished for a moment)."""
+    for _ in range(2):
+        page.wait_for_timeout(500)
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=180_000)
+    wait_for_app(page)
+
+
+def open_from_sidebar(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    page.wait_for_url(lambda url: url.rstrip("/").endswith(f"/{PAGES[title]}".rstrip("/")))
+    settle(page)
+
+
+def test_every_page_opens_from_the_sidebar_without_errors(page, app_server):
+    page.goto(app_server)
+    settle(page)
+    assert page.get_by_text("Active:").count() == 1  # the sidebar's dataset picker ran
+    for title in [*PAGES, "Home"]:
+        open_from_sidebar(page, title)
+        exceptions = page.get_by_test_id("stException")
+        assert exceptions.count() == 0, f"{title}: {exceptions.first.inner_text()}"
+        assert page.get_by_test_id("stSidebarNav").count() == 1
+    assert page.console_errors == []
+
+
+def test_dataset_page_shows_distribution_and_sample_grid_of_the_demo_set(page, app_server):
+    page.goto(app_server)
+    settle(page)
+    open_from_sidebar(page, "Dataset")
+    distribution = page.locator(".st-key-distribution_chart .js-plotly-plot")
+    grid = page.locator(".st-key-sample_grid .js-plotly-plot")
+    distribution.wait_for()
+    grid.wait_for()
+    assert distribution.locator("g.point").count() == 14  # 7 classes × train and validation bars
+    # The grid is one picture of the faces plus a hover marker per face carrying its file name.
+    assert grid.locator("image").count() == 1
+    hover = grid.evaluate("plot => plot.data[1].hovertext")
+    assert len(hover) == 7 * 8 and all(".png" in text for text in hover)
+
+    # Clicking a face enlarges it, captioned with its file name.
+    grid.scroll_into_view_if_needed()
+    box = grid.locator("image").bounding_box()
+    first_face = (box["x"] + box["width"] / 16, box["y"] + box["height"] / 14)  # centre of row 1, column 1
+    page.mouse.move(*first_face)  # Plotly clicks the point under the hover, so hover first.
+    file_name = hover[0].split("<br>")[0].removeprefix("<b>").removesuffix("</b>")
+    page.locator(".hoverlayer").get_by_text(file_name).wait_for()  # the hover label names the file
+    page.mouse.click(*first_face)
+    settle(page)
+    enlarged = page.get_by_test_id("stImage")
+    enlarged.first.wait_for()
+    assert file_name in enlarged.first.inner_text()
+    assert page.console_errors == []

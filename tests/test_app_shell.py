@@ -1,0 +1,203 @@
+"""The app shell (app.py): Home, and the sidebar's dataset and model pickers, under AppTest."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from fer.datasets import DEMO
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PATH_CHOICE, UPLOAD_CHOICE, DEMO_CHOICE = "Path on the server", "Upload a zip or CSV", "Demo faces"
+
+
+@pytest.fixture(autouse=True)
+def small_demo(monkeypatch):
+    """A 20 + 5 per class demo set (drawn in a second, not six) and no cached datasets from other tests."""
+    import fer.synthetic
+
+    monkeypatch.setattr(fer.synthetic, "DEMO_TRAIN_PER_CLASS", 20)
+    monkeypatch.setattr(fer.synthetic, "DEMO_VALIDATION_PER_CLASS", 5)
+    monkeypatch.delenv("FER_STUDIO_MODEL", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture(autouse=True)
+def navigation_mode(monkeypatch):
+    """Run app.py the way a server does once st.navigation has been called.
+
+    AppTest resets PagesManager.uses_pages_directory before every run, and with a pages/ folder
+    beside app.py Streamlit then runs in its legacy mode, where a rerun executes the current
+    page's file (pages/home.py) on its own, without app.py and its sidebar.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def start(source: str | None = None) -> AppTest:
+    """The app at Home, with `source` (else the demo set) as the active dataset."""
+    app = AppTest.from_file(APP, default_timeout=120)
+    if source is not None:
+        app.session_state["dataset_source"] = source
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def open_path(app: AppTest, path: str) -> None:
+    app.sidebar.radio(key="dataset_choice").set_value(PATH_CHOICE).run()
+    app.sidebar.text_input(key="dataset_path").input(path)
+    app.sidebar.button[0].click().run()
+    assert not app.exception, app.exception
+
+
+def sidebar_text(app: AppTest) -> str:
+    return "\n".join(element.value for element in [*app.sidebar.caption, *app.sidebar.markdown])
+
+
+def test_home_opens_on_the_demo_set_drawn_with_progress(monkeypatch):
+    import fer.synthetic
+
+    reports = []
+    real_write = fer.synthetic.write_kaggle_layout
+
+    def recording_write(root, **kwargs):
+        progress = kwargs.get("progress")
+        assert progress is not None, "the demo set was drawn without a progress callback"
+        return real_write(root, **{**kwargs, "progress": lambda f, m: (reports.append(m), progress(f, m))})
+
+    monkeypatch.setattr(fer.synthetic, "write_kaggle_layout", recording_write)
+    app = start()
+    assert app.title[0].value.endswith("FER Studio")
+    assert any("Drawing demo faces" in message for message in reports)
+    assert "the built-in demo faces" in sidebar_text(app) and "train 140 · validation 35" in sidebar_text(app)
+    assert "175 synthetic 48×48 faces" in sidebar_text(app)
+    assert any("Built-in demo faces" in block.value for block in app.markdown)
+
+
+def test_a_path_that_does_not_exist_is_refused_and_the_dataset_stays(kaggle_zip, tmp_path):
+    app = start(str(kaggle_zip))
+    open_path(app, str(tmp_path / "nowhere.zip"))
+    assert "does not exist" in app.sidebar.error[0].value
+    assert "previous dataset stays active" in app.sidebar.error[0].value
+    assert app.session_state["dataset_source"] == str(kaggle_zip)
+
+
+def test_a_zip_with_no_recognisable_layout_is_refused(kaggle_zip, tmp_path):
+    odd = tmp_path / "odd.zip"
+    with zipfile.ZipFile(odd, "w") as archive:
+        archive.writestr("readme.txt", "no images here")
+    app = start(str(kaggle_zip))
+    open_path(app, str(odd))
+    assert "no images found" in app.sidebar.error[0].value
+    assert app.session_state["dataset_source"] == str(kaggle_zip)
+
+
+def test_a_good_path_becomes_active_on_every_page(kaggle_zip, class_folders):
+    app = start(str(kaggle_zip))
+    open_path(app, str(class_folders))
+    assert not app.sidebar.error
+    assert app.session_state["dataset_source"] == str(class_folders)
+    app.switch_page("pages/dataset.py").run()
+    assert app.session_state["dataset_source"] == str(class_folders)
+    assert str(class_folders) in sidebar_text(app)
+    app.switch_page("pages/home.py").run()
+    assert any("faces" in block.value for block in app.markdown)
+    assert app.sidebar.radio(key="dataset_choice").value == PATH_CHOICE
+
+
+def test_choosing_demo_faces_switches_back_to_the_demo_set(fer_csv):
+    app = start(str(fer_csv))
+    app.sidebar.radio(key="dataset_choice").set_value(DEMO_CHOICE).run()
+    assert not app.exception
+    assert app.session_state["dataset_source"] == DEMO
+    assert "the built-in demo faces" in sidebar_text(app)
+
+
+def test_an_uploaded_zip_is_saved_and_becomes_active(kaggle_zip, class_folders, fer_home):
+    app = start(str(class_folders))
+    app.sidebar.radio(key="dataset_choice").set_value(UPLOAD_CHOICE).run()
+    app.sidebar.file_uploader(key="dataset_upload").set_value(("faces.zip", kaggle_zip.read_bytes(),
+                                                                "application/zip"))
+    app.run()
+    assert not app.exception and not app.sidebar.error
+    active = Path(app.session_state["dataset_source"])
+    assert active.parent == fer_home / "uploads" and active.name.endswith("-faces.zip")
+    assert active.read_bytes() == kaggle_zip.read_bytes()
+    assert "upload 'faces.zip'" in sidebar_text(app)
+    app.run()  # A rerun with the file still in the uploader does not open it again.
+    assert app.session_state["dataset_source"] == str(active)
+
+
+def test_an_upload_that_is_not_a_dataset_is_refused_and_removed(kaggle_zip, fer_home):
+    app = start(str(kaggle_zip))
+    app.sidebar.radio(key="dataset_choice").set_value(UPLOAD_CHOICE).run()
+    app.sidebar.file_uploader(key="dataset_upload").set_value(("notes.csv", b"name,score\nann,3\n", "text/csv"))
+    app.run()
+    assert not app.exception
+    assert "expected fer2013.csv's" in app.sidebar.error[0].value
+    assert app.session_state["dataset_source"] == str(kaggle_zip)
+    assert not list((fer_home / "uploads").iterdir())
+    app.run()  # The message stays while the bad file is still in the uploader.
+    assert app.sidebar.error and app.session_state["dataset_source"] == str(kaggle_zip)
+
+
+def test_no_models_is_said_plainly(kaggle_zip, monkeypatch):
+    import fer.registry
+    from fer.errors import FerError
+
+    monkeypatch.setattr(fer.registry, "list_models", lambda: [])
+    monkeypatch.setattr(fer.registry, "default_model_path", lambda: (_ for _ in ()).throw(FerError("none")))
+    app = start(str(kaggle_zip))
+    assert "No models yet" in sidebar_text(app)
+    assert any("No model yet" in box.value for box in app.info)
+
+
+def test_the_model_picker_sets_the_model_for_every_page(kaggle_zip, tmp_path, monkeypatch):
+    import fer.registry
+
+    cards = []
+    for name, accuracy in (("newer", 0.61), ("older", 0.55)):
+        path = tmp_path / f"{name}.keras"
+        path.write_bytes(b"")
+        card = {"name": name, "path": str(path), "preset": "tiny", "metrics": {"validation": {"accuracy": accuracy}}}
+        path.with_suffix(".json").write_text(json.dumps(card))
+        cards.append(card)
+    monkeypatch.setattr(fer.registry, "list_models", lambda: cards)
+    monkeypatch.setattr(fer.registry, "default_model_path", lambda: Path(cards[0]["path"]))
+    app = start(str(kaggle_zip))
+    picker = app.sidebar.selectbox(key="model_picker")
+    assert picker.value == cards[0]["path"]
+    assert picker.format_func(cards[1]["path"]) == "older · tiny · val acc 55.0%"
+    picker.set_value(cards[1]["path"]).run()
+    assert app.session_state["model_path"] == cards[1]["path"]
+    app.switch_page("pages/dataset.py").run()
+    app.switch_page("pages/home.py").run()
+    assert app.session_state["model_path"] == cards[1]["path"]
+    assert app.sidebar.selectbox(key="model_picker").value == cards[1]["path"]
+    assert any("older" in block.value for block in app.markdown)
+
+
+def test_a_corrupt_zip_upload_is_refused_with_a_message(kaggle_zip, class_folders):
+    data = bytearray(kaggle_zip.read_bytes())
+    data[len(data) // 3:len(data) // 3 + 400] = bytes(400)  # Damage some members' compressed bytes.
+    app = start(str(class_folders))
+    app.sidebar.radio(key="dataset_choice").set_value(UPLOAD_CHOICE).run()
+    app.sidebar.file_uploader(key="dataset_upload").set_value(("damaged.zip", bytes(data), "application/zip"))
+    app.run()
+    assert not app.exception
+    assert "Could not open 'damaged.zip'" in app.sidebar.error[0].value
+    assert app.session_state["dataset_source"] == str(class_folders)
