@@ -161,6 +161,8 @@ def show_snapshot(snapshot: LiveResult) -> None:
 
 def webcam_tab(classifier: Classifier, detector) -> None:
     processor = live_processor(classifier, detector)
+    if detector.name == "mtcnn":
+        st.caption("MTCNN manages only a few frames per second on a CPU; the Haar cascade keeps up with the camera.")
 
     def on_frame(frame: av.VideoFrame) -> av.VideoFrame:
         # Runs on streamlit-webrtc's worker thread, never the script's: no st.* calls here. The
