@@ -189,6 +189,23 @@ def _dtype_policy(policy: str):
         keras.config.set_dtype_policy(previous)
 
 
+def transfer_weights(source: keras.Model, target: keras.Model) -> keras.Model:
+    """Copy the learned weights (conv, batch-norm, dense) of `source` into the same architecture.
+
+    Lets a checkpoint saved by an older build of a preset move into the current build (e.g. a
+    different augmentation wrapper) without retraining. Raises FerError if the layers differ.
+    """
+    learned = (layers.Conv2D, layers.BatchNormalization, layers.Dense)
+    sources = [layer for layer in source.layers if isinstance(layer, learned)]
+    targets = [layer for layer in target.layers if isinstance(layer, learned)]
+    shapes = [[w.shape for w in layer.weights] for layer in sources]
+    if shapes != [[w.shape for w in layer.weights] for layer in targets]:
+        raise FerError("the two models do not have the same learned layers; cannot move weights")
+    for from_layer, to_layer in zip(sources, targets):
+        to_layer.set_weights(from_layer.get_weights())
+    return target
+
+
 # --- Saving with a model card ------------------------------------------------------------------
 
 

@@ -86,3 +86,14 @@ def test_loading_something_that_is_not_a_model(tmp_path):
         load_model(junk)
     with pytest.raises(FerError, match="does not exist"):
         load_model(tmp_path / "absent.keras")
+
+
+def test_transfer_weights_moves_a_model_into_a_fresh_build():
+    from fer.models import NO_AUGMENTATION, transfer_weights
+
+    trained = build_model("tiny")
+    pixels = np.random.default_rng(2).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    rebuilt = transfer_weights(trained, build_model("tiny", augmentation=NO_AUGMENTATION))
+    np.testing.assert_allclose(np.asarray(trained(pixels)), np.asarray(rebuilt(pixels)), rtol=1e-6)
+    with pytest.raises(FerError, match="not have the same learned layers"):
+        transfer_weights(trained, build_model("seed"))
