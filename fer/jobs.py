@@ -1,0 +1,587 @@
+"""Training runs as background jobs, so a run outlives Streamlit reruns, page changes and reloads.
+
+Each job is a subprocess (`python -m fer.jobs RUN_DIR`, same interpreter and environment as the
+server), so a crash inside training cannot take the server down. The server and the job share
+nothing but files:
+
+    runs_dir()/job.lock   {"pid", "run"} of the job holding the slot (one job at a time by default;
+                          FER_STUDIO_MAX_JOBS=N allows N, in job.lock, job.2.lock, ...)
+    RUN_DIR/job.json      what to run: the dataset source, the TrainConfig, the model name to register
+    RUN_DIR/log.txt       the job's stdout and stderr
+    RUN_DIR/STOP          created by stop_job(): training stops after the current batch (fer.training)
+
+plus the files fer.training writes into the run directory (state.json, metrics.jsonl, progress.json,
+checkpoints/last.keras, best.keras). A finished run copies its best model into models/ with
+fer.registry.register_model, where the Evaluate and Predict pages find it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer.errors import FerError
+from fer.paths import MODELS_DIR, PROJECT_ROOT, runs_dir
+from fer.training import TrainConfig, read_metrics, read_state
+
+ACTIVE = ("starting", "running", "stopping")  # Statuses of a run whose process is alive.
+SPAWN_GRACE_SECONDS = 60.0  # How long a lock may name the server (between lock and spawn) before it is stale.
+LOG_NAME = "log.txt"
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # As fer.registry.register_model accepts.
+
+# Jobs this server process started. Polling them reaps finished children, so they do not linger
+# as zombies (a zombie still answers os.kill(pid, 0) and would look alive).
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+class JobBusy(FerError):
+    """Raised when every job slot is taken by a running job."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running job is: epoch and batch, speed, and the estimated time left."""
+
+    epoch: int  # 1-based, the epoch being trained.
+    epochs: int
+    batch: int  # Batches done in this epoch.
+    batches: int
+    images_per_second: float | None
+    fraction: float  # Of the whole run, 0..1.
+    eta_seconds: float | None
+    updated: float | None  # When the job last wrote progress (Unix time).
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run directory as the history table and the live view show it."""
+
+    name: str
+    path: Path
+    status: str  # starting, running, stopping, stopped, finished or failed.
+    error: str | None
+    epochs_done: int
+    epochs: int | None
+    best_accuracy: float | None  # Best validation accuracy (train accuracy when there is no validation split).
+    best_epoch: int | None
+    final: dict  # The last complete epoch's metrics record ({} before the first epoch ends).
+    training_seconds: float
+    started: float  # Unix time.
+    dataset: str
+    config: dict = field(default_factory=dict)
+    registered_model: str | None = None
+    pid: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def resumable(self) -> bool:
+        """A stopped or failed run can go on from its last checkpoint (or start over if it has none)."""
+        return self.status in ("stopped", "failed") and bool(self.dataset) and bool(self.config)
+
+
+# --- Starting, stopping, resuming ----------------------------------------------------------------
+
+
+def new_run_dir(preset: str, root: Path | None = None) -> Path:
+    """A fresh run directory path `<time>-<preset>` under `root` (default runs_dir()); not created."""
+    root = Path(root) if root is not None else runs_dir()
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}"
+    candidate, n = root / stem, 2
+    while candidate.exists():
+        candidate, n = root / f"{stem}-{n}", n + 1
+    return candidate
+
+
+def start_job(
+    dataset: str,
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    register: bool = True,
+    register_as: str | None = None,
+    models_dir: str | Path = MODELS_DIR,
+) -> Path:
+    """Start training `config` on the dataset source `dataset` (a path or "demo") in the background.
+
+    When the run finishes, its best model is registered in `models_dir` as `register_as` (default:
+    the run's name) unless `register` is false. Returns the run directory. Raises JobBusy when a job
+    already holds every slot, and FerError when the model name is invalid or already taken.
+    """
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config.preset)
+    register_as = (register_as or run_dir.name) if register else None
+    if register_as is not None:
+        check_model_name(register_as, models_dir)
+    if dataset != "demo" and Path(dataset).expanduser().exists():
+        dataset = str(Path(dataset).expanduser().resolve())  # The job may run in another folder.
+    spec = {"dataset": dataset, "config": config.to_dict(), "register_as": register_as,
+            "models_dir": str(Path(models_dir).resolve()), "created": time.time()}
+    return _launch(run_dir, spec)
+
+
+def resume_job(run_dir: str | Path) -> Path:
+    """Start a stopped or failed run again; it continues from its last checkpoint."""
+    run_dir = Path(run_dir)
+    summary = run_summary(run_dir)
+    if summary.active:
+        raise FerError(f"run {run_dir.name} is still going; there is nothing to resume")
+    if summary.status == "finished":
+        raise FerError(f"run {run_dir.name} has finished all its epochs; start a new run to train more")
+    spec = _read_json(run_dir / "job.json") or _spec_from_config(run_dir)
+    if not spec.get("dataset") or not spec.get("config"):
+        raise FerError(f"{run_dir} does not say which dataset and config it ran; it cannot be resumed")
+    return _launch(run_dir, {**spec, "resumed": time.time()})
+
+
+def stop_job(run_dir: str | Path) -> None:
+    """Ask a running job to stop: it finishes the current batch, saves a checkpoint and exits."""
+    run_dir = Path(run_dir)
+    if not run_summary(run_dir).active:
+        raise FerError(f"run {run_dir.name} is not running")
+    (run_dir / "STOP").touch()
+
+
+def check_model_name(name: str, models_dir: str | Path = MODELS_DIR) -> None:
+    """Raise FerError unless `name` is a valid, unused model name in `models_dir`."""
+    if not _MODEL_NAME.fullmatch(name):
+        raise FerError(f"model name '{name}' must start with a letter or digit and use only letters, digits, "
+                       "'.', '_' or '-' (at most 64 characters)")
+    if (Path(models_dir) / f"{name}.keras").exists():
+        raise FerError(f"a model named '{name}' already exists in {models_dir}; pick another name")
+
+
+def _launch(run_dir: Path, spec: dict) -> Path:
+    run_dir = run_dir.resolve()  # Locks name runs by absolute path; the job compares its own against it.
+    root = run_dir.parent
+    with _slot(root) as lock:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "STOP").unlink(missing_ok=True)
+        _write_json(run_dir / "job.json", spec)
+        child = _spawn(run_dir)
+        _CHILDREN[child.pid] = child
+        _write_json(lock, {"pid": child.pid, "run": str(run_dir), "time": time.time()})
+    return run_dir
+
+
+def _spawn(run_dir: Path) -> subprocess.Popen:
+    """Start the job process: this interpreter, this environment (FER_STUDIO_HOME, KERAS_BACKEND…)."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(run_dir / LOG_NAME, "a") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fer.jobs", str(run_dir)],
+            cwd=PROJECT_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C on the server's terminal does not kill a run mid-epoch.
+        )
+
+
+# --- The job lock --------------------------------------------------------------------------------
+
+
+def max_jobs() -> int:
+    """How many jobs may run at once: $FER_STUDIO_MAX_JOBS, default 1."""
+    try:
+        return max(1, int(os.environ.get("FER_STUDIO_MAX_JOBS", "1")))
+    except ValueError:
+        return 1
+
+
+def _lock_paths(root: Path) -> list[Path]:
+    return [root / ("job.lock" if slot == 0 else f"job.{slot + 1}.lock") for slot in range(max_jobs())]
+
+
+@contextlib.contextmanager
+def _slot(root: Path):
+    """Take a free job slot: yields its lock file, already naming this process as a placeholder."""
+    root.mkdir(parents=True, exist_ok=True)
+    with _guard(root):
+        busy = []
+        for lock in _lock_paths(root):
+            holder = _live_holder(lock)
+            if holder is None:
+                _write_json(lock, {"pid": os.getpid(), "run": None, "time": time.time()})
+                break
+            busy.append(holder)
+        else:
+            names = ", ".join(Path(h["run"]).name if h.get("run") else "one being started" for h in busy)
+            raise JobBusy(f"a training run is already going ({names}); stop it or wait for it to finish "
+                          "before starting another")
+        try:
+            yield lock
+        except BaseException:
+            lock.unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def _guard(root: Path):
+    """Serialise lock checks across server sessions and processes (flock where the OS has it)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the O(ms) window between check and write is accepted.
+        yield
+        return
+    with open(root / ".job.guard", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _live_holder(lock: Path) -> dict | None:
+    """The lock's contents if it names a live job (or a launch in progress), else None (removing it)."""
+    holder = _read_json(lock)
+    if not holder:
+        lock.unlink(missing_ok=True)
+        return None
+    pid, run = holder.get("pid"), holder.get("run")
+    if run is None:  # Written by a server that is spawning the job right now.
+        alive = _process_alive(pid) and time.time() - holder.get("time", 0) < SPAWN_GRACE_SECONDS
+    else:
+        alive = _process_alive(pid, marker=Path(run).name)
+    if not alive:
+        lock.unlink(missing_ok=True)  # Stale: the job died without releasing it (killed, power loss).
+        return None
+    return holder
+
+
+def active_runs(root: Path | None = None) -> list[Path]:
+    """Run directories of the jobs running now (stale locks are cleared on the way)."""
+    _reap()
+    root = Path(root) if root is not None else runs_dir()
+    if not root.exists():
+        return []
+    with _guard(root):
+        holders = [_live_holder(lock) for lock in _lock_paths(root)]
+    return [Path(h["run"]) for h in holders if h and h.get("run")]
+
+
+def _release(run_dir: Path) -> None:
+    """Called by the job as it exits: free the slot it holds."""
+    for lock in _lock_paths(run_dir.parent):
+        holder = _read_json(lock)
+        if holder.get("run") == str(run_dir) and holder.get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)
+
+
+def _reap() -> None:
+    for pid, child in list(_CHILDREN.items()):
+        if child.poll() is not None:
+            del _CHILDREN[pid]
+
+
+def _process_alive(pid, marker: str | None = None) -> bool:
+    """Whether `pid` runs (not a zombie) and, if `marker` is given, has it in its command line."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # Exists, owned by someone else.
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():  # No procfs (macOS): existence is all we can tell.
+        return True
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, IndexError):
+        return False
+    if state in ("Z", "X"):
+        return False
+    return marker is None or marker in command  # The marker rules out a reused pid.
+
+
+# --- Reading runs --------------------------------------------------------------------------------
+
+
+def run_summary(run_dir: str | Path) -> RunSummary:
+    """Status, metrics and config of one run directory, judged from its files and the job lock."""
+    _reap()
+    run_dir = Path(run_dir)
+    spec = _read_json(run_dir / "job.json")
+    config_file = _read_json(run_dir / "config.json")
+    state = read_state(run_dir)
+    records = read_metrics(run_dir)
+    complete = [r for r in records if not r.get("partial")]
+    status, error, pid = _status(run_dir, state, spec)
+    config = config_file.get("config") or spec.get("config") or {}
+    started = spec.get("created") or _mtime(run_dir / "config.json") or _mtime(run_dir)
+    return RunSummary(
+        name=run_dir.name, path=run_dir, status=status, error=error,
+        epochs_done=int(state.get("epochs_done", 0)), epochs=config.get("epochs"),
+        best_accuracy=state.get("best_val_accuracy"), best_epoch=state.get("best_epoch"),
+        final=complete[-1] if complete else {}, training_seconds=float(state.get("training_seconds", 0.0)),
+        started=started, dataset=spec.get("dataset") or config_file.get("dataset", {}).get("source", ""),
+        config=config, registered_model=state.get("registered_model"), pid=pid,
+    )
+
+
+def _status(run_dir: Path, state: dict, spec: dict) -> tuple[str, str | None, int | None]:
+    stopping = (run_dir / "STOP").exists()
+    absolute = str(run_dir.resolve())
+    holder = next((h for h in map(_read_json, _lock_paths(run_dir.parent)) if h.get("run") == absolute), None)
+    if holder and _process_alive(holder.get("pid"), marker=run_dir.name):
+        pid = holder["pid"]
+        if stopping:
+            return "stopping", None, pid
+        running = state.get("status") == "running" and state.get("pid") == pid
+        return ("running" if running else "starting"), None, pid
+    status, pid = state.get("status"), state.get("pid")
+    if status == "running":  # A job without our lock (e.g. `python -m fer train --out`) or one that died.
+        if _process_alive(pid, marker=run_dir.name):
+            return ("stopping" if stopping else "running"), None, pid
+        return "failed", "the training process ended unexpectedly (killed or crashed); see the log", None
+    if status in ("finished", "stopped", "failed"):
+        return status, state.get("error"), None
+    if spec:  # A job that never got as far as training.
+        return "failed", state.get("error") or "the training process ended before training began; see the log", None
+    return "stopped", None, None
+
+
+def list_runs(root: Path | None = None) -> list[RunSummary]:
+    """Every run directory under `root` (default runs_dir()), newest first."""
+    root = Path(root) if root is not None else runs_dir()
+    if not root.exists():
+        return []
+    found = [run_summary(path) for path in root.iterdir()
+             if path.is_dir() and ((path / "job.json").exists() or (path / "config.json").exists())]
+    return sorted(found, key=lambda run: run.started, reverse=True)
+
+
+def read_progress(run_dir: str | Path, summary: RunSummary | None = None) -> Progress | None:
+    """The live progress of a run, with an ETA; None before the job has written any."""
+    run_dir = Path(run_dir)
+    summary = summary or run_summary(run_dir)
+    progress = _read_json(run_dir / "progress.json")
+    epochs = int(progress.get("epochs") or summary.epochs or 0)
+    if not progress or not epochs:
+        return None
+    batches = max(int(progress.get("batches") or 1), 1)
+    epoch, batch = int(progress.get("epoch", 1)), int(progress.get("batch", 0))
+    if epoch <= summary.epochs_done:  # The file still describes the epoch that just ended.
+        epoch, batch = summary.epochs_done + 1, 0
+    if summary.epochs_done >= epochs:  # All epochs trained; the job is scoring the best model.
+        epoch, batch = epochs, batches
+    epoch = min(epoch, epochs)
+    done_batches = (epoch - 1) * batches + batch
+    fraction = min(done_batches / (epochs * batches), 1.0)
+    speed = progress.get("images_per_second")
+    return Progress(
+        epoch=epoch, epochs=epochs, batch=batch, batches=batches, images_per_second=speed,
+        fraction=fraction, eta_seconds=_eta(summary, epochs * batches - done_batches, batches, speed),
+        updated=progress.get("time"),
+    )
+
+
+def _eta(summary: RunSummary, batches_left: int, batches_per_epoch: int, images_per_second) -> float | None:
+    durations = [r["seconds"] for r in read_metrics(summary.path) if not r.get("partial") and r.get("seconds")]
+    if durations:  # Whole epochs measured so far include validation, so they predict best.
+        return batches_left / batches_per_epoch * sum(durations) / len(durations)
+    batch_size = summary.config.get("batch_size")
+    if images_per_second and batch_size:
+        return batches_left * batch_size / images_per_second
+    return None
+
+
+def log_tail(run_dir: str | Path, lines: int = 40) -> str:
+    """The last `lines` lines of a run's log ('' when there is none)."""
+    try:
+        text = (Path(run_dir) / LOG_NAME).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def runs_table(runs: list[RunSummary]):
+    """A pandas DataFrame comparing runs: status, best and final metrics, time and config."""
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        config, final = run.config, run.final
+        rows.append({
+            "run": run.name,
+            "status": run.status,
+            "preset": config.get("preset"),
+            "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
+            "best val acc": run.best_accuracy,
+            "best epoch": run.best_epoch,
+            "final train acc": final.get("accuracy"),
+            "final val acc": final.get("val_accuracy"),
+            "final val loss": final.get("val_loss"),
+            "images/s": final.get("images_per_second"),
+            "train time": format_duration(run.training_seconds),
+            "learning rate": config.get("learning_rate"),
+            "schedule": config.get("schedule"),
+            "optimizer": config.get("optimizer"),
+            "batch": config.get("batch_size"),
+            "augmentation": describe_augmentation(config.get("augmentation")),
+            "class weights": config.get("class_weights"),
+            "seed": config.get("seed"),
+            "dataset": Path(run.dataset).name if run.dataset else "",
+            "model": run.registered_model and Path(run.registered_model).stem,
+            "started": datetime.datetime.fromtimestamp(run.started).replace(microsecond=0),
+        })
+    return pd.DataFrame(rows)
+
+
+def describe_epoch(record: dict, epochs: int | None = None) -> str:
+    """One line for a metrics record: 'Epoch 2/3: train loss 1.9691, accuracy 16.4% · validation …'."""
+    head = f"Epoch {record.get('epoch')}" + (f"/{epochs}" if epochs else "")
+    head += " (stopped part-way):" if record.get("partial") else ":"
+    parts = []
+    for prefix, name in (("", "train"), ("val_", "validation")):
+        loss, accuracy = record.get(f"{prefix}loss"), record.get(f"{prefix}accuracy")
+        shown = ([f"loss {loss:.4f}"] if loss is not None else []) + (
+            [f"accuracy {accuracy:.1%}"] if accuracy is not None else [])
+        if shown:
+            parts.append(f"{name} " + ", ".join(shown))
+    if record.get("images_per_second"):
+        parts.append(f"{record['images_per_second']:,.0f} images/s")
+    return f"{head} " + " · ".join(parts)
+
+
+def describe_augmentation(augmentation: dict | None) -> str:
+    """A short human summary of an augmentation dict; 'preset' when the preset's own is used."""
+    if not augmentation:
+        return "preset"
+    parts = []
+    if augmentation.get("horizontal_flip"):
+        parts.append("flip")
+    if augmentation.get("rotation_degrees"):
+        parts.append(f"rot ±{augmentation['rotation_degrees']:g}°")
+    if augmentation.get("zoom"):
+        parts.append(f"zoom {augmentation['zoom']:g}")
+    if augmentation.get("shift_pixels"):
+        parts.append(f"shift {augmentation['shift_pixels']}px")
+    if augmentation.get("crop_size"):
+        parts.append(f"crop {augmentation['crop_size']}")
+    if augmentation.get("contrast"):
+        parts.append(f"contrast {augmentation['contrast']:g}")
+    return ", ".join(parts) or "off"
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1h 02m', '3m 05s', '42s'; '–' when unknown."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+# --- The job process -----------------------------------------------------------------------------
+
+
+def run(run_dir: str | Path) -> int:
+    """The body of a job: open the dataset, train (resuming), register the best model; exit status."""
+    from fer.datasets import open_dataset
+    from fer.training import ConsoleProgress, train
+
+    run_dir = Path(run_dir).resolve()
+    spec = _read_json(run_dir / "job.json")
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.get('resumed') else 'starting'}"
+          f" {run_dir.name}")
+    try:
+        config = TrainConfig.from_dict(spec["config"])
+        dataset = open_dataset(spec["dataset"])
+        print(f"dataset: {dataset.source} ({', '.join(f'{k} {len(v):,}' for k, v in dataset.splits.items())})")
+        if (run_dir / "STOP").exists():  # Stopped while the dataset was opening: train() would clear the flag.
+            (run_dir / "STOP").unlink(missing_ok=True)
+            _mark(run_dir, status="stopped")
+            print("stopped before training began")
+            return 0
+        result = train(dataset, config, run_dir, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
+        (run_dir / "STOP").unlink(missing_ok=True)  # Handled; a later resume starts clean.
+        if result.stopped:
+            print(f"stopped after epoch {read_state(run_dir).get('epochs_done', 0)}; resume to go on")
+        elif spec.get("register_as"):
+            path = _register(result.model_path, spec["register_as"], Path(spec.get("models_dir") or MODELS_DIR))
+            _mark(run_dir, registered_model=str(path))
+            print(f"registered the best model as {path}")
+        print("done")
+        return 0
+    except BaseException as error:  # Everything, so the page can show it; the traceback goes to the log.
+        traceback.print_exc()
+        state = read_state(run_dir)
+        if state.get("status") != "failed":
+            _mark(run_dir, status="failed", error=f"{type(error).__name__}: {error}")
+        return 1
+    finally:
+        _release(run_dir)
+
+
+def _register(model_path: Path, name: str, models_dir: Path) -> Path:
+    from fer.registry import register_model
+
+    candidate, n = name, 2
+    while (models_dir / f"{candidate}.keras").exists():  # Taken since the run started: never overwrite.
+        candidate, n = f"{name}-{n}", n + 1
+    return register_model(model_path, candidate, models_dir)
+
+
+def _mark(run_dir: Path, **changes) -> None:
+    _write_json(run_dir / "state.json", {**read_state(run_dir), **changes})
+
+
+def _spec_from_config(run_dir: Path) -> dict:
+    """A job spec for a run started elsewhere (the CLI), from the config.json fer.training wrote."""
+    config_file = _read_json(run_dir / "config.json")
+    if not config_file:
+        return {}
+    return {"dataset": config_file.get("dataset", {}).get("source"), "config": config_file.get("config"),
+            "register_as": None, "created": _mtime(run_dir / "config.json")}
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write atomically so a reader never sees half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, default=str))
+    os.replace(temporary, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m fer.jobs RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0]).resolve()
+    # SIGTERM (e.g. a system shutdown) stops like the Stop button: after the batch, with a checkpoint.
+    signal.signal(signal.SIGTERM, lambda *_: (run_dir / "STOP").touch())
+    return run(run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

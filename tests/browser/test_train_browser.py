@@ -1,0 +1,97 @@
+"""The Train page in a real browser, on the demo set: live epochs, a reload mid-run, stop, resume,
+and the finished model showing up on Evaluate and Predict."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from browser.conftest import ROOT, wait_for_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+LONG = 180_000  # ms: TensorFlow start-up plus tiny-CNN epochs on a busy 2-core machine.
+
+
+def settle(page) -> None:
+    """Wait until the script run that a click or load started has finished."""
+    for _ in range(2):
+        page.wait_for_timeout(500)
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=LONG)
+    wait_for_app(page)
+
+
+def open_from_sidebar(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    page.wait_for_url(f"**/{title.lower()}")
+    settle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the Streamlit selectbox labelled `label`."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator("input").click()
+    page.get_by_role("option", name=re.compile(f"^{re.escape(option)}")).click()
+
+
+def model_offered(page, name: str) -> bool:
+    """Whether `name` is on the page, or among the options of one of its selectboxes (model pickers)."""
+    if page.get_by_text(name).count():
+        return True
+    for box in page.locator('[data-testid="stSelectbox"] input').all():
+        box.click()
+        options = page.get_by_role("option").all_inner_texts()
+        page.keyboard.press("Escape")
+        if any(name in option for option in options):
+            return True
+    return False
+
+
+def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_server, tmp_path):
+    name = f"browser-tiny-{os.getpid()}"
+    registered = [ROOT / "models" / f"{name}.keras", ROOT / "models" / f"{name}.json"]
+    failed = []  # Which resources the console's "Failed to load resource" errors were about.
+    page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
+    try:
+        # In through the front page, as a user would: the app shell sets up st.navigation first.
+        page.goto(app_server)
+        settle(page)  # The sidebar draws the demo set on first use.
+        open_from_sidebar(page, "Train")
+        choose(page, "Model preset", "tiny")
+        page.get_by_label("Epochs", exact=True).fill("3")
+        page.get_by_role("textbox", name="Register the finished model as").fill(name)
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text(re.compile(r"Epoch [123]/3 · batch \d+/\d+")).wait_for(timeout=LONG)
+
+        page.reload()  # The run goes on without the browser: after the reload the page finds it again.
+        settle(page)
+        page.get_by_text(re.compile(r"🏃 running")).wait_for()
+        # Epoch metrics and curves arrive while the run is still going.
+        page.get_by_text(re.compile(r"Last epoch · Epoch [12]/3")).wait_for(timeout=LONG)
+        page.get_by_role("button", name="Stop").click()
+        page.get_by_text(re.compile(r"Stopped after [12] of 3 epochs")).wait_for(timeout=LONG)
+        settle(page)
+        page.locator(".js-plotly-plot").nth(2).wait_for()  # Loss, accuracy and learning-rate curves.
+
+        page.get_by_role("button", name="Resume").click()
+        page.get_by_text("Finished in").wait_for(timeout=LONG)
+        page.get_by_text(f"Registered as {name}").wait_for()
+        assert all(path.exists() for path in registered)
+        settle(page)
+        page.locator('[data-testid="stDataFrame"]').wait_for()  # The run history.
+
+        for title in ("Evaluate", "Predict"):
+            open_from_sidebar(page, title)
+            assert model_offered(page, name), f"{name} is not offered on the {title} page"
+        # Reloading a page's URL makes Streamlit's frontend first try that path as the server's base URL
+        # (…/train/_stcore/health: 404) before falling back to the root; any other failure is a bug.
+        unexpected = [failure for failure in failed if not re.search(r"/\w+/_stcore/(health|host-config)$", failure)]
+        assert not unexpected
+        assert len(page.console_errors) <= len(failed), page.console_errors
+        assert all("Failed to load resource" in error for error in page.console_errors), page.console_errors
+    except BaseException:
+        page.screenshot(path=tmp_path / "failure.png", full_page=True)  # Look here when it fails.
+        raise
+    finally:
+        for path in registered:  # Registered models land in the repository's models/ folder.
+            path.unlink(missing_ok=True)

@@ -1,0 +1,145 @@
+"""The Train page (AppTest): the form starts a job, the live view follows it, stop/resume, history."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer import jobs
+from fer.datasets import open_dataset
+from fer.paths import runs_dir
+from test_jobs import TINY, record, sleepers, write_run  # noqa: F401 (sleepers is a fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/train.py"
+THREE_EPOCHS = dataclasses.replace(TINY, epochs=3)
+
+
+@pytest.fixture
+def app(kaggle_folder):
+    """The Train page on a small dataset (the demo set would be drawn afresh in every test's home)."""
+    open_dataset(kaggle_folder)  # Decoded into the disk cache now, so the page's first open is instant.
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["dataset_source"] = str(kaggle_folder)
+    at.run()
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def by_label(elements, label):
+    return next(element for element in elements if element.label == label)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def running_run(name: str, sleepers, **state) -> Path:
+    """A run directory whose job (a sleeper) holds the lock and is training epoch 2 of 3."""
+    run_dir = runs_dir() / name
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(run_dir)])
+    sleepers.append(job)
+    write_run(run_dir, state={"status": "running", "pid": job.pid, "epochs_done": 1, **state},
+              records=[record(1)], config=THREE_EPOCHS, spec={"dataset": "demo", "config": THREE_EPOCHS.to_dict()},
+              progress={"epoch": 2, "epochs": 3, "batch": 5, "batches": 10, "images_per_second": 250.0})
+    (runs_dir() / "job.lock").write_text(json.dumps({"pid": job.pid, "run": str(run_dir.resolve())}))
+    return run_dir
+
+
+def test_page_offers_the_form_and_says_there_are_no_runs(app):
+    assert not app.exception
+    assert any(option.startswith("tiny: ") for option in by_label(app.selectbox, "Model preset").options)
+    assert by_label(app.selectbox, "Train split").value == "train"
+    assert by_label(app.selectbox, "Validation split").value == "validation"
+    assert "No training runs yet" in texts(app.info)
+
+
+def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers):
+    by_label(app.selectbox, "Model preset").set_value("tiny")
+    by_label(app.number_input, "Epochs").set_value(3)
+    by_label(app.radio, "Augmentation").set_value("custom")
+    by_label(app.slider, "Rotation (± degrees)").set_value(10)
+    by_label(app.checkbox, "Class weights (inverse class frequency)").check()
+    by_label(app.text_input, "Register the finished model as").input("my-model")
+    by_label(app.button, "Start training").click()
+    app.run()
+
+    assert not app.exception
+    [run_dir] = jobs.active_runs()
+    spec = json.loads((run_dir / "job.json").read_text())
+    config = spec["config"]
+    assert (config["preset"], config["epochs"], config["class_weights"]) == ("tiny", 3, True)
+    assert config["augmentation"]["rotation_degrees"] == 10 and spec["register_as"] == "my-model"
+    assert "is training" in texts(app.info)
+    assert "starting" in texts(app.markdown)
+
+
+def test_second_start_while_a_run_goes_gets_a_clear_message(app, sleepers):
+    running_run("busy-run", sleepers)
+    by_label(app.button, "Start training").click()
+    app.run()
+    assert "already going (busy-run)" in texts(app.warning)
+    assert len(jobs.active_runs()) == 1
+
+
+def test_a_bad_model_name_is_refused_in_the_page(app, sleepers):
+    by_label(app.text_input, "Register the finished model as").input("no spaces allowed")
+    by_label(app.button, "Start training").click()
+    app.run()
+    assert "Not started: model name" in texts(app.error)
+    assert not sleepers
+
+
+def test_live_view_shows_progress_curves_and_stop_requests_a_graceful_stop(app, sleepers):
+    run_dir = running_run("live-run", sleepers)
+    app.run()
+    assert not app.exception
+    progress = app.get("progress")[0].proto.text
+    assert "Epoch 2/3 · batch 5/10 · 250 images/s · ETA" in progress
+    assert "Last epoch · Epoch 1/3: train loss" in texts(app.caption)
+    assert len(app.get("plotly_chart")) == 3
+
+    by_label(app.button, "Stop").click()
+    app.run()
+    assert (run_dir / "STOP").exists()
+    assert "stopping" in texts(app.markdown)
+
+
+def test_failed_run_shows_the_error_and_log_and_can_resume(app, sleepers):
+    run_dir = write_run(runs_dir() / "broken-run", state={"status": "failed", "epochs_done": 1,
+                                                          "error": "ResourceExhaustedError: out of memory"},
+                        records=[record(1)], spec={"dataset": "demo", "config": TINY.to_dict()},
+                        log="epoch 1/2 ...\nTraceback (most recent call last):\nResourceExhaustedError: OOM\n")
+    app.run()
+    assert "Training failed: ResourceExhaustedError: out of memory" in texts(app.error)
+    assert "Traceback (most recent call last)" in texts(app.code)
+
+    by_label(app.button, "Resume").click()
+    app.run()
+    assert jobs.active_runs() == [run_dir.resolve()]
+    assert "resumed" in json.loads((run_dir / "job.json").read_text())
+
+
+def test_finished_runs_fill_the_history_and_the_comparison(app):
+    for name, created in (("run-a", 1.0), ("run-b", 2.0)):
+        write_run(runs_dir() / name, records=[record(1), record(2)],
+                  spec={"dataset": "demo", "config": TINY.to_dict(), "created": created},
+                  state={"status": "finished", "epochs_done": 2, "best_val_accuracy": 0.25, "best_epoch": 2,
+                         "training_seconds": 30, "registered_model": f"/models/{name}.keras"})
+    app.run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["run"]) == ["run-b", "run-a"] and set(table["status"]) == {"finished"}
+    assert "Registered as **run-b**" in texts(app.success)  # The newest run is shown by default.
+    assert by_label(app.multiselect, "Compare runs").value == ["run-b", "run-a"]
+    assert len(app.get("plotly_chart")) == 4  # Loss, accuracy, learning rate and the comparison.
+
+    by_label(app.selectbox, "Run").set_value("run-a")
+    app.run()
+    assert "Registered as **run-a**" in texts(app.success)

@@ -1,0 +1,58 @@
+"""fer.training_charts: loss/accuracy curves, learning rate and run comparison figures."""
+
+from fer.training_charts import comparison_figure, curves_figure, learning_rate_figure
+
+RECORDS = [
+    {"epoch": 1, "loss": 1.9, "accuracy": 0.20, "val_loss": 1.8, "val_accuracy": 0.25, "lr": 1e-3},
+    {"epoch": 2, "loss": 1.6, "accuracy": 0.35, "val_loss": 1.7, "val_accuracy": 0.30, "lr": 5e-4},
+    {"epoch": 3, "loss": 1.5, "accuracy": 0.40, "val_loss": 1.7, "val_accuracy": 0.31, "lr": 1e-4, "partial": True},
+]
+
+
+def test_loss_curves_have_train_and_validation_per_epoch():
+    figure = curves_figure(RECORDS, "loss")
+    train, validation = figure.data
+    assert (train.name, validation.name) == ("train", "validation")
+    assert list(train.x) == [1, 2, 3] and list(train.y) == [1.9, 1.6, 1.5]
+    assert list(validation.y) == [1.8, 1.7, 1.7]
+    assert figure.layout.xaxis.title.text == "epoch"
+
+
+def test_accuracy_curves_use_a_percent_axis_and_mark_a_partial_epoch():
+    figure = curves_figure(RECORDS, "accuracy")
+    assert figure.layout.yaxis.tickformat == ".0%"
+    assert list(figure.data[0].marker.symbol) == ["circle", "circle", "circle-open"]
+
+
+def test_curves_without_validation_draw_only_train():
+    figure = curves_figure([{"epoch": 1, "loss": 2.0, "accuracy": 0.2}], "loss")
+    assert [trace.name for trace in figure.data] == ["train"]
+
+
+def test_empty_curves_say_they_are_waiting():
+    figure = curves_figure([], "loss")
+    assert not figure.data
+    assert "Waiting for the first epoch" in figure.layout.annotations[0].text
+
+
+def test_learning_rate_on_a_log_axis():
+    figure = learning_rate_figure(RECORDS)
+    assert list(figure.data[0].y) == [1e-3, 5e-4, 1e-4]
+    assert figure.layout.yaxis.type == "log"
+
+
+def test_learning_rate_missing_is_said():
+    figure = learning_rate_figure([{"epoch": 1, "loss": 2.0, "lr": None}])
+    assert not figure.data and figure.layout.annotations[0].text == "Not recorded for this run"
+
+
+def test_comparison_has_one_line_per_run_with_the_metric():
+    figure = comparison_figure({"a": RECORDS, "b": RECORDS[:1], "empty": []}, "val_accuracy")
+    assert [trace.name for trace in figure.data] == ["a", "b"]
+    assert list(figure.data[1].y) == [0.25]
+    assert "Validation accuracy" in figure.layout.title.text
+
+
+def test_comparison_of_runs_without_epochs_says_so():
+    figure = comparison_figure({"a": []}, "val_loss")
+    assert not figure.data and "No epochs" in figure.layout.annotations[0].text
