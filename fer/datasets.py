@@ -33,7 +33,7 @@ from fer.paths import cache_dir
 
 DEMO = "demo"  # The name that opens the built-in synthetic demo set.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
-LOADER_VERSION = 1  # Bump when decoding changes, so stale caches are not reused.
+LOADER_VERSION = 2  # Bump when decoding changes, so stale caches are not reused.
 SPLIT_ORDER = ("train", "validation", "test")
 
 Progress = Callable[[float, str], None]  # (fraction done, message)
