@@ -45,41 +45,51 @@ NO_AUGMENTATION = Augmentation(rotation_degrees=0.0, zoom=0.0, horizontal_flip=F
 
 @keras.saving.register_keras_serializable(package="fer")
 class FaceAugmentation(layers.Layer):
-    """Random flip, rotation, zoom, shift and contrast, applied only when `training` is true.
+    """Random flip, rotation, zoom and shift as ONE affine warp, plus contrast; only when training.
 
-    Keras's own random layers default to training=True when a model is called directly
-    (`model(x)`), which would augment predictions; this wrapper defaults to False.
+    Keras's RandomFlip/RandomRotation/RandomZoom each resample the batch; composing them into a
+    single transform costs one resample instead of three. Keras's random layers also default to
+    training=True when a model is called directly (`model(x)`); this layer defaults to False.
     """
 
     def __init__(self, rotation_degrees=0.0, zoom=0.0, horizontal_flip=False, shift_pixels=0, contrast=0.0,
-                 **kwargs):
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         self.settings = dict(rotation_degrees=rotation_degrees, zoom=zoom, horizontal_flip=horizontal_flip,
-                             shift_pixels=shift_pixels, contrast=contrast)
-        self.transforms = []
-        if horizontal_flip:
-            self.transforms.append(layers.RandomFlip("horizontal", name="flip"))
-        if rotation_degrees:
-            self.transforms.append(layers.RandomRotation(rotation_degrees / 360, fill_mode="nearest", name="rotate"))
-        if zoom:
-            self.transforms.append(layers.RandomZoom(zoom, fill_mode="nearest", name="zoom"))
-        if shift_pixels:
-            shift = shift_pixels / IMAGE_SIZE
-            self.transforms.append(layers.RandomTranslation(shift, shift, fill_mode="nearest", name="shift"))
-        if contrast:
-            self.transforms.append(layers.RandomContrast(contrast, value_range=(0, 1), name="contrast"))
-
-    def build(self, input_shape):
-        for transform in self.transforms:
-            transform.build(input_shape)
-        super().build(input_shape)
+                             shift_pixels=shift_pixels, contrast=contrast, seed=seed)
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=False):
         if not training:
             return inputs
-        for transform in self.transforms:
-            inputs = transform(inputs, training=True)
-        return inputs
+        ops, random = keras.ops, keras.random
+        batch = ops.shape(inputs)[0]
+        height, width = inputs.shape[1], inputs.shape[2]
+
+        def uniform(low, high):
+            return random.uniform((batch,), low, high, seed=self.seed_generator)
+
+        settings = self.settings
+        angle = uniform(-1.0, 1.0) * (settings["rotation_degrees"] * 3.141592653589793 / 180)
+        scale = uniform(1 - settings["zoom"], 1 + settings["zoom"])  # Below 1 zooms in.
+        flip = ops.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0) if settings["horizontal_flip"] else ops.ones((batch,))
+        shift_x = uniform(-1.0, 1.0) * settings["shift_pixels"]
+        shift_y = uniform(-1.0, 1.0) * settings["shift_pixels"]
+        # Each output pixel p samples the input at M·(p − centre) + centre + shift, M = scale·R(angle)·F.
+        cos, sin = ops.cos(angle) * scale, ops.sin(angle) * scale
+        a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
+        cx, cy = (width - 1) / 2, (height - 1) / 2
+        a2 = cx - a0 * cx - a1 * cy + shift_x
+        b2 = cy - b0 * cx - b1 * cy + shift_y
+        zeros = ops.zeros((batch,))
+        transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        images = ops.image.affine_transform(ops.cast(inputs, "float32"), transform, interpolation="bilinear",
+                                            fill_mode="nearest")
+        if settings["contrast"]:
+            factor = ops.reshape(uniform(1 - settings["contrast"], 1 + settings["contrast"]), (-1, 1, 1, 1))
+            mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
+            images = ops.clip((images - mean) * factor + mean, 0.0, 1.0)
+        return ops.cast(images, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -33,11 +33,10 @@ def test_seed_augmentation_and_rescaling_live_in_the_model():
     model = build_model("seed")
     rescale = model.get_layer("rescale")
     assert rescale.scale == pytest.approx(1 / 255)
-    transforms = {layer.name: layer for layer in model.get_layer("augment").transforms}
-    assert set(transforms) == {"flip", "rotate", "zoom"}
-    assert transforms["flip"].mode == "horizontal"
-    assert transforms["rotate"].factor == pytest.approx((-20 / 360, 20 / 360))
-    assert transforms["zoom"].height_factor == pytest.approx(0.2)  # ±20%
+    settings = model.get_layer("augment").get_config()
+    assert settings["horizontal_flip"] is True
+    assert settings["rotation_degrees"] == 20 and settings["zoom"] == pytest.approx(0.2)  # ±20°, ±20%
+    assert settings["shift_pixels"] == 0 and settings["contrast"] == 0
 
 
 def test_augmentation_is_off_at_inference_and_on_in_training():
@@ -56,6 +55,19 @@ def test_every_preset_maps_pixels_to_probabilities(preset):
     probabilities = np.asarray(model(np.zeros((2, 48, 48, 1), "float32")))
     assert probabilities.shape == (2, 5)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_augmentation_warps_a_face_the_way_it_says():
+    from fer.models import FaceAugmentation
+    from fer.synthetic import make_faces
+
+    faces = make_faces(2, seed=0)[0][..., None].astype("float32") / 255
+    flip_only = FaceAugmentation(horizontal_flip=True, seed=1)(faces, training=True)
+    for original, flipped in zip(faces, np.asarray(flip_only)):
+        assert np.allclose(flipped, original, atol=1e-5) or np.allclose(flipped, original[:, ::-1], atol=1e-5)
+    rotated = np.asarray(FaceAugmentation(rotation_degrees=20, zoom=0.2, seed=1)(faces, training=True))
+    assert rotated.shape == faces.shape
+    assert 0.01 < np.abs(rotated - faces).mean() < 0.2  # Changed, but still the same face.
 
 
 def test_crop_preset_sees_a_40_pixel_centre_crop():
