@@ -121,7 +121,12 @@ def main() -> int:
         print(f"skipped: {zip_path} is absent (the FER2013 zip is needed for this benchmark)")
         return 0
 
-    os.environ["FER_STUDIO_HOME"] = tempfile.mkdtemp(prefix="fer-bench-eda-")  # Nothing cached yet.
+    with tempfile.TemporaryDirectory(prefix="fer-bench-eda-") as home:  # Nothing cached yet; removed after.
+        os.environ["FER_STUDIO_HOME"] = home
+        return run(zip_path)
+
+
+def run(zip_path: Path) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
     start = time.perf_counter()
