@@ -8,6 +8,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# pylibsrtp (streamlit-webrtc's SRTP binding) segfaults when first imported after TensorFlow; some
+# test modules import TensorFlow and the Predict tests import streamlit-webrtc, so load it first.
+import pylibsrtp  # noqa: E402, F401
+
 import numpy as np
 import pytest
 from PIL import Image
