@@ -140,9 +140,12 @@ def open_dataset(
     if source.is_file() and source.suffix.lower() == ".csv":
         dataset = _open_csv(source, validation_fraction, seed)
     elif source.is_file() and zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            listing = _ZipListing(archive)
-            dataset = _open_image_tree(source, listing, "zip", validation_fraction, seed, progress)
+        try:
+            with zipfile.ZipFile(source) as archive:
+                listing = _ZipListing(archive)
+                dataset = _open_image_tree(source, listing, "zip", validation_fraction, seed, progress)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
+            raise DatasetError(f"{source.name} is a damaged zip archive ({error}); download it again") from error
     elif source.is_dir():
         dataset = _open_image_tree(
             source, _FolderListing(source), "folder", validation_fraction, seed, progress

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from fer.cards import card_path, read_card
 from fer.errors import FerError
 from fer.labels import CLASSES, IMAGE_SIZE
 
@@ -219,11 +220,6 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> keras.Model:
 # --- Saving with a model card ------------------------------------------------------------------
 
 
-def card_path(model_path: str | Path) -> Path:
-    """The JSON model card that sits beside a .keras file."""
-    return Path(model_path).with_suffix(".json")
-
-
 def save_model(model: keras.Model, path: str | Path, card: dict) -> Path:
     """Save `model` as .keras with its card (classes, input size, …) as JSON beside it."""
     path = Path(path).with_suffix(".keras")
@@ -247,14 +243,6 @@ def load_model(path: str | Path) -> tuple[keras.Model, dict]:
     card = read_card(path)
     card.setdefault("classes", list(CLASSES))
     return model, card
-
-
-def read_card(model_path: str | Path) -> dict:
-    """The model card beside a .keras file ({} when there is none)."""
-    try:
-        return json.loads(card_path(model_path).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _jsonable(value):

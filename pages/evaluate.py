@@ -31,7 +31,7 @@ from fer.evaluation import (
     tta_effect,
 )
 from fer.labels import EMOJI
-from fer.models import read_card
+from fer.cards import read_card
 from fer.registry import list_models
 from pages.common import (
     MODEL_KEY,

@@ -6,7 +6,7 @@ import streamlit as st
 
 from fer.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
-from fer.models import read_card
+from fer.cards import read_card
 from pages.common import active_dataset, active_dataset_source, active_model_path
 
 st.title("🙂 FER Studio")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -12,14 +11,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # test modules import TensorFlow and the Predict tests import streamlit-webrtc, so load it first.
 import pylibsrtp  # noqa: E402, F401
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from fer.labels import CLASSES, FER2013_CSV_LABELS
+from dataset_files import SHARED_DATA, write_faces, write_fer2013_csv, zip_folder
+from fer.labels import CLASSES
 from fer.synthetic import make_faces
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013"
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +25,6 @@ def fer_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("fer-home")
     monkeypatch.setenv("FER_STUDIO_HOME", str(home))
     return home
-
-
-def write_faces(folder: Path, per_class: int, seed: int, classes=CLASSES) -> None:
-    images, labels = make_faces(per_class, seed=seed)
-    for i, (image, label) in enumerate(zip(images, labels)):
-        target = folder / classes[label]
-        target.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(target / f"{i:04d}.png")
 
 
 @pytest.fixture
@@ -47,26 +36,9 @@ def kaggle_folder(tmp_path) -> Path:
     return root
 
 
-def zip_folder(folder: Path, target: Path) -> Path:
-    with zipfile.ZipFile(target, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            archive.write(path, path.relative_to(folder.parent).as_posix())
-    return target
-
-
 @pytest.fixture
 def kaggle_zip(kaggle_folder, tmp_path) -> Path:
     return zip_folder(kaggle_folder / "images", tmp_path / "faces.zip")
-
-
-def write_fer2013_csv(path: Path, rows_per_class: int = 3, usage=("Training", "PublicTest", "PrivateTest")) -> Path:
-    images, labels = make_faces(rows_per_class, seed=3)
-    lines = ["emotion,pixels,Usage"]
-    for i, (image, label) in enumerate(zip(images, labels)):
-        code = FER2013_CSV_LABELS.index(CLASSES[label])
-        lines.append(f"{code},{' '.join(map(str, image.ravel()))},{usage[i % len(usage)]}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture
@@ -87,10 +59,6 @@ def shared_zip() -> Path:
     if not path.exists():
         pytest.skip(f"the real FER2013 data is not here ({path} is absent)")
     return path
-
-
-def rng(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_faces, write_fer2013_csv, zip_folder
+from dataset_files import write_faces, write_fer2013_csv, zip_folder
 from fer.datasets import DEMO, open_dataset
 from fer.errors import DatasetError
 from fer.labels import CLASSES
@@ -258,3 +258,11 @@ def test_real_fer2013_zip_opens_with_the_official_counts(shared_zip):
     assert totals == {"train": 28709, "validation": 3589}
     assert dataset.counts()["train"]["disgust"] == 436
     assert json.dumps(dataset.counts())  # JSON-ready for the CLI.
+
+
+def test_damaged_zip(kaggle_zip):
+    data = bytearray(kaggle_zip.read_bytes())
+    data[100:2000] = b"\0" * 1900  # Wreck the first entries but keep the central directory.
+    kaggle_zip.write_bytes(bytes(data))
+    with pytest.raises(DatasetError):
+        open_dataset(kaggle_zip)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_faces
+from dataset_files import write_faces
 from fer import jobs
 from fer.errors import FerError
 from fer.models import Augmentation

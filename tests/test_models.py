@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from fer.errors import FerError
-from fer.models import PRESETS, build_model, load_model, read_card, save_model
+from fer.cards import read_card
+from fer.models import PRESETS, build_model, load_model, save_model
 
 
 def layers_of(model, kind):

@@ -1,0 +1,22 @@
+"""Model cards: the JSON beside each .keras file (classes, preset, metrics, recipe, …).
+
+Kept apart from fer.models so listing models never has to import Keras/TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The JSON model card that sits beside a .keras file."""
+    return Path(model_path).with_suffix(".json")
+
+
+def read_card(model_path: str | Path) -> dict:
+    """The model card beside a .keras file ({} when there is none or it is unreadable)."""
+    try:
+        return json.loads(card_path(model_path).read_text())
+    except (OSError, ValueError):
+        return {}
