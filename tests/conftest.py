@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -14,9 +16,9 @@ import pylibsrtp  # noqa: E402, F401
 import pytest
 
 from dataset_files import SHARED_DATA, write_faces, write_fer2013_csv, zip_folder
+from fer import jobs
 from fer.labels import CLASSES
 from fer.synthetic import make_faces
-
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +79,21 @@ def tiny_model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny.keras"
     return save_model(model, path, {"name": "tiny", "preset": "tiny", "classes": list(CLASSES),
                                     "metrics": {}, "hyperparameters": {}})
+
+
+@pytest.fixture
+def sleepers(monkeypatch):
+    """Replace fer.jobs' training process by `sleep` stand-ins (with the run dir in argv, like a real job)."""
+    started: list[subprocess.Popen] = []
+
+    def spawn(run_dir: Path) -> subprocess.Popen:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(run_dir)])
+        started.append(child)
+        return child
+
+    monkeypatch.setattr(jobs, "_spawn", spawn)
+    yield started
+    for child in started:
+        child.kill()
+        child.wait()
+    jobs._CHILDREN.clear()

@@ -7,61 +7,18 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from dataset_files import write_faces
+from run_files import TINY, record, write_run
 from fer import jobs
 from fer.errors import FerError
 from fer.models import Augmentation
 from fer.paths import runs_dir
 from fer.training import TrainConfig, read_metrics
 
-TINY = TrainConfig(preset="tiny", epochs=2, batch_size=8)
-
-
 # --- Helpers -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sleepers(monkeypatch):
-    """Replace the job process by `sleep` stand-ins (with the run dir in argv, like a real job)."""
-    started: list[subprocess.Popen] = []
-
-    def spawn(run_dir: Path) -> subprocess.Popen:
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(run_dir)])
-        started.append(child)
-        return child
-
-    monkeypatch.setattr(jobs, "_spawn", spawn)
-    yield started
-    for child in started:
-        child.kill()
-        child.wait()
-    jobs._CHILDREN.clear()
-
-
-def write_run(run_dir: Path, *, state=None, records=(), progress=None, spec=None, config=TINY, log=None) -> Path:
-    """A run directory written by hand, as fer.training and fer.jobs would leave it."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({"config": config.to_dict(), "dataset": {"source": "demo"}}))
-    if spec is not None:
-        (run_dir / "job.json").write_text(json.dumps(spec))
-    if state is not None:
-        (run_dir / "state.json").write_text(json.dumps(state))
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    if progress is not None:
-        (run_dir / "progress.json").write_text(json.dumps(progress))
-    if log is not None:
-        (run_dir / "log.txt").write_text(log)
-    return run_dir
-
-
-def record(epoch, *, partial=False, seconds=10.0, **metrics):
-    return {"epoch": epoch, "loss": 2.0 - epoch / 10, "accuracy": 0.2 + epoch / 20, "val_loss": 2.1 - epoch / 10,
-            "val_accuracy": 0.15 + epoch / 20, "lr": 1e-3, "seconds": seconds, "images_per_second": 300.0,
-            "partial": partial, **metrics}
 
 
 def dead_pid() -> int:

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from fer import jobs
 from fer.datasets import open_dataset
 from fer.paths import runs_dir
-from test_jobs import TINY, record, sleepers, write_run  # noqa: F401 (sleepers is a fixture)
+from run_files import TINY, record, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/train.py"
