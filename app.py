@@ -16,6 +16,7 @@ if "tensorflow" not in sys.modules:
     # first imported after TensorFlow, which the sidebar imports below: load it first.
     import pylibsrtp  # noqa: F401
 
+from fer.cards import model_label
 from fer.datasets import DEMO, Dataset, open_dataset
 from fer import synthetic
 from fer.errors import FerError
@@ -150,12 +151,6 @@ def active_dataset_summary() -> None:
         return
     counts = " · ".join(f"{name} {len(split):,}" for name, split in dataset.splits.items())
     st.sidebar.caption(f"**Active:** {source_label(source)}  \n{counts} images · `{dataset.fingerprint}`")
-
-
-def model_label(card: dict) -> str:
-    accuracy = (card.get("metrics") or {}).get("validation", {}).get("accuracy")
-    details = [card.get("preset")] + ([f"val acc {accuracy:.1%}"] if isinstance(accuracy, (int, float)) else [])
-    return " · ".join([card["name"], *filter(None, details)])
 
 
 def remember_model() -> None:

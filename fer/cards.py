@@ -20,3 +20,10 @@ def read_card(model_path: str | Path) -> dict:
         return json.loads(card_path(model_path).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def model_label(card: dict) -> str:
+    """A one-line name for a model picker: name · preset · validation accuracy (when known)."""
+    accuracy = (card.get("metrics") or {}).get("validation", {}).get("accuracy")
+    details = [card.get("preset")] + ([f"val acc {accuracy:.1%}"] if isinstance(accuracy, (int, float)) else [])
+    return " · ".join([card["name"], *filter(None, details)])

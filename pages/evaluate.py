@@ -31,7 +31,7 @@ from fer.evaluation import (
     tta_effect,
 )
 from fer.labels import EMOJI
-from fer.cards import read_card
+from fer.cards import model_label, read_card
 from fer.registry import list_models
 from pages.common import (
     MODEL_KEY,
@@ -118,12 +118,6 @@ def model_options() -> dict[str, str]:
     if active and active not in options and Path(active).exists():
         options[active] = f"{Path(active).name} (not registered)"
     return options
-
-
-def model_label(card: dict) -> str:
-    accuracy = (card.get("metrics") or {}).get("validation", {}).get("accuracy")
-    details = [card.get("preset")] + ([f"val acc {accuracy:.1%}"] if isinstance(accuracy, (int, float)) else [])
-    return " · ".join([card["name"], *filter(None, details)])
 
 
 def remember_model() -> None:

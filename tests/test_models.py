@@ -110,3 +110,11 @@ def test_transfer_weights_moves_a_model_into_a_fresh_build():
     np.testing.assert_allclose(np.asarray(trained(pixels)), np.asarray(rebuilt(pixels)), rtol=1e-6)
     with pytest.raises(FerError, match="not have the same learned layers"):
         transfer_weights(trained, build_model("seed"))
+
+
+def test_model_label_names_preset_and_validation_accuracy():
+    from fer.cards import model_label
+
+    assert model_label({"name": "m", "preset": "seed", "metrics": {"validation": {"accuracy": 0.651}}}) == \
+        "m · seed · val acc 65.1%"
+    assert model_label({"name": "bare"}) == "bare"
