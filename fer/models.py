@@ -99,13 +99,37 @@ class FaceAugmentation(layers.Layer):
         return {**super().get_config(), **self.settings}
 
 
+@keras.saving.register_keras_serializable(package="fer")
+class CentreCrop(layers.Layer):
+    """The centre size×size pixels of each image.
+
+    Not keras.layers.CenterCrop: its `call(training=True)` default leaks into the call context,
+    so a direct `model(x)` then ran batch norm and dropout in training mode.
+    """
+
+    def __init__(self, size=40, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, inputs):
+        top = (inputs.shape[1] - self.size) // 2
+        left = (inputs.shape[2] - self.size) // 2
+        return inputs[:, top:top + self.size, left:left + self.size, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, *input_shape[3:])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
 def _preprocessing(inputs, augmentation: Augmentation):
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     settings = {k: v for k, v in asdict(augmentation).items() if k != "crop_size"}
     x = FaceAugmentation(**settings, name="augment")(x)
     if augmentation.crop_size:
         # A centre crop in both modes: after the random shift above it is a random crop in training.
-        x = layers.CenterCrop(augmentation.crop_size, augmentation.crop_size, name="crop")(x)
+        x = CentreCrop(augmentation.crop_size, name="crop")(x)
     return x
 
 
@@ -215,6 +239,78 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> keras.Model:
     for from_layer, to_layer in zip(sources, targets):
         to_layer.set_weights(from_layer.get_weights())
     return target
+
+
+# --- Test-time augmentation ---------------------------------------------------------------------
+
+
+def shifted_view(images, dx: int = 0, dy: int = 0, mirror: bool = False):
+    """`images` (N, H, W, C) mirrored or not, then moved (dx, dy) pixels; the edge, mirrored, fills in."""
+    ops = keras.ops
+    x = ops.flip(images, axis=2) if mirror else images
+    pad = max(abs(dx), abs(dy))
+    if pad:
+        height, width = images.shape[1], images.shape[2]
+        x = ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+        x = x[:, pad - dy:pad - dy + height, pad - dx:pad - dx + width, :]
+    return x
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class TestTimeViews(layers.Layer):
+    """Stacks the views of a batch along the batch axis: (N, …) in, (V·N, …) out, view-major."""
+
+    def __init__(self, views=(), **kwargs):
+        super().__init__(**kwargs)
+        self.views = [(int(dx), int(dy), bool(mirror)) for dx, dy, mirror in views]
+
+    def call(self, inputs):
+        return keras.ops.concatenate([shifted_view(inputs, *view) for view in self.views], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class MeanOverViews(layers.Layer):
+    """Undoes TestTimeViews' stacking by averaging: (V·N, K) in, (N, K) out."""
+
+    def __init__(self, count=1, **kwargs):
+        super().__init__(**kwargs)
+        self.count = int(count)
+
+    def call(self, inputs):
+        ops = keras.ops
+        return ops.mean(ops.reshape(inputs, (self.count, -1, inputs.shape[-1])), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count}
+
+
+def tta_views(shift: int = 0) -> tuple[tuple[int, int, bool], ...]:
+    """(dx, dy, mirror) views: the image and its mirror; with `shift`, each also moved ±shift pixels."""
+    offsets = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
+    return tuple((dx, dy, mirror) for mirror in (False, True) for dx, dy in offsets)
+
+
+def with_test_time_augmentation(model: keras.Model, views) -> keras.Model:
+    """Wrap `model` so that its output is the mean of its probabilities over `views`.
+
+    The wrapper is an ordinary model with the same input and output, so everything that serves a
+    model (Predict, evaluate, webcam) serves it; it costs one forward pass per view. The views go
+    through `model` as one stacked batch.
+    """
+    views = list(views)
+    inputs = keras.Input(model.input_shape[1:], name="pixels")
+    stacked = TestTimeViews(views, name="views")(inputs)
+    outputs = MeanOverViews(len(views), name="mean_over_views")(model(stacked))
+    return keras.Model(inputs, outputs, name=f"{model.name}_tta{len(views)}")
 
 
 # --- Saving with a model card ------------------------------------------------------------------

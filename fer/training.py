@@ -145,6 +145,10 @@ def train(
     with scope:
         if resuming:
             model = keras.models.load_model(checkpoint)
+            if config.schedule == "cosine":
+                # The checkpoint's schedule was sized for the old epoch count; a resumed run with
+                # more or fewer epochs anneals over the new one (the step counter carries on).
+                model.optimizer.learning_rate = _learning_rate(config, steps_per_epoch)
         else:
             model = build_model(config.preset, num_classes=len(dataset.classes),
                                 augmentation=config.augmentation, dtype_policy=config.dtype_policy)
@@ -191,17 +195,21 @@ def train(
     return TrainResult(run_dir, best_path, card, read_metrics(run_dir), stopped)
 
 
+def _learning_rate(config: TrainConfig, steps_per_epoch: int):
+    if config.schedule != "cosine":
+        return config.learning_rate
+    warmup = config.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10 if warmup else config.learning_rate,
+        decay_steps=max(config.epochs * steps_per_epoch - warmup, 1),
+        alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
 def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
-    learning_rate = config.learning_rate
-    if config.schedule == "cosine":
-        warmup = config.warmup_epochs * steps_per_epoch
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=config.learning_rate / 10 if warmup else config.learning_rate,
-            decay_steps=max(config.epochs * steps_per_epoch - warmup, 1),
-            alpha=0.01,
-            warmup_target=config.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
+    learning_rate = _learning_rate(config, steps_per_epoch)
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True,
                                          weight_decay=config.weight_decay or None)

@@ -74,6 +74,17 @@ def test_augmentation_warps_a_face_the_way_it_says():
 def test_crop_preset_sees_a_40_pixel_centre_crop():
     model = build_model("vgg40")
     assert model.get_layer("crop").output.shape[1:3] == (40, 40)
+    pixels = np.random.default_rng(4).integers(0, 256, (2, 48, 48, 1)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(model.get_layer("crop")(pixels)), pixels[:, 4:44, 4:44])
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_calling_a_model_directly_is_inference(preset):
+    # Batch norm in training mode would make each image's output depend on the rest of its batch.
+    model = build_model(preset)
+    pixels = np.random.default_rng(5).integers(0, 256, (6, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(pixels))[:2], np.asarray(model(pixels[:2])), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(pixels)), model.predict(pixels, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_preset_is_a_clear_error():
@@ -118,3 +129,34 @@ def test_model_label_names_preset_and_validation_accuracy():
     assert model_label({"name": "m", "preset": "seed", "metrics": {"validation": {"accuracy": 0.651}}}) == \
         "m · seed · val acc 65.1%"
     assert model_label({"name": "bare"}) == "bare"
+
+
+def test_shifted_view_moves_and_mirrors_pixels():
+    from fer.models import shifted_view
+
+    image = np.arange(48 * 48, dtype="float32").reshape(1, 48, 48, 1)
+    right = np.asarray(shifted_view(image, dx=2))
+    np.testing.assert_array_equal(right[0, :, 2:], image[0, :, :-2])  # Content moved 2 pixels right.
+    np.testing.assert_array_equal(right[0, :, :2], image[0, :, 1::-1])  # The edge, mirrored, fills in.
+    up_mirrored = np.asarray(shifted_view(image, dy=-3, mirror=True))
+    np.testing.assert_array_equal(up_mirrored[0, :-3], image[0, 3:, ::-1])
+
+
+def test_tta_model_averages_the_views_and_round_trips(tmp_path):
+    from fer.evaluation import mirror
+    from fer.models import shifted_view, tta_views, with_test_time_augmentation
+
+    base = build_model("vgg40")
+    pixels = np.random.default_rng(3).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    flip = with_test_time_augmentation(base, tta_views())
+    expected = (np.asarray(base(pixels)) + np.asarray(base(mirror(pixels)))) / 2
+    np.testing.assert_allclose(np.asarray(flip(pixels)), expected, rtol=1e-5, atol=1e-6)
+    assert len(tta_views(shift=2)) == 10 and flip.input_shape == base.input_shape
+    crops = with_test_time_augmentation(base, tta_views(shift=2))
+    views = [shifted_view(pixels, *view) for view in tta_views(shift=2)]
+    expected = np.mean([np.asarray(base(view)) for view in views], axis=0)
+    np.testing.assert_allclose(np.asarray(crops(pixels)), expected, rtol=1e-5, atol=1e-6)
+    path = save_model(crops, tmp_path / "tta", {"preset": "vgg40", "classes": ["a"] * 7})
+    loaded, _ = load_model(path)
+    np.testing.assert_allclose(np.asarray(loaded(pixels)), np.asarray(crops(pixels)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(loaded(pixels)).sum(axis=1), 1.0, rtol=1e-5)

@@ -112,6 +112,17 @@ def test_training_with_class_weights_and_cosine_schedule(small_dataset, tmp_path
     assert rates[1] < 0.01  # End of the cosine decay.
 
 
+def test_resuming_with_more_epochs_anneals_the_cosine_schedule_over_the_new_length(small_dataset, tmp_path):
+    config = dict(schedule="cosine", optimizer="sgd", learning_rate=0.05)
+    train(small_dataset, tiny(epochs=1, **config), tmp_path / "run", evaluate_splits=False)
+    train(small_dataset, tiny(epochs=4, **config), tmp_path / "run", evaluate_splits=False)
+    rates = [m["lr"] for m in read_metrics(tmp_path / "run")]
+    # Sized for 1 epoch the schedule would sit at its floor (0.0005) from epoch 1 on; resized for
+    # 4 epochs it decays smoothly from where the step counter is.
+    expected = [0.05 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * e / 4))) for e in (2, 3, 4)]
+    assert rates[1:] == pytest.approx(expected, rel=0.02)
+
+
 def test_bad_config_is_a_clear_error():
     with pytest.raises(FerError, match="unknown optimizer 'rmsprop'"):
         TrainConfig(optimizer="rmsprop")
