@@ -105,17 +105,40 @@ def _info(args) -> int:
     return 0
 
 
-def _train(args) -> int:
-    from fer.datasets import open_dataset
-    from fer.paths import PROJECT_ROOT
-    from fer.training import ConsoleProgress, TrainConfig, train
+# TrainConfig field → its `python -m fer train` option.
+_TRAIN_OPTIONS = {
+    "preset": "--preset", "epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
+    "optimizer": "--optimizer", "schedule": "--schedule", "warmup_epochs": "--warmup-epochs",
+    "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing",
+    "early_stopping_patience": "--early-stopping", "seed": "--seed", "dtype_policy": "--dtype-policy",
+}
 
-    config = TrainConfig(
+
+def train_command(config, dataset: str, out: str | None = None) -> str:
+    """The `python -m fer train` command line that trains `config` (a TrainConfig) on `dataset`."""
+    parts = ["python -m fer train", f"--dataset {dataset}"]
+    parts += [f"{option} {getattr(config, field)}" for field, option in _TRAIN_OPTIONS.items()]
+    parts += ["--class-weights"] * config.class_weights + ([f"--out {out}"] if out else [])
+    return " ".join(parts)
+
+
+def _train_config(args):
+    from fer.training import TrainConfig
+
+    return TrainConfig(
         preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         optimizer=args.optimizer, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, class_weights=args.class_weights,
         early_stopping_patience=args.early_stopping, seed=args.seed, dtype_policy=args.dtype_policy,
     )
+
+
+def _train(args) -> int:
+    from fer.datasets import open_dataset
+    from fer.paths import PROJECT_ROOT
+    from fer.training import ConsoleProgress, train
+
+    config = _train_config(args)
     started = time.perf_counter()
     dataset = open_dataset(args.dataset)
     print(f"dataset: {dataset.source} ({sum(len(s) for s in dataset.splits.values()):,} images, "

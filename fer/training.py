@@ -341,6 +341,7 @@ class RunRecorder(keras.callbacks.Callback):
             "epoch": record.get("epoch"),
             "metrics": metrics,
             "training_seconds": round(self.state.get("training_seconds", 0.0), 1),
+            "training_backend": keras.backend.backend(),
         })
 
 

@@ -54,3 +54,17 @@ def test_module_entry_point(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: ") and "does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_train_command_reproduces_the_config():
+    import shlex
+
+    from fer.cli import _parser, _train_config, train_command
+    from fer.training import TrainConfig
+
+    config = TrainConfig(preset="vgg40", epochs=30, optimizer="sgd", learning_rate=0.05, schedule="cosine",
+                         warmup_epochs=2, weight_decay=5e-4, label_smoothing=0.1, class_weights=True)
+    command = train_command(config, "data/images.zip", out="runs/x")
+    assert command.startswith("python -m fer train --dataset data/images.zip --preset vgg40 --epochs 30")
+    args = _parser().parse_args(shlex.split(command)[3:])
+    assert _train_config(args) == config and args.out == "runs/x"
