@@ -27,3 +27,17 @@ def model_label(card: dict) -> str:
     accuracy = (card.get("metrics") or {}).get("validation", {}).get("accuracy")
     details = [card.get("preset")] + ([f"val acc {accuracy:.1%}"] if isinstance(accuracy, (int, float)) else [])
     return " · ".join([card["name"], *filter(None, details)])
+
+
+def model_facts(card: dict) -> list[str]:
+    """Short sentences about how a model was made, from whatever its card records."""
+    facts = []
+    views = (card.get("test_time_augmentation") or {}).get("views")
+    if views:
+        facts.append(f"Averages {len(views)} views of each face (test-time augmentation, chosen on the "
+                     f"{card['test_time_augmentation'].get('selected_on', 'validation')} split).")
+    epochs, seconds = card.get("epochs_trained"), card.get("training_seconds")
+    if isinstance(epochs, int) and isinstance(seconds, (int, float)):
+        backend = f" under Keras's {card['training_backend']} backend" if card.get("training_backend") else ""
+        facts.append(f"Trained {epochs} epochs in {seconds / 3600:.1f} h of CPU time{backend}.")
+    return facts

@@ -31,7 +31,7 @@ from fer.evaluation import (
     tta_effect,
 )
 from fer.labels import EMOJI
-from fer.cards import model_label, read_card
+from fer.cards import model_facts, model_label, read_card
 from fer.registry import list_models
 from pages.common import (
     MODEL_KEY,
@@ -279,6 +279,8 @@ plain = evaluate(path, dataset, split, tta=False)[0] if tta else None
 card = read_card(path)
 st.caption(f"**{card.get('name', Path(path).stem)}** on the **{split}** split: {result.images:,} images, "
            f"predicted in {seconds:.1f} s{' (image + mirror)' if tta else ''}.")
+for fact in model_facts(card):
+    st.caption(fact)
 show_headline(result, plain)
 
 confusion_tab, class_tab, mistakes_tab, calibration_tab, compare_tab = st.tabs(

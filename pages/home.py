@@ -6,7 +6,7 @@ import streamlit as st
 
 from fer.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
-from fer.cards import read_card
+from fer.cards import model_facts, read_card
 from pages.common import active_dataset, active_dataset_source, active_model_path
 
 st.title("🙂 FER Studio")
@@ -43,5 +43,10 @@ with right, st.container(border=True):
         for split, metrics in (card.get("metrics") or {}).items():
             if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
                 st.markdown(f"- {split} accuracy: {metrics['accuracy']:.1%}")
+        for fact in model_facts(card):
+            st.caption(fact)
+        if card.get("recipe"):
+            with st.expander("Recipe"):
+                st.code(card["recipe"], language="bash", wrap_lines=True)
         if card.get("created"):
             st.caption(f"Created {card['created']}")

@@ -191,6 +191,25 @@ def test_the_model_picker_sets_the_model_for_every_page(kaggle_zip, tmp_path, mo
     assert any("older" in block.value for block in app.markdown)
 
 
+def test_home_shows_how_the_active_model_was_made(kaggle_zip, tmp_path, monkeypatch):
+    import fer.registry
+
+    path = tmp_path / "shipped.keras"
+    path.write_bytes(b"")
+    card = {"name": "shipped", "path": str(path), "preset": "vgg40", "epochs_trained": 30,
+            "training_seconds": 9000.0, "training_backend": "torch",
+            "test_time_augmentation": {"views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
+            "recipe": "KERAS_BACKEND=torch python -m fer train --dataset images.zip --preset vgg40"}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    monkeypatch.setattr(fer.registry, "list_models", lambda: [card])
+    monkeypatch.setattr(fer.registry, "default_model_path", lambda: path)
+    app = start(str(kaggle_zip))
+    captions = [caption.value for caption in app.caption]
+    assert "Averages 2 views of each face (test-time augmentation, chosen on the validation split)." in captions
+    assert "Trained 30 epochs in 2.5 h of CPU time under Keras's torch backend." in captions
+    assert app.code[0].value == card["recipe"]
+
+
 def test_a_corrupt_zip_upload_is_refused_with_a_message(kaggle_zip, class_folders):
     data = bytearray(kaggle_zip.read_bytes())
     data[len(data) // 3:len(data) // 3 + 400] = bytes(400)  # Damage some members' compressed bytes.

@@ -131,6 +131,18 @@ def test_model_label_names_preset_and_validation_accuracy():
     assert model_label({"name": "bare"}) == "bare"
 
 
+def test_model_facts_tell_tta_and_training_time():
+    from fer.cards import model_facts
+
+    card = {"test_time_augmentation": {"views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
+            "epochs_trained": 30, "training_seconds": 9000.0, "training_backend": "torch"}
+    assert model_facts(card) == [
+        "Averages 2 views of each face (test-time augmentation, chosen on the validation split).",
+        "Trained 30 epochs in 2.5 h of CPU time under Keras's torch backend.",
+    ]
+    assert model_facts({"name": "bare"}) == []
+
+
 def test_shifted_view_moves_and_mirrors_pixels():
     from fer.models import shifted_view
 
