@@ -31,5 +31,8 @@ def test_ship_model_picks_tta_on_validation_and_writes_the_card(kaggle_folder, t
                                      "--preset tiny --epochs 1 --batch-size 8")
     report = card["validation_report"]
     assert np.array(report["confusion_matrix"]).sum() == 14 and set(report["per_class"]) == set(card["classes"])
+    markdown = subprocess.run([sys.executable, str(ROOT / "scripts" / "model_report.py"), str(out.with_suffix(".json"))],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "| true \\ predicted | angry | disgust |" in markdown and "| validation | 14 |" in markdown
     model, _ = load_model(out)
     assert model.predict(np.zeros((2, 48, 48, 1), "float32"), verbose=0).shape == (2, 7)

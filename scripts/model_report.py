@@ -1,0 +1,50 @@
+"""Print a model card as Markdown tables: headline numbers, TTA choice, per-class metrics,
+confusion matrix and learning curve (what docs/model.md shows).
+
+    python scripts/model_report.py models/fer2013.json
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+def card_markdown(card: dict) -> str:
+    """The card's numbers as Markdown."""
+    parts = [f"**{card['name']}** ({card.get('network', card.get('preset'))}), exported {card.get('exported', '?')}",
+             table(["split", "images", "accuracy", "loss"],
+                   [[split, f"{m['images']:,}", f"{m['accuracy']:.4f}", f"{m['loss']:.4f}"]
+                    for split, m in card["metrics"].items()])]
+    tta = card.get("test_time_augmentation")
+    if tta:
+        parts.append(table(["test-time augmentation", f"{tta['selected_on']} accuracy"],
+                           [[("**" + choice + "**") if choice == tta["choice"] else choice, f"{accuracy:.4f}"]
+                            for choice, accuracy in tta["validation_accuracy"].items()]))
+    report = card.get("validation_report")
+    if report:
+        parts.append(f"{report['split']} split, {report['images']:,} images: accuracy {report['accuracy']:.4f}, "
+                     f"balanced accuracy {report['balanced_accuracy']:.4f}, macro F1 {report['macro_f1']:.4f}, "
+                     f"ECE {report['expected_calibration_error']:.4f}")
+        parts.append(table(["class", "precision", "recall (class accuracy)", "F1", "images"],
+                           [[name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"]]
+                            for name, m in report["per_class"].items()]))
+        classes = report["classes"]
+        parts.append("Confusion matrix (rows: true class, columns: predicted)\n\n" + table(
+            ["true \\ predicted", *classes],
+            [[name, *counts] for name, counts in zip(classes, report["confusion_matrix"])]))
+    history = card.get("history")
+    if history:
+        parts.append(table(["epoch", "train acc", "val acc", "val loss", "lr", "seconds", "images/s"],
+                           [[m["epoch"], f"{m.get('accuracy', 0):.4f}", f"{m.get('val_accuracy', 0):.4f}",
+                             f"{m.get('val_loss', 0):.4f}", f"{m.get('lr', 0):.4g}", round(m.get("seconds", 0)),
+                             m.get("images_per_second")] for m in history if not m.get("partial")]))
+    return "\n\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    print(card_markdown(json.loads(Path(sys.argv[1]).read_text())))
