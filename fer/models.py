@@ -180,7 +180,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset("seed", "Reference CNN: Conv 64/128/256 + BN + pool + dropout, Dense 512 (4.8M params)",
+        Preset("seed", "Reference CNN: Conv 64/128/256 + BN + pool + dropout, Dense 512 (5.1M params)",
                _seed_backbone, SEED_AUGMENTATION),
         Preset("vgg40", "VGG-style 8 conv layers (32→256 filters) on random 40×40 crops, GAP head (1.2M params)",
                _vgg_backbone((32, 64, 128, 256)), CROP_AUGMENTATION),
