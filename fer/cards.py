@@ -39,5 +39,5 @@ def model_facts(card: dict) -> list[str]:
     epochs, seconds = card.get("epochs_trained"), card.get("training_seconds")
     if isinstance(epochs, int) and isinstance(seconds, (int, float)):
         backend = f" under Keras's {card['training_backend']} backend" if card.get("training_backend") else ""
-        facts.append(f"Trained {epochs} epochs in {seconds / 3600:.1f} h of CPU time{backend}.")
+        facts.append(f"Trained {epochs} epochs in {seconds / 3600:.1f} h of training{backend}.")
     return facts

@@ -206,7 +206,7 @@ def test_home_shows_how_the_active_model_was_made(kaggle_zip, tmp_path, monkeypa
     app = start(str(kaggle_zip))
     captions = [caption.value for caption in app.caption]
     assert "Averages 2 views of each face (test-time augmentation, chosen on the validation split)." in captions
-    assert "Trained 30 epochs in 2.5 h of CPU time under Keras's torch backend." in captions
+    assert "Trained 30 epochs in 2.5 h of training under Keras's torch backend." in captions
     assert app.code[0].value == card["recipe"]
 
 

@@ -138,7 +138,7 @@ def test_model_facts_tell_tta_and_training_time():
             "epochs_trained": 30, "training_seconds": 9000.0, "training_backend": "torch"}
     assert model_facts(card) == [
         "Averages 2 views of each face (test-time augmentation, chosen on the validation split).",
-        "Trained 30 epochs in 2.5 h of CPU time under Keras's torch backend.",
+        "Trained 30 epochs in 2.5 h of training under Keras's torch backend.",
     ]
     assert model_facts({"name": "bare"}) == []
 
