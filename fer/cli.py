@@ -125,12 +125,8 @@ def train_command(config, dataset: str, out: str | None = None) -> str:
 def _train_config(args):
     from fer.training import TrainConfig
 
-    return TrainConfig(
-        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        optimizer=args.optimizer, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, class_weights=args.class_weights,
-        early_stopping_patience=args.early_stopping, seed=args.seed, dtype_policy=args.dtype_policy,
-    )
+    options = {field: getattr(args, option[2:].replace("-", "_")) for field, option in _TRAIN_OPTIONS.items()}
+    return TrainConfig(**options, class_weights=args.class_weights)
 
 
 def _train(args) -> int:
