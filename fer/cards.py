@@ -32,10 +32,13 @@ def model_label(card: dict) -> str:
 def model_facts(card: dict) -> list[str]:
     """Short sentences about how a model was made, from whatever its card records."""
     facts = []
-    views = (card.get("test_time_augmentation") or {}).get("views")
-    if views:
-        facts.append(f"Averages {len(views)} views of each face (test-time augmentation, chosen on the "
-                     f"{card['test_time_augmentation'].get('selected_on', 'validation')} split).")
+    selection = card.get("selection") or {}
+    members, views = selection.get("members") or 1, len(selection.get("views") or [])
+    if members > 1 or views:
+        averaged = " × ".join(([f"{members} models"] if members > 1 else [])
+                              + ([f"{views} views of each face"] if views else []))
+        kind = " with ".join((["an ensemble"] if members > 1 else []) + (["test-time augmentation"] if views else []))
+        facts.append(f"Averages {averaged} ({kind}, chosen on the {selection.get('selected_on', 'validation')} split).")
     epochs, seconds = card.get("epochs_trained"), card.get("training_seconds")
     if isinstance(epochs, int) and isinstance(seconds, (int, float)):
         backend = f" under Keras's {card['training_backend']} backend" if card.get("training_backend") else ""

@@ -313,6 +313,31 @@ def with_test_time_augmentation(model: keras.Model, views) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{model.name}_tta{len(views)}")
 
 
+# --- Ensembles ----------------------------------------------------------------------------------
+
+
+def ensemble(members) -> keras.Model:
+    """One model whose output is the mean of the `members`' probabilities.
+
+    The members must take the same input and give the same classes in the same order (snapshots
+    of one run, say). Each is wrapped under a unique name (member_1, …) so the ensemble saves as one
+    .keras file even when the members share a preset's name; one member comes back unchanged.
+    """
+    members = list(members)
+    if not members:
+        raise FerError("an ensemble needs at least one model")
+    if len(members) == 1:
+        return members[0]
+    shapes = {(member.input_shape[1:], member.output_shape[1:]) for member in members}
+    if len(shapes) > 1:
+        raise FerError(f"ensemble members disagree on input or output shape: {sorted(shapes)}")
+    inputs = keras.Input(members[0].input_shape[1:], name="pixels")
+    renamed = [keras.Model(member.input, member.output, name=f"member_{index}")
+               for index, member in enumerate(members, start=1)]
+    outputs = layers.Average(name="mean_over_members")([member(inputs) for member in renamed])
+    return keras.Model(inputs, outputs, name=f"ensemble_of_{len(members)}")
+
+
 # --- Saving with a model card ------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Print a model card as Markdown tables: headline numbers, TTA choice, per-class metrics,
+"""Print a model card as Markdown tables: headline numbers, ensemble/TTA choice, per-class metrics,
 confusion matrix and learning curve (what docs/model.md shows).
 
     python scripts/model_report.py models/fer2013.json
@@ -20,11 +20,17 @@ def card_markdown(card: dict) -> str:
              table(["split", "images", "accuracy", "loss"],
                    [[split, f"{m['images']:,}", f"{m['accuracy']:.4f}", f"{m['loss']:.4f}"]
                     for split, m in card["metrics"].items()])]
-    tta = card.get("test_time_augmentation")
-    if tta:
-        parts.append(table(["test-time augmentation", f"{tta['selected_on']} accuracy"],
-                           [[("**" + choice + "**") if choice == tta["choice"] else choice, f"{accuracy:.4f}"]
-                            for choice, accuracy in tta["validation_accuracy"].items()]))
+    selection = card.get("selection")
+    if selection:
+        passes = selection.get("forward_passes", {})
+        parts.append(table(["choice (models + test-time views)", "passes per face",
+                            f"{selection['selected_on']} accuracy"],
+                           [[("**" + choice + "**") if choice == selection["choice"] else choice,
+                             passes.get(choice, "?"), f"{accuracy:.4f}"]
+                            for choice, accuracy in selection["validation_accuracy"].items()]))
+    if card.get("ensemble"):
+        parts.append("\n".join(f"- member {member['source']} (epoch {member['epoch']}): validation accuracy "
+                               f"{member['validation_accuracy']:.4f} alone" for member in card["ensemble"]))
     report = card.get("validation_report")
     if report:
         parts.append(f"{report['split']} split, {report['images']:,} images: accuracy {report['accuracy']:.4f}, "

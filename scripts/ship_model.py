@@ -1,14 +1,18 @@
-"""Export a training run's best model as the model the project ships (models/fer2013.keras).
+"""Export a training run's best model, alone or averaged with other snapshots, as the model the project ships.
 
-    python scripts/ship_model.py RUN_DIR [--name fer2013] [--dataset PATH] [--tta auto|none|flip|shifts] [--out PATH]
+    python scripts/ship_model.py RUN_DIR [--ensemble-with MODEL.keras ...] [--name fer2013] [--dataset PATH]
+                                 [--tta auto|none|flip|shifts] [--min-gain 0.005] [--note TEXT] [--out PATH]
 
 Rebuilds the run's preset with the current code and moves the learned weights in, so the shipped
-file always matches today's layers. Test-time augmentation is baked into the shipped model as a
-wrapper: with `--tta auto` (the default) the three choices are scored on the validation split and
-a choice with more views is kept only if it beats every choice with fewer views by at least
-`--min-gain` (default 0.005, i.e. half a point: on 3,589 faces smaller gains are noise, and each
-view costs a forward pass on every face, webcam frames included). Then every split is evaluated and the model
-card gets the numbers, the per-class metrics and confusion matrix, the recipe and the training time.
+file always matches today's layers. The choices are the run's best model alone or, with
+`--ensemble-with`, averaged with other models of the same preset and dataset (snapshots of the same
+run: the card's training time is RUN_DIR's), each with the test-time views of `--tta` (auto: all
+three). Every member's probabilities for every view of the validation split are computed once and
+each choice is scored from them. The cheapest choice (fewest forward passes per face) within
+`--min-gain` of the most accurate one is kept (default 0.005, half a point: on 3,589 faces smaller
+gains are noise, and each pass is paid on every face, webcam frames included). Then every split is
+evaluated with the saved model and the card gets the numbers, the per-class metrics and confusion
+matrix, the recipe and the training time.
 """
 
 import argparse
@@ -17,13 +21,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer.cli import train_command  # noqa: E402
 from fer.datasets import open_dataset  # noqa: E402
-from fer.evaluation import evaluate_split  # noqa: E402
-from fer.models import (build_model, load_model, save_model, transfer_weights, tta_views,  # noqa: E402
-                        with_test_time_augmentation)
+from fer.errors import FerError  # noqa: E402
+from fer.evaluation import align_classes, check_classes, predict_probabilities, report, score  # noqa: E402
+from fer.models import (build_model, ensemble, load_model, save_model, shifted_view,  # noqa: E402
+                        transfer_weights, tta_views, with_test_time_augmentation)
 from fer.paths import MODELS_DIR  # noqa: E402
 from fer.training import TrainConfig, finalize_card, read_metrics, read_state  # noqa: E402
 
@@ -32,41 +39,85 @@ TTA_CHOICES = {
     "flip": tta_views(),  # The image and its mirror image.
     "shifts": tta_views(shift=2),  # Both, each also moved 2 pixels left, right, up and down: 10 views.
 }
+PLAIN = (0, 0, False)
+
+
+def rebuilt(path: Path, config: TrainConfig) -> tuple:
+    """The model at `path` moved into today's build of the run's preset, and its card."""
+    trained, card = load_model(path)
+    if card.get("preset") not in (None, config.preset):
+        raise FerError(f"{path} is a '{card['preset']}' model; the run trained '{config.preset}'")
+    return transfer_weights(trained, build_model(config.preset, num_classes=len(card["classes"]),
+                                                 augmentation=config.augmentation)), card
+
+
+def choices(members: int, tta: list[str]) -> list[dict]:
+    """Every (members, views) choice, cheapest (fewest forward passes per face) first."""
+    counts = [1, members] if members > 1 else [1]
+    options = [{"name": tta_name if count == 1 else "ensemble" + ("" if tta_name == "none" else f"+{tta_name}"),
+                "members": count, "tta": tta_name, "views": TTA_CHOICES[tta_name] or (PLAIN,)}
+               for count in counts for tta_name in tta]
+    for option in options:
+        option["forward_passes"] = option["members"] * len(option["views"])
+    return sorted(options, key=lambda option: option["forward_passes"])
+
+
+def view_probabilities(members: list, images: np.ndarray, views) -> dict:
+    """{(member index, view): (N, K) probabilities}, each member run once on each view."""
+    pixels = images[..., None] if images.ndim == 3 else images
+    return {(index, view): predict_probabilities(member, np.asarray(shifted_view(pixels.astype("float32"), *view)))
+            for view in views for index, member in enumerate(members)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--ensemble-with", type=Path, action="append", default=[], metavar="MODEL.keras",
+                        help="another model of the run's preset to average with the run's best (repeatable)")
     parser.add_argument("--name", default="fer2013")
     parser.add_argument("--dataset", help="dataset to evaluate on (default: the run's own)")
     parser.add_argument("--tta", default="auto", choices=["auto", *TTA_CHOICES])
-    parser.add_argument("--min-gain", type=float, default=0.005, help="accuracy a choice with more views must add")
+    parser.add_argument("--min-gain", type=float, default=0.005, help="accuracy a costlier choice must add")
+    parser.add_argument("--note", help="how the members were made, when the run's command alone does not say")
     parser.add_argument("--out", type=Path, help="where to write the model (default: models/NAME.keras)")
     parser.add_argument("--training-backend", help="Keras backend the run trained under, if its card lacks it")
     args = parser.parse_args()
 
-    run_config = json.loads((args.run_dir / "config.json").read_text())
-    config = TrainConfig.from_dict(run_config["config"])
-    trained, card = load_model(args.run_dir / "best.keras")
-    network = transfer_weights(trained, build_model(config.preset, num_classes=len(card["classes"]),
-                                                    augmentation=config.augmentation))
-    dataset_source = args.dataset or run_config["dataset"]["source"]
-    dataset = open_dataset(dataset_source)
+    try:
+        run_config = json.loads((args.run_dir / "config.json").read_text())
+        config = TrainConfig.from_dict(run_config["config"])
+        sources = [args.run_dir / "best.keras", *args.ensemble_with]
+        loaded = [rebuilt(path, config) for path in sources]
+        dataset_source = args.dataset or run_config["dataset"]["source"]
+        dataset = open_dataset(dataset_source)
+        check_classes(loaded[0][0], loaded[0][1]["classes"], dataset.classes)
+    except (OSError, KeyError, ValueError, FerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    members, cards = [model for model, _ in loaded], [card for _, card in loaded]
+    card = cards[0]
+    classes = card["classes"]
 
-    choices = list(TTA_CHOICES) if args.tta == "auto" else [args.tta]
-    scored = {}
-    for choice in choices:
-        candidate = with_test_time_augmentation(network, TTA_CHOICES[choice]) if TTA_CHOICES[choice] else network
-        result = evaluate_split(candidate, card["classes"], dataset, config.validation_split)
-        scored[choice] = (candidate, result)
-        print(f"  tta {choice:<6} validation accuracy {result.evaluation.accuracy:.4f} "
-              f"({result.seconds:.1f}s for {result.evaluation.images:,} images)")
-    best = choices[0]  # Ordered by number of views.
-    for choice in choices[1:]:
-        if scored[choice][1].evaluation.accuracy >= scored[best][1].evaluation.accuracy + args.min_gain:
-            best = choice
-    model, validation = scored[best]
+    split = config.validation_split
+    images, labels = dataset.arrays(split)
+    options = choices(len(members), list(TTA_CHOICES) if args.tta == "auto" else [args.tta])
+    started = time.perf_counter()
+    probabilities = view_probabilities(members, images, {view for option in options for view in option["views"]})
+    print(f"  {len(probabilities)} member × view passes over {len(labels):,} {split} images "
+          f"in {time.perf_counter() - started:.0f}s")
+    for option in options:
+        mean = np.mean([probabilities[index, view] for index in range(option["members"]) for view in option["views"]],
+                       axis=0)
+        option["evaluation"] = score(labels, align_classes(mean, classes, dataset.classes), dataset.classes)
+        option["accuracy"] = round(option["evaluation"].accuracy, 4)
+        print(f"  {option['name']:<16} {option['forward_passes']:>2} passes/face  {split} accuracy "
+              f"{option['evaluation'].accuracy:.4f}")
+    most_accurate = max(option["evaluation"].accuracy for option in options)
+    chosen = next(option for option in options if option["evaluation"].accuracy >= most_accurate - args.min_gain)
 
+    model = ensemble(members[:chosen["members"]])
+    if TTA_CHOICES[chosen["tta"]]:
+        model = with_test_time_augmentation(model, TTA_CHOICES[chosen["tta"]])
     state = read_state(args.run_dir)
     backend = card.get("training_backend") or args.training_backend or "tensorflow"
     card.update({
@@ -78,20 +129,31 @@ def main() -> int:
         "training_seconds": round(state.get("training_seconds", 0.0), 1),
         "training_backend": backend,
         "recipe": f"KERAS_BACKEND={backend} " + train_command(config, dataset_source),
-        "test_time_augmentation": {
-            "choice": best, "views": [list(view) for view in TTA_CHOICES[best]],
-            "validation_accuracy": {choice: round(scored[choice][1].evaluation.accuracy, 4) for choice in choices},
-            "selected_on": config.validation_split, "min_gain": args.min_gain,
+        "selection": {
+            "choice": chosen["name"], "members": chosen["members"],
+            "views": [list(view) for view in TTA_CHOICES[chosen["tta"]]],
+            "validation_accuracy": {option["name"]: option["accuracy"] for option in options},
+            "forward_passes": {option["name"]: option["forward_passes"] for option in options},
+            "selected_on": split, "min_gain": args.min_gain,
         },
-        "validation_report": validation.report(dataset_source),
+        "validation_report": report(chosen["evaluation"], model=args.name, split=split,
+                                    tta=chosen["forward_passes"] > 1, dataset=dataset_source),
         "history": read_metrics(args.run_dir),
         "exported": time.strftime("%Y-%m-%d"),
     })
+    if chosen["members"] > 1:
+        card["ensemble"] = [
+            {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.get("epoch"),
+             "validation_accuracy": round(score(labels, align_classes(probabilities[index, PLAIN], classes,
+                                                                      dataset.classes), dataset.classes).accuracy, 4)}
+            for index, (source, member_card) in enumerate(zip(sources[:chosen["members"]], cards))]
+    if args.note:
+        card["notes"] = args.note
     path = save_model(model, args.out or MODELS_DIR / f"{args.name}.keras", card)
     card = finalize_card(path, dataset)
-    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB), test-time augmentation: {best}")
-    for split, metrics in card["metrics"].items():
-        print(f"  {split}: accuracy {metrics['accuracy']:.4f} on {metrics['images']:,} images")
+    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB): {chosen['name']}")
+    for name, metrics in card["metrics"].items():
+        print(f"  {name}: accuracy {metrics['accuracy']:.4f} on {metrics['images']:,} images")
     return 0
 
 

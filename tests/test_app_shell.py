@@ -198,14 +198,15 @@ def test_home_shows_how_the_active_model_was_made(kaggle_zip, tmp_path, monkeypa
     path.write_bytes(b"")
     card = {"name": "shipped", "path": str(path), "preset": "vgg40", "epochs_trained": 30,
             "training_seconds": 9000.0, "training_backend": "torch",
-            "test_time_augmentation": {"views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
+            "selection": {"members": 2, "views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
             "recipe": "KERAS_BACKEND=torch python -m fer train --dataset images.zip --preset vgg40"}
     path.with_suffix(".json").write_text(json.dumps(card))
     monkeypatch.setattr(fer.registry, "list_models", lambda: [card])
     monkeypatch.setattr(fer.registry, "default_model_path", lambda: path)
     app = start(str(kaggle_zip))
     captions = [caption.value for caption in app.caption]
-    assert "Averages 2 views of each face (test-time augmentation, chosen on the validation split)." in captions
+    assert ("Averages 2 models × 2 views of each face (an ensemble with test-time augmentation, chosen on the "
+            "validation split).") in captions
     assert "Trained 30 epochs in 2.5 h of training under Keras's torch backend." in captions
     assert app.code[0].value == card["recipe"]
 

@@ -134,12 +134,14 @@ def test_model_label_names_preset_and_validation_accuracy():
 def test_model_facts_tell_tta_and_training_time():
     from fer.cards import model_facts
 
-    card = {"test_time_augmentation": {"views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
+    card = {"selection": {"members": 1, "views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
             "epochs_trained": 30, "training_seconds": 9000.0, "training_backend": "torch"}
     assert model_facts(card) == [
         "Averages 2 views of each face (test-time augmentation, chosen on the validation split).",
         "Trained 30 epochs in 2.5 h of training under Keras's torch backend.",
     ]
+    assert model_facts({"selection": {"members": 3, "views": [], "selected_on": "validation"}}) == [
+        "Averages 3 models (an ensemble, chosen on the validation split)."]
     assert model_facts({"name": "bare"}) == []
 
 
@@ -172,3 +174,25 @@ def test_tta_model_averages_the_views_and_round_trips(tmp_path):
     loaded, _ = load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(pixels)), np.asarray(crops(pixels)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(loaded(pixels)).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_ensemble_averages_its_members_and_round_trips(tmp_path):
+    from fer.models import ensemble, transfer_weights, tta_views, with_test_time_augmentation
+
+    first = build_model("tiny")
+    second = transfer_weights(first, build_model("tiny"))  # Same name, same weights…
+    second.layers[-1].set_weights([w * 2 for w in second.layers[-1].get_weights()])  # …then different ones.
+    pixels = np.random.default_rng(4).integers(0, 256, (5, 48, 48, 1)).astype("float32")
+    both = ensemble([first, second])
+    expected = (np.asarray(first(pixels)) + np.asarray(second(pixels))) / 2
+    assert not np.allclose(np.asarray(first(pixels)), np.asarray(second(pixels)))
+    np.testing.assert_allclose(np.asarray(both(pixels)), expected, rtol=1e-5, atol=1e-6)
+    assert ensemble([first]) is first
+    shipped = with_test_time_augmentation(both, tta_views())
+    path = save_model(shipped, tmp_path / "ensemble", {"preset": "tiny", "classes": ["a"] * 7})
+    loaded, _ = load_model(path)
+    np.testing.assert_allclose(np.asarray(loaded(pixels)), np.asarray(shipped(pixels)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(FerError, match="at least one"):
+        ensemble([])
+    with pytest.raises(FerError, match="disagree"):
+        ensemble([first, build_model("tiny", num_classes=3)])

@@ -14,23 +14,27 @@ from fer.training import TrainConfig, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ship_model_picks_tta_on_validation_and_writes_the_card(kaggle_folder, tmp_path):
+def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kaggle_folder, tmp_path):
     run = tmp_path / "run"
     train(open_dataset(kaggle_folder), TrainConfig(preset="tiny", epochs=1, batch_size=8), run, evaluate_splits=False)
     out = tmp_path / "shipped.keras"
     finished = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_model.py"), str(run), "--name", "faces",
-                               "--out", str(out)], capture_output=True, text=True, timeout=300)
+                               "--ensemble-with", str(run / "checkpoints" / "last.keras"), "--out", str(out)],
+                              capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
     card = json.loads(out.with_suffix(".json").read_text())
-    tta = card["test_time_augmentation"]
-    assert set(tta["validation_accuracy"]) == {"none", "flip", "shifts"} and tta["selected_on"] == "validation"
-    accuracies = list(tta["validation_accuracy"].values())
-    chosen = list(tta["validation_accuracy"]).index(tta["choice"])
-    # More views only where they beat every choice with fewer views by the margin.
-    assert all(accuracies[chosen] >= fewer + tta["min_gain"] for fewer in accuracies[:chosen])
-    assert all(later < max(accuracies[:index]) + tta["min_gain"] for index, later in enumerate(accuracies)
-               if index > chosen)
-    assert card["metrics"]["validation"]["accuracy"] == tta["validation_accuracy"][tta["choice"]]
+    selection = card["selection"]
+    names = list(selection["validation_accuracy"])
+    assert names == ["none", "flip", "ensemble", "ensemble+flip", "shifts", "ensemble+shifts"]  # Cheapest first.
+    assert [selection["forward_passes"][name] for name in names] == [1, 2, 2, 4, 10, 20]
+    assert selection["selected_on"] == "validation"
+    accuracies = [selection["validation_accuracy"][name] for name in names]
+    chosen = names.index(selection["choice"])
+    # The cheapest choice within min_gain of the most accurate one.
+    threshold = max(accuracies) - selection["min_gain"]
+    assert accuracies[chosen] >= threshold - 1e-4 and all(cheaper < threshold + 1e-4 for cheaper in accuracies[:chosen])
+    assert len(card.get("ensemble", [])) == (2 if selection["members"] == 2 else 0)
+    assert card["metrics"]["validation"]["accuracy"] == selection["validation_accuracy"][selection["choice"]]
     assert card["metrics"]["train"]["images"] == 28 and card["name"] == "faces"
     assert card["recipe"].startswith(f"KERAS_BACKEND=tensorflow python -m fer train --dataset {kaggle_folder} "
                                      "--preset tiny --epochs 1 --batch-size 8")
@@ -41,3 +45,13 @@ def test_ship_model_picks_tta_on_validation_and_writes_the_card(kaggle_folder, t
     assert "| true \\ predicted | angry | disgust |" in markdown and "| validation | 14 |" in markdown
     model, _ = load_model(out)
     assert model.predict(np.zeros((2, 48, 48, 1), "float32"), verbose=0).shape == (2, 7)
+
+
+def test_ship_model_refuses_a_missing_member_with_a_message(kaggle_folder, tmp_path):
+    run = tmp_path / "run"
+    train(open_dataset(kaggle_folder), TrainConfig(preset="tiny", epochs=1, batch_size=8), run, evaluate_splits=False)
+    finished = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_model.py"), str(run),
+                               "--ensemble-with", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "x.keras")],
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 1 and "missing.keras does not exist" in finished.stderr
+    assert "Traceback" not in finished.stderr and not (tmp_path / "x.keras").exists()
