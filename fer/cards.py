@@ -29,6 +29,11 @@ def model_label(card: dict) -> str:
     return " · ".join([card["name"], *filter(None, details)])
 
 
+def averages_mirror_image(card: dict) -> bool:
+    """Whether the model already averages each face with its mirror image (a test-time view in its card)."""
+    return any(len(view) == 3 and view[2] for view in (card.get("selection") or {}).get("views") or [])
+
+
 def model_facts(card: dict) -> list[str]:
     """Short sentences about how a model was made, from whatever its card records."""
     facts = []

@@ -31,7 +31,7 @@ from fer.evaluation import (
     tta_effect,
 )
 from fer.labels import EMOJI
-from fer.cards import model_facts, model_label, read_card
+from fer.cards import averages_mirror_image, model_facts, model_label, read_card
 from fer.registry import list_models
 from pages.common import (
     MODEL_KEY,
@@ -268,15 +268,19 @@ model_column, split_column, tta_column = st.columns([3, 2, 1.4], vertical_alignm
 path = model_column.selectbox("Model", list(options), key=MODEL_PICK_KEY, format_func=options.get,
                               on_change=remember_model)
 split = pick_split(dataset, split_column)
-tta = tta_column.toggle("Flip TTA", key="evaluate_tta",
-                        help="Test-time augmentation: average each face's prediction with its mirror image's.")
+card = read_card(path)
+built_in_flip = averages_mirror_image(card)  # Flipping again would only repeat the same two views.
+if built_in_flip:
+    st.session_state["evaluate_tta"] = False
+tta = tta_column.toggle("Flip TTA", key="evaluate_tta", disabled=built_in_flip,
+                        help="This model already averages each face with its mirror image." if built_in_flip
+                        else "Test-time augmentation: average each face's prediction with its mirror image's.")
 
 evaluated = evaluate(path, dataset, split, tta) if split else None
 if evaluated is None:
     st.stop()
 result, seconds = evaluated
 plain = evaluate(path, dataset, split, tta=False)[0] if tta else None
-card = read_card(path)
 st.caption(f"**{card.get('name', Path(path).stem)}** on the **{split}** split: {result.images:,} images, "
            f"predicted in {seconds:.1f} s{' (image + mirror)' if tta else ''}.")
 for fact in model_facts(card):

@@ -5,14 +5,15 @@
 
 Rebuilds the run's preset with the current code and moves the learned weights in, so the shipped
 file always matches today's layers. The choices are the run's best model alone or, with
-`--ensemble-with`, averaged with other models of the same preset and dataset (snapshots of the same
-run: the card's training time is RUN_DIR's), each with the test-time views of `--tta` (auto: all
-three). Every member's probabilities for every view of the validation split are computed once and
-each choice is scored from them. The cheapest choice (fewest forward passes per face) within
-`--min-gain` of the most accurate one is kept (default 0.005, half a point: on 3,589 faces smaller
-gains are noise, and each pass is paid on every face, webcam frames included). Then every split is
-evaluated with the saved model and the card gets the numbers, the per-class metrics and confusion
-matrix, the recipe and the training time.
+`--ensemble-with`, averaged with other models of the same preset (checked) meant to be snapshots
+of the same run (not checked: their classes are taken to be the run's, and the card's training time
+is RUN_DIR's), each with the test-time views of `--tta` (auto: all three). Every member's
+probabilities for every view of the validation split are computed once and each choice is scored
+from them. The cheapest choice (fewest forward passes per face) within `--min-gain` of the most
+accurate one is kept (default 0.005, half a point: on 3,589 faces smaller gains are noise, and each
+pass is paid on every face, webcam frames included). Then every split is evaluated with the saved
+model and the card gets the numbers, the per-class metrics and confusion matrix, the recipe and the
+training time.
 """
 
 import argparse

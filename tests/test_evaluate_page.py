@@ -80,6 +80,25 @@ def test_tta_toggle_shows_its_effect(kaggle_folder, tiny_model_path, registered)
     assert any(c.value.startswith("Flip TTA changed") for c in app.caption)
 
 
+def test_tta_toggle_is_off_for_a_model_that_already_averages_its_mirror_image(kaggle_folder, tiny_model_path,
+                                                                             registered, tmp_path):
+    flipped = tmp_path / "flipped.keras"
+    shutil.copy(tiny_model_path, flipped)
+    card = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    card["selection"] = {"choice": "flip", "members": 1, "views": [[0, 0, False], [0, 0, True]],
+                         "selected_on": "validation"}
+    flipped.with_suffix(".json").write_text(json.dumps(card))
+    registered(flipped)
+    app = open_page(kaggle_folder, flipped)
+    app.session_state["evaluate_tta"] = True  # Left on from another model.
+    app.run()
+    assert not app.exception, app.exception
+    assert app.toggle(key="evaluate_tta").disabled and app.toggle(key="evaluate_tta").value is False
+    assert not any(c.value.startswith("Flip TTA changed") for c in app.caption)
+    assert "Averages 2 views of each face (test-time augmentation, chosen on the validation split)." in \
+        [c.value for c in app.caption]
+
+
 def test_confusion_view_toggle_and_mistake_filters(kaggle_folder, tiny_model_path, registered):
     registered(tiny_model_path)
     app = open_page(kaggle_folder, tiny_model_path)

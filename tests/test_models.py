@@ -145,6 +145,14 @@ def test_model_facts_tell_tta_and_training_time():
     assert model_facts({"name": "bare"}) == []
 
 
+def test_averages_mirror_image_reads_the_cards_views():
+    from fer.cards import averages_mirror_image
+
+    assert averages_mirror_image({"selection": {"views": [[0, 0, False], [0, 0, True]]}})
+    assert not averages_mirror_image({"selection": {"views": [[2, 0, False]]}})
+    assert not averages_mirror_image({"selection": {"views": []}}) and not averages_mirror_image({})
+
+
 def test_shifted_view_moves_and_mirrors_pixels():
     from fer.models import shifted_view
 
