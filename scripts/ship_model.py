@@ -65,9 +65,13 @@ def choices(members: int, tta: list[str]) -> list[dict]:
 
 def view_probabilities(members: list, images: np.ndarray, views) -> dict:
     """{(member index, view): (N, K) probabilities}, each member run once on each view."""
-    pixels = images[..., None] if images.ndim == 3 else images
-    return {(index, view): predict_probabilities(member, np.asarray(shifted_view(pixels.astype("float32"), *view)))
-            for view in views for index, member in enumerate(members)}
+    pixels = (images[..., None] if images.ndim == 3 else images).astype("float32")
+    probabilities = {}
+    for view in views:
+        shifted = np.asarray(shifted_view(pixels, *view))  # Once per view, shared by the members.
+        probabilities.update({(index, view): predict_probabilities(member, shifted)
+                              for index, member in enumerate(members)})
+    return probabilities
 
 
 def main() -> int:
@@ -106,10 +110,13 @@ def main() -> int:
     probabilities = view_probabilities(members, images, {view for option in options for view in option["views"]})
     print(f"  {len(probabilities)} member × view passes over {len(labels):,} {split} images "
           f"in {time.perf_counter() - started:.0f}s")
+
+    def scored(model_probabilities):
+        return score(labels, align_classes(model_probabilities, classes, dataset.classes), dataset.classes)
+
     for option in options:
-        mean = np.mean([probabilities[index, view] for index in range(option["members"]) for view in option["views"]],
-                       axis=0)
-        option["evaluation"] = score(labels, align_classes(mean, classes, dataset.classes), dataset.classes)
+        option["evaluation"] = scored(np.mean([probabilities[index, view] for index in range(option["members"])
+                                               for view in option["views"]], axis=0))
         option["accuracy"] = round(option["evaluation"].accuracy, 4)
         print(f"  {option['name']:<16} {option['forward_passes']:>2} passes/face  {split} accuracy "
               f"{option['evaluation'].accuracy:.4f}")
@@ -145,8 +152,7 @@ def main() -> int:
     if chosen["members"] > 1:
         card["ensemble"] = [
             {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.get("epoch"),
-             "validation_accuracy": round(score(labels, align_classes(probabilities[index, PLAIN], classes,
-                                                                      dataset.classes), dataset.classes).accuracy, 4)}
+             "validation_accuracy": round(scored(probabilities[index, PLAIN]).accuracy, 4)}
             for index, (source, member_card) in enumerate(zip(sources[:chosen["members"]], cards))]
     if args.note:
         card["notes"] = args.note
