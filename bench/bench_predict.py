@@ -12,9 +12,10 @@ Three numbers, each against the issue's target on this 2-core machine:
   outside the callback) is not included.
 
 Each row also gives CPU ms per call (all of this process's threads): on a machine shared with
-a training run, wall-clock time mostly measures the other processes. Reference rows (no target) show the photo settings and MTCNN. The model is `--model`, else
-the shipped/newest registered model, else an untrained `--preset` network (speed does not
-depend on the weights). The face is scikit-image's astronaut photo.
+a training run, wall-clock time mostly measures the other processes. Reference rows (no target)
+show the photo settings and MTCNN. The model is `--model`, else the shipped/newest registered
+model, else an untrained `--preset` network (speed does not depend on the weights). The face is
+scikit-image's astronaut photo.
 
     .venv/bin/python bench/bench_predict.py
     .venv/bin/python bench/bench_predict.py --model models/fer2013.keras --json
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     print("measure".ljust(width) + "value".rjust(10) + " " * 10 + "CPU ms".rjust(8) + "  target    met")
     for r in results:
         met = "" if r["met"] is None else ("yes" if r["met"] else "NO")
-        print(r["measure"].ljust(width) + f"{r['value']:>10.1f} {r['unit']:<9}{r['cpu_ms']:>8.1f}  {r['target']:<10}{met}")
+        print(r["measure"].ljust(width)
+              + f"{r['value']:>10.1f} {r['unit']:<9}{r['cpu_ms']:>8.1f}  {r['target']:<10}{met}")
     print("\nCPU ms: processor time per crop/frame summed over this process's threads (less sensitive to"
           " other processes' load than wall-clock time).")
     return 0

@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, webp, bmp, gif, ...)")
     predict.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
     predict.add_argument("--detector", default="haar", choices=["haar", "mtcnn"])
-    predict.add_argument("--whole-image", action="store_true", help="read the whole image as one face when none is found")
+    predict.add_argument("--whole-image", action="store_true",
+                         help="read the whole image as one face when none is found")
     predict.add_argument("--json", action="store_true", help="print JSON: per image, faces with box and probabilities")
     predict.set_defaults(command=_predict)
 
@@ -68,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
     evaluate.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
     evaluate.add_argument("--split", default="validation", help="split to score (default: validation)")
-    evaluate.add_argument("--tta", action="store_true", help="average each image's and its mirror image's probabilities")
+    evaluate.add_argument("--tta", action="store_true",
+                          help="average each image's and its mirror image's probabilities")
     evaluate.add_argument("--batch-size", type=int, default=512)
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(command=_evaluate)

@@ -141,7 +141,8 @@ def search_near(frame: np.ndarray, boxes: Sequence[Box], detector: FaceDetector,
         # (scaled region) → frame pixels, keeping the candidate that best matches the old box.
         mapped = [face._replace(box=_shifted(face.box.scaled(1 / scale), left, top),
                                 landmarks=None if face.landmarks is None else {
-                                    name: (x / scale + left, y / scale + top) for name, (x, y) in face.landmarks.items()})
+                                    name: (x / scale + left, y / scale + top)
+                                    for name, (x, y) in face.landmarks.items()})
                   for face in candidates]
         found.append(max(mapped, key=lambda face: face.box.iou(box)))
     return found

@@ -337,7 +337,8 @@ def draw_emoji(draw: ImageDraw.ImageDraw, label: str, x: int, y: int, size: int)
 
     ink = "#3E2723"
     stroke = max(1, round(1.4 * unit))
-    draw.ellipse(at(0.5, 0.5, 19.5, 19.5), fill=_EMOJI_FACE.get(label, "#FFD54F"), outline=ink, width=max(1, stroke // 2))
+    draw.ellipse(at(0.5, 0.5, 19.5, 19.5), fill=_EMOJI_FACE.get(label, "#FFD54F"), outline=ink,
+                 width=max(1, stroke // 2))
     big_eyes = label in ("surprise", "fear")
     for eye_x in (6.5, 13.5):
         if label == "disgust":

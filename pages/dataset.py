@@ -101,7 +101,8 @@ def show_quality(dataset: Dataset) -> None:
     summary = report.summary()
     metrics = st.columns(6)
     metrics[0].metric("Conversions", f"{summary['converted']:,}",
-                      help="Decoding steps taken: a mode change to grayscale, a resize to 48×48 (an image may need both).")
+                      help="Decoding steps taken: a mode change to grayscale, a resize to 48×48 "
+                           "(an image may need both).")
     metrics[1].metric("Skipped", f"{summary['skipped']:,}", help="Unreadable files left out.")
     metrics[2].metric("Near-blank", f"{summary['near_blank']:,}")
     metrics[3].metric("Low contrast", f"{summary['low_contrast']:,}")

@@ -40,7 +40,8 @@ def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kag
                                      "--preset tiny --epochs 1 --batch-size 8")
     report = card["validation_report"]
     assert np.array(report["confusion_matrix"]).sum() == 14 and set(report["per_class"]) == set(card["classes"])
-    markdown = subprocess.run([sys.executable, str(ROOT / "scripts" / "model_report.py"), str(out.with_suffix(".json"))],
+    report_script = str(ROOT / "scripts" / "model_report.py")
+    markdown = subprocess.run([sys.executable, report_script, str(out.with_suffix(".json"))],
                               capture_output=True, text=True, timeout=60, check=True).stdout
     assert "| true \\ predicted | angry | disgust |" in markdown and "| validation | 14 |" in markdown
     model, _ = load_model(out)
