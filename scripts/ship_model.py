@@ -5,15 +5,14 @@
 
 Rebuilds the run's preset with the current code and moves the learned weights in, so the shipped
 file always matches today's layers. The choices are the run's best model alone or, with
-`--ensemble-with`, averaged with other models of the same preset (checked) meant to be snapshots
-of the same run (not checked: their classes are taken to be the run's, and the card's training time
-is RUN_DIR's), each with the test-time views of `--tta` (auto: all three). Every member's
-probabilities for every view of the validation split are computed once and each choice is scored
-from them. The cheapest choice (fewest forward passes per face) within `--min-gain` of the most
-accurate one is kept (default 0.005, half a point: on 3,589 faces smaller gains are noise, and each
-pass is paid on every face, webcam frames included). Then every split is evaluated with the saved
-model and the card gets the numbers, the per-class metrics and confusion matrix, the recipe and the
-training time.
+`--ensemble-with`, averaged with other models of the same preset, classes and training data
+(checked against the run's; the card's training time is RUN_DIR's alone), each with the test-time
+views of `--tta` (auto: all three). Every member's probabilities for every view of the validation
+split are computed once and each choice is scored from them. The cheapest choice (fewest forward
+passes per face) within `--min-gain` of the most accurate one is kept (default 0.005, half a point:
+on 3,589 faces smaller gains are noise, and each pass is paid on every face, webcam frames
+included). Then every split is evaluated with the saved model and the card gets the numbers, the
+per-class metrics and confusion matrix, the recipe and the training time.
 """
 
 import argparse
@@ -50,6 +49,23 @@ def rebuilt(path: Path, config: TrainConfig) -> tuple:
         raise FerError(f"{path} is a '{card['preset']}' model; the run trained '{config.preset}'")
     return transfer_weights(trained, build_model(config.preset, num_classes=len(card["classes"]),
                                                  augmentation=config.augmentation)), card
+
+
+def member_mismatch(sources: list[Path], cards: list[dict], fingerprint: str | None) -> str | None:
+    """Why an ensemble member cannot be averaged with the run's best model, or None.
+
+    Averaging needs the same class order in every member's output, and members trained on other
+    data would make the card's dataset and recipe wrong.
+    """
+    for source, member_card in zip(sources[1:], cards[1:]):
+        if member_card.get("classes") != cards[0].get("classes"):
+            return (f"{source} predicts {member_card.get('classes')}; the run's model predicts "
+                    f"{cards[0].get('classes')}: an ensemble needs the same classes in the same order")
+        member_fingerprint = (member_card.get("dataset") or {}).get("fingerprint")
+        if fingerprint and member_fingerprint and member_fingerprint != fingerprint:
+            return (f"{source} was trained on {member_card['dataset'].get('source')} (fingerprint "
+                    f"{member_fingerprint}), not on the run's dataset (fingerprint {fingerprint})")
+    return None
 
 
 def choices(members: int, tta: list[str]) -> list[dict]:
@@ -102,6 +118,10 @@ def main() -> int:
     members, cards = [model for model, _ in loaded], [card for _, card in loaded]
     card = cards[0]
     classes = card["classes"]
+    mismatch = member_mismatch(sources, cards, run_config.get("dataset", {}).get("fingerprint"))
+    if mismatch:
+        print(f"error: {mismatch}", file=sys.stderr)
+        return 1
 
     split = config.validation_split
     images, labels = dataset.arrays(split)

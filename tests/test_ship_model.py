@@ -1,5 +1,6 @@
 """scripts/ship_model.py: a run's best model → a shipped model with test-time augmentation and a full card."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -56,3 +57,25 @@ def test_ship_model_refuses_a_missing_member_with_a_message(kaggle_folder, tmp_p
                               capture_output=True, text=True, timeout=300)
     assert finished.returncode == 1 and "missing.keras does not exist" in finished.stderr
     assert "Traceback" not in finished.stderr and not (tmp_path / "x.keras").exists()
+
+
+def load_ship_model_script():
+    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ensemble_members_must_share_the_runs_classes_and_dataset():
+    member_mismatch = load_ship_model_script().member_mismatch
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    run_card = {"classes": classes, "dataset": {"source": "a.zip", "fingerprint": "f1"}}
+    sources = [Path("run/best.keras"), Path("other.keras")]
+    same = {"classes": list(classes), "dataset": {"source": "copy/a.zip", "fingerprint": "f1"}}
+    assert member_mismatch(sources, [run_card, same], "f1") is None
+    reordered = {**same, "classes": classes[::-1]}
+    assert "same classes in the same order" in member_mismatch(sources, [run_card, reordered], "f1")
+    other_data = {**same, "dataset": {"source": "b.csv", "fingerprint": "f2"}}
+    assert "trained on b.csv" in member_mismatch(sources, [run_card, other_data], "f1")
+    unknown = {"classes": classes}  # Cards written before fingerprints were recorded are let through.
+    assert member_mismatch(sources, [run_card, unknown], "f1") is None
