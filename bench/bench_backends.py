@@ -27,6 +27,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def bf16_units() -> str:
+    """The CPU's bfloat16 instruction sets (they decide the mixed_bfloat16 rows)."""
+    from fer.training import cpu_bf16_units  # Imports Keras: only the parent process calls this.
+
+    return ", ".join(cpu_bf16_units()) or "none"
 
 
 def measure(preset: str, policy: str, batches: int, warmup: int, batch_size: int) -> dict:
@@ -34,7 +42,6 @@ def measure(preset: str, policy: str, batches: int, warmup: int, batch_size: int
     import keras
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     from fer.labels import CLASSES, IMAGE_SIZE
     from fer.models import build_model
 
@@ -75,15 +82,6 @@ def versions(backend: str) -> str:
                           capture_output=True, text=True, check=False,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return done.stdout.strip() if done.returncode == 0 else "not installed"
-
-
-def bf16_units() -> str:
-    """The CPU's bfloat16 instruction sets as /proc/cpuinfo names them (they decide the bf16 column)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
-    return ", ".join(sorted(flags & {"avx512_bf16", "amx_bf16"})) or "none"
 
 
 def table(results: list[dict], backends: list[str]) -> str:

@@ -31,6 +31,21 @@ from fer.errors import FerError
 from fer.models import PRESETS, Augmentation, build_model, save_model
 
 
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of the instructions bf16 training needs.
+
+
+def cpu_bf16_units(cpuinfo: str | None = None) -> list[str]:
+    """The bfloat16 instruction sets this CPU has (empty: `mixed_bfloat16` will be slow, not fast)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    flags = set(cpuinfo.split())
+    return [flag for flag in BF16_FLAGS if flag in flags]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run. Defaults are the seed recipe from DEVELOPERS.md."""
@@ -59,6 +74,8 @@ class TrainConfig:
             raise FerError(f"unknown optimizer '{self.optimizer}'; choose adam, adamw or sgd")
         if self.schedule not in ("constant", "cosine", "plateau"):
             raise FerError(f"unknown schedule '{self.schedule}'; choose constant, cosine or plateau")
+        if self.dtype_policy not in DTYPE_POLICIES:
+            raise FerError(f"unknown dtype policy '{self.dtype_policy}'; choose {' or '.join(DTYPE_POLICIES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise FerError("epochs and batch size must be at least 1 and the learning rate above 0")
 

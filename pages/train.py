@@ -11,7 +11,7 @@ import streamlit as st
 from fer import jobs
 from fer.errors import FerError
 from fer.models import NO_AUGMENTATION, PRESETS, Augmentation
-from fer.training import TrainConfig, read_metrics
+from fer.training import DTYPE_POLICIES, TrainConfig, cpu_bf16_units, read_metrics
 from fer.training_charts import comparison_figure, curves_figure, learning_rate_figure
 from pages import common
 
@@ -22,6 +22,17 @@ DEFAULTS = TrainConfig()
 NO_VALIDATION = "(none)"
 STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "⏸️", "stopped": "⏹️", "finished": "✅", "failed": "❌"}
 COMPARE_METRICS = ["val_accuracy", "val_loss", "accuracy", "loss"]
+
+
+def precision_help() -> str:
+    """What mixed_bfloat16 will do on this machine's CPU."""
+    units = cpu_bf16_units()
+    if not units:
+        return ("mixed_bfloat16 computes in bfloat16 with float32 weights. This CPU has no bf16 units, so it "
+                "would be far slower than float32: keep float32.")
+    return (f"mixed_bfloat16 computes in bfloat16 with float32 weights. This CPU has bf16 units "
+            f"({', '.join(units)}): on such a CPU it trained the seed CNN 2.5× faster than float32, but "
+            "vgg40 slightly slower (docs/benchmarks.md; `bench/bench_backends.py` measures yours).")
 
 
 def training_form(dataset) -> None:
@@ -65,6 +76,7 @@ def training_form(dataset) -> None:
         with right.expander("Loss and model", expanded=True):
             class_weights = st.checkbox("Class weights (inverse class frequency)", value=DEFAULTS.class_weights)
             label_smoothing = st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.05)
+            dtype_policy = st.selectbox("Compute precision", DTYPE_POLICIES, help=precision_help())
             model_name = st.text_input("Register the finished model as", placeholder="the run's name",
                                        help="The best epoch's model is copied to models/ under this name.")
         submitted = st.form_submit_button("Start training", type="primary")
@@ -80,6 +92,7 @@ def training_form(dataset) -> None:
             optimizer=optimizer, schedule=schedule, warmup_epochs=int(warmup_epochs),
             weight_decay=float(weight_decay), label_smoothing=float(label_smoothing), class_weights=class_weights,
             early_stopping_patience=int(early_stopping), seed=int(seed), augmentation=augmentation,
+            dtype_policy=dtype_policy,
             train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
         )
         run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None)

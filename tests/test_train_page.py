@@ -67,6 +67,7 @@ def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers)
     by_label(app.slider, "Rotation (± degrees)").set_value(10)
     by_label(app.checkbox, "Class weights (inverse class frequency)").check()
     by_label(app.text_input, "Register the finished model as").input("my-model")
+    by_label(app.selectbox, "Compute precision").set_value("mixed_bfloat16")
     by_label(app.button, "Start training").click()
     app.run()
 
@@ -75,6 +76,7 @@ def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers)
     spec = json.loads((run_dir / "job.json").read_text())
     config = spec["config"]
     assert (config["preset"], config["epochs"], config["class_weights"]) == ("tiny", 3, True)
+    assert config["dtype_policy"] == "mixed_bfloat16"
     assert config["augmentation"]["rotation_degrees"] == 10 and spec["register_as"] == "my-model"
     assert "is training" in texts(app.info)
     assert "starting" in texts(app.markdown)
