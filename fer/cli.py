@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"])
+    train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
+                       help="mixed_bfloat16: faster only on CPUs with bf16 units (see bench/bench_backends.py)")
     train.add_argument("--out", help="run directory (default: runs/<time>-<preset>); resumes if it holds a checkpoint")
     train.add_argument("--register", metavar="NAME", help="also copy the best model to models/NAME.keras")
     train.set_defaults(command=_train)
