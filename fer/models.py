@@ -229,17 +229,27 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> keras.Model:
     """Copy the learned weights (conv, batch-norm, dense) of `source` into the same architecture.
 
     Lets a checkpoint saved by an older build of a preset move into the current build (e.g. a
-    different augmentation wrapper) without retraining. Raises FerError if the layers differ.
+    different augmentation wrapper) without retraining, and a shipped model wrapped for test-time
+    views come back as the plain network. Raises FerError if the layers differ.
     """
-    learned = (layers.Conv2D, layers.BatchNormalization, layers.Dense)
-    sources = [layer for layer in source.layers if isinstance(layer, learned)]
-    targets = [layer for layer in target.layers if isinstance(layer, learned)]
+    sources, targets = _learned_layers(source), _learned_layers(target)
     shapes = [[w.shape for w in layer.weights] for layer in sources]
     if shapes != [[w.shape for w in layer.weights] for layer in targets]:
         raise FerError("the two models do not have the same learned layers; cannot move weights")
     for from_layer, to_layer in zip(sources, targets):
         to_layer.set_weights(from_layer.get_weights())
     return target
+
+
+def _learned_layers(model: keras.Model) -> list:
+    """The conv, batch-norm and dense layers of `model` in order, looking inside nested models."""
+    learned = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            learned += _learned_layers(layer)
+        elif isinstance(layer, (layers.Conv2D, layers.BatchNormalization, layers.Dense)):
+            learned.append(layer)
+    return learned
 
 
 # --- Test-time augmentation ---------------------------------------------------------------------

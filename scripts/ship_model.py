@@ -172,7 +172,9 @@ def main() -> int:
     if chosen["members"] > 1:
         card["ensemble"] = [
             {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.get("epoch"),
-             "validation_accuracy": round(scored(probabilities[index, PLAIN]).accuracy, 4)}
+             "validation_accuracy": round(scored(probabilities[index, PLAIN]).accuracy, 4),
+             # A member from another run (a shipped model, say) brings its own training time and recipe.
+             **{key: member_card[key] for key in ("training_seconds", "recipe") if key in member_card}}
             for index, (source, member_card) in enumerate(zip(sources[:chosen["members"]], cards))]
     if args.note:
         card["notes"] = args.note

@@ -123,6 +123,18 @@ def test_transfer_weights_moves_a_model_into_a_fresh_build():
         transfer_weights(trained, build_model("seed"))
 
 
+def test_transfer_weights_unwraps_a_model_shipped_with_test_time_views():
+    from fer.models import ensemble, transfer_weights, tta_views, with_test_time_augmentation
+
+    trained = build_model("tiny")
+    pixels = np.random.default_rng(3).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    shipped = with_test_time_augmentation(trained, tta_views())
+    plain = transfer_weights(shipped, build_model("tiny"))
+    np.testing.assert_allclose(np.asarray(trained(pixels)), np.asarray(plain(pixels)), rtol=1e-6)
+    with pytest.raises(FerError, match="not have the same learned layers"):  # Two members' layers.
+        transfer_weights(ensemble([trained, build_model("tiny")]), build_model("tiny"))
+
+
 def test_model_label_names_preset_and_validation_accuracy():
     from fer.cards import model_label
 
