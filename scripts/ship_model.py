@@ -1,18 +1,20 @@
-"""Export a training run's best model, alone or averaged with other snapshots, as the model the project ships.
+"""Export a training run's best model, alone or averaged with other models, as the model the project ships.
 
-    python scripts/ship_model.py RUN_DIR [--ensemble-with MODEL.keras ...] [--name fer2013] [--dataset PATH]
-                                 [--tta auto|none|flip|shifts] [--min-gain 0.005] [--note TEXT] [--out PATH]
+    python scripts/ship_model.py RUN_DIR [--ensemble-with MODEL.keras ...] [--separate-runs] [--name fer2013]
+                                 [--dataset PATH] [--tta auto|none|flip|shifts] [--min-gain 0.005]
+                                 [--note TEXT] [--out PATH]
 
 Rebuilds the run's preset with the current code and moves the learned weights in, so the shipped
 file always matches today's layers. The choices are the run's best model alone or, with
 `--ensemble-with`, averaged with other models of the same preset, classes and training data
-(checked against the run's; the card's training time is RUN_DIR's alone), each with the test-time
-views of `--tta` (auto: all three). Every member's probabilities for every view of the validation
-split are computed once and each choice is scored from them. The cheapest choice (fewest forward
-passes per face) within `--min-gain` of the most accurate one is kept (default 0.005, half a point:
-on 3,589 faces smaller gains are noise, and each pass is paid on every face, webcam frames
-included). Then every split is evaluated with the saved model and the card gets the numbers, the
-per-class metrics and confusion matrix, the recipe and the training time.
+(checked against the run's; the card's training time is RUN_DIR's, plus the members' own with
+`--separate-runs`), each with the test-time views of `--tta` (auto: all three). Every member's
+probabilities for every view of the validation split are computed once and each choice is scored
+from them. The cheapest choice (fewest forward passes per face) within `--min-gain` of the most
+accurate one is kept (default 0.005, half a point: on 3,589 faces smaller gains are noise, and each
+pass is paid on every face, webcam frames included). Then every split is evaluated with the saved
+model and the card gets the numbers, the per-class metrics and confusion matrix, the recipe and the
+training time.
 """
 
 import argparse
@@ -68,6 +70,20 @@ def member_mismatch(sources: list[Path], cards: list[dict], fingerprint: str | N
     return None
 
 
+def separate_runs_training(card: dict, member_cards: list[dict]) -> dict:
+    """Card fields for an ensemble whose other members were trained in runs of their own.
+
+    Training time and epochs add up over the runs; the backends are listed in order, joined by '+'.
+    """
+    cards = [card, *member_cards]
+    backends = [c.get("training_backend") or "tensorflow" for c in cards]
+    return {
+        "training_seconds": round(sum(c.get("training_seconds") or 0.0 for c in cards), 1),
+        "epochs_trained": sum(c.get("epochs_trained") or c.get("epoch") or 0 for c in cards),
+        "training_backend": "+".join(dict.fromkeys(backends)),
+    }
+
+
 def choices(members: int, tta: list[str]) -> list[dict]:
     """Every (members, views) choice, cheapest (fewest forward passes per face) first."""
     counts = [1, members] if members > 1 else [1]
@@ -102,6 +118,9 @@ def main() -> int:
     parser.add_argument("--note", help="how the members were made, when the run's command alone does not say")
     parser.add_argument("--out", type=Path, help="where to write the model (default: models/NAME.keras)")
     parser.add_argument("--training-backend", help="Keras backend the run trained under, if its card lacks it")
+    parser.add_argument("--separate-runs", action="store_true",
+                        help="the --ensemble-with members come from runs of their own (a shipped model, say): "
+                             "add their training time to the card's")
     args = parser.parse_args()
 
     try:
@@ -169,6 +188,8 @@ def main() -> int:
         "history": read_metrics(args.run_dir),
         "exported": time.strftime("%Y-%m-%d"),
     })
+    if chosen["members"] > 1 and args.separate_runs:
+        card.update(separate_runs_training(card, cards[1:chosen["members"]]))
     if chosen["members"] > 1:
         card["ensemble"] = [
             {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.get("epoch"),

@@ -155,6 +155,9 @@ def test_model_facts_tell_tta_and_training_time():
     assert model_facts({"selection": {"members": 3, "views": [], "selected_on": "validation"}}) == [
         "Averages 3 models (an ensemble, chosen on the validation split)."]
     assert model_facts({"name": "bare"}) == []
+    two_runs = {"epochs_trained": 72, "training_seconds": 19994.0, "training_backend": "tensorflow+torch"}
+    assert model_facts(two_runs) == [
+        "Trained 72 epochs in 5.6 h of training under Keras's tensorflow and torch backends."]
 
 
 def test_averages_mirror_image_reads_the_cards_views():

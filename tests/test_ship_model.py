@@ -79,3 +79,14 @@ def test_ensemble_members_must_share_the_runs_classes_and_dataset():
     assert "trained on b.csv" in member_mismatch(sources, [run_card, other_data], "f1")
     unknown = {"classes": classes}  # Cards written before fingerprints were recorded are let through.
     assert member_mismatch(sources, [run_card, unknown], "f1") is None
+
+
+def test_separate_runs_add_up_their_training_time_epochs_and_backends():
+    separate_runs_training = load_ship_model_script().separate_runs_training
+    run = {"training_seconds": 2700.0, "epochs_trained": 26, "training_backend": "tensorflow"}
+    shipped = {"training_seconds": 17294.0, "epochs_trained": 46, "training_backend": "torch"}
+    assert separate_runs_training(run, [shipped]) == {
+        "training_seconds": 19994.0, "epochs_trained": 72, "training_backend": "tensorflow+torch"}
+    snapshot_card = {"training_seconds": 100.0, "epoch": 3}  # A run's best.json: no epochs_trained, no backend.
+    assert separate_runs_training({"training_seconds": 50.0, "epochs_trained": 4}, [snapshot_card]) == {
+        "training_seconds": 150.0, "epochs_trained": 7, "training_backend": "tensorflow"}
