@@ -230,7 +230,7 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> keras.Model:
 
     Lets a checkpoint saved by an older build of a preset move into the current build (e.g. a
     different augmentation wrapper) without retraining, and a shipped model wrapped for test-time
-    views come back as the plain network. Raises FerError if the layers differ.
+    views comes back as the plain network. Raises FerError if the layers differ.
     """
     sources, targets = _learned_layers(source), _learned_layers(target)
     shapes = [[w.shape for w in layer.weights] for layer in sources]
