@@ -30,15 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def bf16_units() -> str:
-    """The CPU's bfloat16 instruction sets (they decide the mixed_bfloat16 rows)."""
-    from fer.training import cpu_bf16_units  # Imports Keras: only the parent process calls this.
-
-    return ", ".join(cpu_bf16_units()) or "none"
+from fer.hardware import cpu_bf16_units  # noqa: E402
 
 
 def measure(preset: str, policy: str, batches: int, warmup: int, batch_size: int) -> dict:
     """Images/s of `model.fit` for one cell, in this process's backend."""
+    import importlib
+
     import keras
     import numpy as np
 
@@ -56,8 +54,9 @@ def measure(preset: str, policy: str, batches: int, warmup: int, batch_size: int
     start = time.perf_counter()
     model.fit(images[split:], labels[split:], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     seconds = time.perf_counter() - start
+    backend = keras.backend.backend()  # Also the name of the module that implements it.
     return {"images_per_second": round(batches * batch_size / seconds, 1), "seconds": round(seconds, 1),
-            "parameters": model.count_params()}
+            "parameters": model.count_params(), "version": importlib.import_module(backend).__version__}
 
 
 def run_cell(backend: str, preset: str, policy: str, args) -> dict:
@@ -76,17 +75,10 @@ def run_cell(backend: str, preset: str, policy: str, args) -> dict:
     return {**cell, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
-def versions(backend: str) -> str:
-    module = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend, backend)
-    done = subprocess.run([sys.executable, "-c", f"import {module}; print({module}.__version__)"],
-                          capture_output=True, text=True, check=False,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    return done.stdout.strip() if done.returncode == 0 else "not installed"
-
-
 def table(results: list[dict], backends: list[str]) -> str:
     """Markdown: a row per preset and policy, a column per backend."""
-    header = "| preset | dtype policy | " + " | ".join(f"{b} {versions(b)}" for b in backends) + " |"
+    versions = {r["backend"]: r["version"] for r in results if "version" in r}
+    header = "| preset | dtype policy | " + " | ".join(f"{b} {versions.get(b, '')}".strip() for b in backends) + " |"
     lines = [header, "|---|---|" + "---|" * len(backends)]
     rows = sorted({(r["preset"], r["policy"]) for r in results}, key=lambda row: (row[0], row[1] != "float32"))
     for preset, policy in rows:
@@ -128,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"results": results, "batches": args.batches, "batch_size": args.batch_size,
                           "load_average_before": round(load, 2), "cpus": os.cpu_count(),
-                          "bf16_units": bf16_units()}, indent=2))
+                          "bf16_units": cpu_bf16_units()}, indent=2))
         return 0
     print()
     print(table(results, backends))
     print(f"\n{args.batches} timed batches of {args.batch_size} per cell after {args.warmup} warm-up; "
-          f"{os.cpu_count()} CPUs (bf16 units: {bf16_units()}); 1-min load average {load:.2f} before; "
-          f"{time.time() - started:.0f} s in all")
+          f"{os.cpu_count()} CPUs (bf16 units: {', '.join(cpu_bf16_units()) or 'none'}); "
+          f"1-min load average {load:.2f} before; {time.time() - started:.0f} s in all")
     return 0
 
 

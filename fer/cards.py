@@ -46,8 +46,7 @@ def model_facts(card: dict) -> list[str]:
         facts.append(f"Averages {averaged} ({kind}, chosen on the {selection.get('selected_on', 'validation')} split).")
     epochs, seconds = card.get("epochs_trained"), card.get("training_seconds")
     if isinstance(epochs, int) and isinstance(seconds, (int, float)):
-        backends = (card.get("training_backend") or "").split("+")  # "tensorflow+torch": members' runs.
-        backend = (f" under Keras's {' and '.join(backends)} backend{'s' if len(backends) > 1 else ''}"
-                   if card.get("training_backend") else "")
+        backends = card["training_backend"].split("+") if card.get("training_backend") else []  # "a+b": 2 runs
+        backend = f" under Keras's {' and '.join(backends)} backend{'s' * (len(backends) > 1)}" if backends else ""
         facts.append(f"Trained {epochs} epochs in {seconds / 3600:.1f} h of training{backend}.")
     return facts

@@ -32,18 +32,6 @@ from fer.models import PRESETS, Augmentation, build_model, save_model
 
 
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of the instructions bf16 training needs.
-
-
-def cpu_bf16_units(cpuinfo: str | None = None) -> list[str]:
-    """The bfloat16 instruction sets this CPU has (empty: `mixed_bfloat16` will be slow, not fast)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return []
-    flags = set(cpuinfo.split())
-    return [flag for flag in BF16_FLAGS if flag in flags]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import streamlit as st
 from fer import jobs
 from fer.errors import FerError
 from fer.models import NO_AUGMENTATION, PRESETS, Augmentation
-from fer.training import DTYPE_POLICIES, TrainConfig, cpu_bf16_units, read_metrics
+from fer.hardware import mixed_bfloat16_advice
+from fer.training import DTYPE_POLICIES, TrainConfig, read_metrics
 from fer.training_charts import comparison_figure, curves_figure, learning_rate_figure
 from pages import common
 
@@ -22,17 +23,6 @@ DEFAULTS = TrainConfig()
 NO_VALIDATION = "(none)"
 STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "⏸️", "stopped": "⏹️", "finished": "✅", "failed": "❌"}
 COMPARE_METRICS = ["val_accuracy", "val_loss", "accuracy", "loss"]
-
-
-def precision_help() -> str:
-    """What mixed_bfloat16 will do on this machine's CPU."""
-    units = cpu_bf16_units()
-    if not units:
-        return ("mixed_bfloat16 computes in bfloat16 with float32 weights. This CPU has no bf16 units, so it "
-                "would be far slower than float32: keep float32.")
-    return (f"mixed_bfloat16 computes in bfloat16 with float32 weights. This CPU has bf16 units "
-            f"({', '.join(units)}): on such a CPU it trained the seed CNN 2.5× faster than float32, but "
-            "vgg40 slightly slower (docs/benchmarks.md; `bench/bench_backends.py` measures yours).")
 
 
 def training_form(dataset) -> None:
@@ -76,7 +66,7 @@ def training_form(dataset) -> None:
         with right.expander("Loss and model", expanded=True):
             class_weights = st.checkbox("Class weights (inverse class frequency)", value=DEFAULTS.class_weights)
             label_smoothing = st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.05)
-            dtype_policy = st.selectbox("Compute precision", DTYPE_POLICIES, help=precision_help())
+            dtype_policy = st.selectbox("Compute precision", DTYPE_POLICIES, help=mixed_bfloat16_advice())
             model_name = st.text_input("Register the finished model as", placeholder="the run's name",
                                        help="The best epoch's model is copied to models/ under this name.")
         submitted = st.form_submit_button("Start training", type="primary")

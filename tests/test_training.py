@@ -14,7 +14,7 @@ import pytest
 from fer.datasets import dataset_from_arrays
 from fer.errors import FerError
 from fer.synthetic import make_faces
-from fer.training import TrainConfig, class_weights, cpu_bf16_units, read_metrics, read_state, train
+from fer.training import TrainConfig, class_weights, read_metrics, read_state, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,10 +131,6 @@ def test_bad_config_is_a_clear_error():
     with pytest.raises(FerError, match="unknown dtype policy 'float16'; choose float32 or mixed_bfloat16"):
         TrainConfig(dtype_policy="float16")
 
-
-def test_cpu_bf16_units_are_read_from_the_cpu_flags():
-    assert cpu_bf16_units("flags : fpu sse2 avx512f avx512_bf16 amx_tile amx_bf16") == ["amx_bf16", "avx512_bf16"]
-    assert cpu_bf16_units("flags : fpu sse2 avx2") == []
 
 
 def test_config_round_trips_through_json():

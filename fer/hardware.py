@@ -1,0 +1,33 @@
+"""What this machine's CPU can do that changes how to train on it (no Keras import: cheap to call)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of the instructions bf16 training needs.
+
+
+@functools.cache
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_bf16_units(cpuinfo: str | None = None) -> list[str]:
+    """The bfloat16 instruction sets this CPU has (empty: `mixed_bfloat16` will be slow, not fast)."""
+    flags = set((_cpuinfo() if cpuinfo is None else cpuinfo).split())
+    return [flag for flag in BF16_FLAGS if flag in flags]
+
+
+def mixed_bfloat16_advice(cpuinfo: str | None = None) -> str:
+    """What the mixed_bfloat16 dtype policy will do on this CPU, from the measurements in docs/benchmarks.md."""
+    units = cpu_bf16_units(cpuinfo)
+    if not units:
+        return ("mixed_bfloat16 computes in bfloat16 with float32 weights. This CPU has no bf16 units, so it "
+                "would be far slower than float32: keep float32.")
+    return (f"mixed_bfloat16 computes in bfloat16 with float32 weights. This CPU has bf16 units "
+            f"({', '.join(units)}): on such a CPU it trained the seed CNN 2.5× faster than float32, but "
+            "vgg40 slightly slower (docs/benchmarks.md; `bench/bench_backends.py` measures yours).")
