@@ -6,8 +6,8 @@
 
 Rebuilds the run's preset with the current code and moves the learned weights in, so the shipped
 file always matches today's layers. The choices are the run's best model alone or, with
-`--ensemble-with`, averaged with other models of the same preset, classes and training data
-(checked against the run's; the card's training time is RUN_DIR's, plus the members' own with
+`--ensemble-with`, averaged with the first 1, 2, … of the other models (same preset, classes and
+training data, checked against the run's; the card's training time is RUN_DIR's, plus the members' own with
 `--separate-runs`), each with the test-time views of `--tta` (auto: all three). Every member's
 probabilities for every view of the validation split are computed once and each choice is scored
 from them. The cheapest choice (fewest forward passes per face) within `--min-gain` of the most
@@ -70,6 +70,32 @@ def member_mismatch(sources: list[Path], cards: list[dict], fingerprint: str | N
     return None
 
 
+def run_facts(run_dir: Path, backend: str | None = None) -> dict:
+    """Card fields a run directory records about its training: epochs, time, backend, command."""
+    run_config = json.loads((run_dir / "config.json").read_text())
+    config, state = TrainConfig.from_dict(run_config["config"]), read_state(run_dir)
+    backend = backend or "tensorflow"
+    return {
+        "epochs_trained": state.get("epochs_done"),
+        "epochs_planned": config.epochs,
+        "best_epoch": state.get("best_epoch"),
+        "training_seconds": round(state.get("training_seconds", 0.0), 1),
+        "training_backend": backend,
+        "recipe": f"KERAS_BACKEND={backend} " + train_command(config, run_config["dataset"]["source"]),
+    }
+
+
+def with_run_facts(source: Path, member_card: dict) -> dict:
+    """A member's card, completed from its run directory when it is a run's best.keras.
+
+    A run's best.keras card is a snapshot from its best epoch: without this, the ensemble's card
+    would count that member's training up to the best epoch only, and have no recipe for it.
+    """
+    if "recipe" in member_card or not (source.parent / "state.json").exists():
+        return member_card
+    return {**member_card, **run_facts(source.parent, member_card.get("training_backend"))}
+
+
 def separate_runs_training(card: dict, member_cards: list[dict]) -> dict:
     """Card fields for an ensemble whose other members were trained in runs of their own.
 
@@ -84,12 +110,22 @@ def separate_runs_training(card: dict, member_cards: list[dict]) -> dict:
     }
 
 
+def choice_name(count: int, tta_name: str) -> str:
+    """'flip', 'ensemble of 2', 'ensemble of 3+shifts', …"""
+    if count == 1:
+        return tta_name
+    return f"ensemble of {count}" + ("" if tta_name == "none" else f"+{tta_name}")
+
+
 def choices(members: int, tta: list[str]) -> list[dict]:
-    """Every (members, views) choice, cheapest (fewest forward passes per face) first."""
-    counts = [1, members] if members > 1 else [1]
-    options = [{"name": tta_name if count == 1 else "ensemble" + ("" if tta_name == "none" else f"+{tta_name}"),
-                "members": count, "tta": tta_name, "views": TTA_CHOICES[tta_name] or (PLAIN,)}
-               for count in counts for tta_name in tta]
+    """Every (members, views) choice, cheapest (fewest forward passes per face) first.
+
+    An ensemble of k members is the first k models given (the run's best, then the
+    `--ensemble-with` models in order), so each extra member has to earn its passes.
+    """
+    options = [{"name": choice_name(count, tta_name), "members": count, "tta": tta_name,
+                "views": TTA_CHOICES[tta_name] or (PLAIN,)}
+               for count in range(1, members + 1) for tta_name in tta]
     for option in options:
         option["forward_passes"] = option["members"] * len(option["views"])
     return sorted(options, key=lambda option: option["forward_passes"])
@@ -131,16 +167,16 @@ def main() -> int:
         dataset_source = args.dataset or run_config["dataset"]["source"]
         dataset = open_dataset(dataset_source)
         check_classes(loaded[0][0], loaded[0][1]["classes"], dataset.classes)
+        mismatch = member_mismatch(sources, [card for _, card in loaded],
+                                   run_config.get("dataset", {}).get("fingerprint"))
+        if mismatch:
+            raise FerError(mismatch)
     except (OSError, KeyError, ValueError, FerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     members, cards = [model for model, _ in loaded], [card for _, card in loaded]
     card = cards[0]
     classes = card["classes"]
-    mismatch = member_mismatch(sources, cards, run_config.get("dataset", {}).get("fingerprint"))
-    if mismatch:
-        print(f"error: {mismatch}", file=sys.stderr)
-        return 1
 
     split = config.validation_split
     images, labels = dataset.arrays(split)
@@ -157,7 +193,7 @@ def main() -> int:
         option["evaluation"] = scored(np.mean([probabilities[index, view] for index in range(option["members"])
                                                for view in option["views"]], axis=0))
         option["accuracy"] = round(option["evaluation"].accuracy, 4)
-        print(f"  {option['name']:<16} {option['forward_passes']:>2} passes/face  {split} accuracy "
+        print(f"  {option['name']:<22} {option['forward_passes']:>2} passes/face  {split} accuracy "
               f"{option['evaluation'].accuracy:.4f}")
     most_accurate = max(option["evaluation"].accuracy for option in options)
     chosen = next(option for option in options if option["evaluation"].accuracy >= most_accurate - args.min_gain)
@@ -165,17 +201,10 @@ def main() -> int:
     model = ensemble(members[:chosen["members"]])
     if TTA_CHOICES[chosen["tta"]]:
         model = with_test_time_augmentation(model, TTA_CHOICES[chosen["tta"]])
-    state = read_state(args.run_dir)
-    backend = card.get("training_backend") or args.training_backend or "tensorflow"
     card.update({
         "name": args.name,
         "network": config.preset,
-        "epochs_trained": state.get("epochs_done"),
-        "epochs_planned": config.epochs,
-        "best_epoch": state.get("best_epoch"),
-        "training_seconds": round(state.get("training_seconds", 0.0), 1),
-        "training_backend": backend,
-        "recipe": f"KERAS_BACKEND={backend} " + train_command(config, dataset_source),
+        **run_facts(args.run_dir, card.get("training_backend") or args.training_backend),
         "selection": {
             "choice": chosen["name"], "members": chosen["members"],
             "views": [list(view) for view in TTA_CHOICES[chosen["tta"]]],
@@ -188,15 +217,17 @@ def main() -> int:
         "history": read_metrics(args.run_dir),
         "exported": time.strftime("%Y-%m-%d"),
     })
-    if chosen["members"] > 1 and args.separate_runs:
-        card.update(separate_runs_training(card, cards[1:chosen["members"]]))
+    member_cards = [with_run_facts(source, member_card)
+                    for source, member_card in zip(sources[1:chosen["members"]], cards[1:chosen["members"]])]
     if chosen["members"] > 1:
         card["ensemble"] = [
             {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.get("epoch"),
              "validation_accuracy": round(scored(probabilities[index, PLAIN]).accuracy, 4),
              # A member from another run (a shipped model, say) brings its own training time and recipe.
              **{key: member_card[key] for key in ("training_seconds", "recipe") if key in member_card}}
-            for index, (source, member_card) in enumerate(zip(sources[:chosen["members"]], cards))]
+            for index, (source, member_card) in enumerate(zip(sources, [card, *member_cards]))]
+    if member_cards and args.separate_runs:
+        card.update(separate_runs_training(card, member_cards))
     if args.note:
         card["notes"] = args.note
     path = save_model(model, args.out or MODELS_DIR / f"{args.name}.keras", card)

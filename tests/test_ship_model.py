@@ -26,8 +26,8 @@ def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kag
     card = json.loads(out.with_suffix(".json").read_text())
     selection = card["selection"]
     names = list(selection["validation_accuracy"])
-    assert names == ["none", "flip", "ensemble", "ensemble+flip", "shifts", "ensemble+shifts"]  # Cheapest first.
-    assert [selection["forward_passes"][name] for name in names] == [1, 2, 2, 4, 10, 20]
+    assert names == ["none", "flip", "ensemble of 2", "ensemble of 2+flip", "shifts", "ensemble of 2+shifts"]
+    assert [selection["forward_passes"][name] for name in names] == [1, 2, 2, 4, 10, 20]  # Cheapest first.
     assert selection["selected_on"] == "validation"
     accuracies = [selection["validation_accuracy"][name] for name in names]
     chosen = names.index(selection["choice"])
@@ -90,3 +90,26 @@ def test_separate_runs_add_up_their_training_time_epochs_and_backends():
     snapshot_card = {"training_seconds": 100.0, "epoch": 3}  # A run's best.json: no epochs_trained, no backend.
     assert separate_runs_training({"training_seconds": 50.0, "epochs_trained": 4}, [snapshot_card]) == {
         "training_seconds": 150.0, "epochs_trained": 7, "training_backend": "tensorflow"}
+
+
+def test_choices_add_members_one_at_a_time_cheapest_first():
+    options = load_ship_model_script().choices(3, ["none", "flip"])
+    assert [(option["name"], option["members"], option["forward_passes"]) for option in options] == [
+        ("none", 1, 1), ("flip", 1, 2), ("ensemble of 2", 2, 2), ("ensemble of 3", 3, 3),
+        ("ensemble of 2+flip", 2, 4), ("ensemble of 3+flip", 3, 6)]
+
+
+def test_a_members_run_directory_supplies_its_whole_training_and_recipe(tmp_path):
+    with_run_facts = load_ship_model_script().with_run_facts
+    run = tmp_path / "member-run"
+    run.mkdir()
+    config = TrainConfig(preset="vgg40", epochs=26, seed=1)
+    (run / "config.json").write_text(json.dumps({"config": config.to_dict(), "dataset": {"source": "faces.zip"}}))
+    (run / "state.json").write_text(json.dumps({"epochs_done": 26, "best_epoch": 23, "training_seconds": 2816.61}))
+    snapshot = {"epoch": 23, "training_seconds": 2545.5, "training_backend": "tensorflow"}  # best.keras's card
+    completed = with_run_facts(run / "best.keras", snapshot)
+    assert completed["epochs_trained"] == 26 and completed["training_seconds"] == 2816.6
+    assert completed["recipe"].startswith("KERAS_BACKEND=tensorflow python -m fer train --dataset faces.zip "
+                                          "--preset vgg40 --epochs 26")
+    shipped = {"epochs_trained": 46, "training_seconds": 17293.6, "recipe": "KERAS_BACKEND=torch python -m fer …"}
+    assert with_run_facts(tmp_path / "models" / "fer2013.keras", shipped) == shipped
