@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer import jobs
+from fer import jobs, run_reports
 from fer.errors import FerError
 from fer.models import NO_AUGMENTATION, PRESETS, Augmentation
 from fer.hardware import mixed_bfloat16_advice
@@ -115,14 +115,14 @@ def live_view(run_dir: str, ticking: bool) -> None:
     elif run.status == "finished":
         best = f"{run.best_accuracy:.1%}" if run.best_accuracy is not None else "–"
         model = run.registered_model and Path(run.registered_model).stem
-        st.success(f"Finished in {jobs.format_duration(run.training_seconds)}: best validation accuracy {best} "
+        st.success(f"Finished in {run_reports.format_duration(run.training_seconds)}: best validation accuracy {best} "
                    f"at epoch {run.best_epoch}." + (f" Registered as **{model}**: pick it in the sidebar, on "
                                                     "Evaluate and on Predict." if model else ""))
     controls(run)
 
     records = read_metrics(run.path)
     if records:
-        st.caption(f"Last epoch · {jobs.describe_epoch(records[-1], run.epochs)}")
+        st.caption(f"Last epoch · {run_reports.describe_epoch(records[-1], run.epochs)}")
     loss, accuracy, rate = st.columns(3)
     loss.plotly_chart(curves_figure(records, "loss"), key=f"loss-{run.name}")
     accuracy.plotly_chart(curves_figure(records, "accuracy"), key=f"accuracy-{run.name}")
@@ -139,7 +139,7 @@ def show_progress(run: jobs.RunSummary) -> None:
         return
     speed = f"{progress.images_per_second:,.0f} images/s" if progress.images_per_second else "measuring speed"
     text = (f"Epoch {progress.epoch}/{progress.epochs} · batch {progress.batch}/{progress.batches} · {speed} · "
-            f"ETA {jobs.format_duration(progress.eta_seconds)}")
+            f"ETA {run_reports.format_duration(progress.eta_seconds)}")
     if run.status == "stopping":
         text = "Stopping after the current batch, then saving a checkpoint… · " + text
     st.progress(progress.fraction, text=text)
@@ -188,7 +188,7 @@ def shown_run(runs: list[jobs.RunSummary], busy: list[Path]) -> str | None:
 
 def history(runs: list[jobs.RunSummary]) -> None:
     st.subheader("Run history")
-    table = jobs.runs_table(runs)
+    table = run_reports.runs_table(runs)
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(table, hide_index=True, column_config={
         "best val acc": percent, "final train acc": percent, "final val acc": percent,

@@ -1,0 +1,95 @@
+"""Runs in words and tables: the history table, one-line epoch summaries, durations.
+
+Pure functions of what fer.jobs reads from run directories (RunSummary, metrics records), so the
+Train page and the tests use them without a job or Streamlit.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fer.jobs import RunSummary
+
+
+def runs_table(runs: list[RunSummary]):
+    """A pandas DataFrame comparing runs: status, best and final metrics, time and config."""
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        config, final = run.config, run.final
+        rows.append({
+            "run": run.name,
+            "status": run.status,
+            "preset": config.get("preset"),
+            "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
+            "best val acc": run.best_accuracy,
+            "best epoch": run.best_epoch,
+            "final train acc": final.get("accuracy"),
+            "final val acc": final.get("val_accuracy"),
+            "final val loss": final.get("val_loss"),
+            "images/s": final.get("images_per_second"),
+            "train time": format_duration(run.training_seconds),
+            "learning rate": config.get("learning_rate"),
+            "schedule": config.get("schedule"),
+            "optimizer": config.get("optimizer"),
+            "batch": config.get("batch_size"),
+            "augmentation": describe_augmentation(config.get("augmentation")),
+            "class weights": config.get("class_weights"),
+            "seed": config.get("seed"),
+            "dataset": Path(run.dataset).name if run.dataset else "",
+            "model": run.registered_model and Path(run.registered_model).stem,
+            "started": datetime.datetime.fromtimestamp(run.started).replace(microsecond=0),
+        })
+    return pd.DataFrame(rows)
+
+
+def describe_epoch(record: dict, epochs: int | None = None) -> str:
+    """One line for a metrics record: 'Epoch 2/3: train loss 1.9691, accuracy 16.4% · validation …'."""
+    head = f"Epoch {record.get('epoch')}" + (f"/{epochs}" if epochs else "")
+    head += " (stopped part-way):" if record.get("partial") else ":"
+    parts = []
+    for prefix, name in (("", "train"), ("val_", "validation")):
+        loss, accuracy = record.get(f"{prefix}loss"), record.get(f"{prefix}accuracy")
+        shown = ([f"loss {loss:.4f}"] if loss is not None else []) + (
+            [f"accuracy {accuracy:.1%}"] if accuracy is not None else [])
+        if shown:
+            parts.append(f"{name} " + ", ".join(shown))
+    if record.get("images_per_second"):
+        parts.append(f"{record['images_per_second']:,.0f} images/s")
+    return f"{head} " + " · ".join(parts)
+
+
+def describe_augmentation(augmentation: dict | None) -> str:
+    """A short human summary of an augmentation dict; 'preset' when the preset's own is used."""
+    if not augmentation:
+        return "preset"
+    parts = []
+    if augmentation.get("horizontal_flip"):
+        parts.append("flip")
+    if augmentation.get("rotation_degrees"):
+        parts.append(f"rot ±{augmentation['rotation_degrees']:g}°")
+    if augmentation.get("zoom"):
+        parts.append(f"zoom {augmentation['zoom']:g}")
+    if augmentation.get("shift_pixels"):
+        parts.append(f"shift {augmentation['shift_pixels']}px")
+    if augmentation.get("crop_size"):
+        parts.append(f"crop {augmentation['crop_size']}")
+    if augmentation.get("contrast"):
+        parts.append(f"contrast {augmentation['contrast']:g}")
+    return ", ".join(parts) or "off"
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1h 02m', '3m 05s', '42s'; '–' when unknown."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds}s"
