@@ -28,6 +28,9 @@ def card_markdown(card: dict) -> str:
                            [[("**" + choice + "**") if choice == selection["choice"] else choice,
                              passes.get(choice, "?"), f"{accuracy:.4f}"]
                             for choice, accuracy in selection["validation_accuracy"].items()]))
+        budget = f" among those of at most {selection['max_passes']} passes" if selection.get("max_passes") else ""
+        parts.append(f"Chosen: the cheapest within {selection.get('min_gain', 0):g} of the most accurate choice"
+                     f"{budget}.")
     if card.get("ensemble"):
         parts.append("\n".join(f"- member {member['source']} (epoch {member['epoch']}): validation accuracy "
                                f"{member['validation_accuracy']:.4f} alone" for member in card["ensemble"]))

@@ -1,7 +1,7 @@
 """Export a training run's best model, alone or averaged with other models, as the model the project ships.
 
     python scripts/ship_model.py RUN_DIR [--ensemble-with MODEL.keras ...] [--separate-runs] [--name fer2013]
-                                 [--dataset PATH] [--tta auto|none|flip|shifts] [--min-gain 0.005]
+                                 [--dataset PATH] [--tta auto|none|flip|shifts] [--min-gain 0.005] [--max-passes N]
                                  [--note TEXT] [--out PATH]
 
 Rebuilds the run's preset with the current code and moves the learned weights in, so the shipped
@@ -12,7 +12,8 @@ training data, checked against the run's; the card's training time is RUN_DIR's,
 probabilities for every view of the validation split are computed once and each choice is scored
 from them. The cheapest choice (fewest forward passes per face) within `--min-gain` of the most
 accurate one is kept (default 0.005, half a point: on 3,589 faces smaller gains are noise, and each
-pass is paid on every face, webcam frames included). Then every split is evaluated with the saved
+pass is paid on every face, webcam frames included). `--max-passes` is a latency budget: costlier
+choices are scored and listed in the card but cannot be chosen. Then every split is evaluated with the saved
 model and the card gets the numbers, the per-class metrics and confusion matrix, the recipe and the
 training time.
 """
@@ -131,6 +132,16 @@ def choices(members: int, tta: list[str]) -> list[dict]:
     return sorted(options, key=lambda option: option["forward_passes"])
 
 
+def select(options: list[dict], min_gain: float, max_passes: int | None = None) -> dict:
+    """The cheapest option within `min_gain` of the most accurate one of those within `max_passes`.
+
+    `options` are sorted cheapest first and carry an "accuracy"; one pass is always allowed.
+    """
+    allowed = [option for option in options if max_passes is None or option["forward_passes"] <= max(max_passes, 1)]
+    most_accurate = max(option["accuracy"] for option in allowed)
+    return next(option for option in allowed if option["accuracy"] >= most_accurate - min_gain)
+
+
 def view_probabilities(members: list, images: np.ndarray, views) -> dict:
     """{(member index, view): (N, K) probabilities}, each member run once on each view."""
     pixels = (images[..., None] if images.ndim == 3 else images).astype("float32")
@@ -151,6 +162,7 @@ def main() -> int:
     parser.add_argument("--dataset", help="dataset to evaluate on (default: the run's own)")
     parser.add_argument("--tta", default="auto", choices=["auto", *TTA_CHOICES])
     parser.add_argument("--min-gain", type=float, default=0.005, help="accuracy a costlier choice must add")
+    parser.add_argument("--max-passes", type=int, help="most forward passes per face a choice may cost (latency)")
     parser.add_argument("--note", help="how the members were made, when the run's command alone does not say")
     parser.add_argument("--out", type=Path, help="where to write the model (default: models/NAME.keras)")
     parser.add_argument("--training-backend", help="Keras backend the run trained under, if its card lacks it")
@@ -192,11 +204,10 @@ def main() -> int:
     for option in options:
         option["evaluation"] = scored(np.mean([probabilities[index, view] for index in range(option["members"])
                                                for view in option["views"]], axis=0))
-        option["accuracy"] = round(option["evaluation"].accuracy, 4)
+        option["accuracy"] = option["evaluation"].accuracy
         print(f"  {option['name']:<22} {option['forward_passes']:>2} passes/face  {split} accuracy "
               f"{option['evaluation'].accuracy:.4f}")
-    most_accurate = max(option["evaluation"].accuracy for option in options)
-    chosen = next(option for option in options if option["evaluation"].accuracy >= most_accurate - args.min_gain)
+    chosen = select(options, args.min_gain, args.max_passes)
 
     model = ensemble(members[:chosen["members"]])
     if TTA_CHOICES[chosen["tta"]]:
@@ -208,9 +219,9 @@ def main() -> int:
         "selection": {
             "choice": chosen["name"], "members": chosen["members"],
             "views": [list(view) for view in TTA_CHOICES[chosen["tta"]]],
-            "validation_accuracy": {option["name"]: option["accuracy"] for option in options},
+            "validation_accuracy": {option["name"]: round(option["accuracy"], 4) for option in options},
             "forward_passes": {option["name"]: option["forward_passes"] for option in options},
-            "selected_on": split, "min_gain": args.min_gain,
+            "selected_on": split, "min_gain": args.min_gain, "max_passes": args.max_passes,
         },
         "validation_report": report(chosen["evaluation"], model=args.name, split=split,
                                     tta=chosen["forward_passes"] > 1, dataset=dataset_source),

@@ -20,7 +20,8 @@ def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kag
     train(open_dataset(kaggle_folder), TrainConfig(preset="tiny", epochs=1, batch_size=8), run, evaluate_splits=False)
     out = tmp_path / "shipped.keras"
     finished = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_model.py"), str(run), "--name", "faces",
-                               "--ensemble-with", str(run / "checkpoints" / "last.keras"), "--out", str(out)],
+                               "--ensemble-with", str(run / "checkpoints" / "last.keras"), "--max-passes", "4",
+                               "--out", str(out)],
                               capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
     card = json.loads(out.with_suffix(".json").read_text())
@@ -29,9 +30,11 @@ def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kag
     assert names == ["none", "flip", "ensemble of 2", "ensemble of 2+flip", "shifts", "ensemble of 2+shifts"]
     assert [selection["forward_passes"][name] for name in names] == [1, 2, 2, 4, 10, 20]  # Cheapest first.
     assert selection["selected_on"] == "validation"
-    accuracies = [selection["validation_accuracy"][name] for name in names]
-    chosen = names.index(selection["choice"])
-    # The cheapest choice within min_gain of the most accurate one.
+    assert selection["max_passes"] == 4 and selection["forward_passes"][selection["choice"]] <= 4
+    allowed = [name for name in names if selection["forward_passes"][name] <= 4]
+    accuracies = [selection["validation_accuracy"][name] for name in allowed]
+    chosen = allowed.index(selection["choice"])
+    # The cheapest choice within min_gain of the most accurate one of at most 4 passes.
     threshold = max(accuracies) - selection["min_gain"]
     assert accuracies[chosen] >= threshold - 1e-4 and all(cheaper < threshold + 1e-4 for cheaper in accuracies[:chosen])
     assert len(card.get("ensemble", [])) == (2 if selection["members"] == 2 else 0)
@@ -45,6 +48,7 @@ def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kag
     markdown = subprocess.run([sys.executable, report_script, str(out.with_suffix(".json"))],
                               capture_output=True, text=True, timeout=60, check=True).stdout
     assert "| true \\ predicted | angry | disgust |" in markdown and "| validation | 14 |" in markdown
+    assert "among those of at most 4 passes" in markdown
     model, _ = load_model(out)
     assert model.predict(np.zeros((2, 48, 48, 1), "float32"), verbose=0).shape == (2, 7)
 
@@ -113,3 +117,16 @@ def test_a_members_run_directory_supplies_its_whole_training_and_recipe(tmp_path
                                           "--preset vgg40 --epochs 26")
     shipped = {"epochs_trained": 46, "training_seconds": 17293.6, "recipe": "KERAS_BACKEND=torch python -m fer …"}
     assert with_run_facts(tmp_path / "models" / "fer2013.keras", shipped) == shipped
+
+
+def test_a_pass_budget_rules_out_costlier_choices_but_they_stay_scored():
+    script = load_ship_model_script()
+    options = script.choices(2, ["none", "flip", "shifts"])
+    accuracy = {"none": 0.660, "flip": 0.664, "ensemble of 2": 0.668, "ensemble of 2+flip": 0.676,
+                "shifts": 0.671, "ensemble of 2+shifts": 0.690}
+    for option in options:
+        option["accuracy"] = accuracy[option["name"]]
+    assert script.select(options, 0.005)["name"] == "ensemble of 2+shifts"
+    assert script.select(options, 0.005, max_passes=4)["name"] == "ensemble of 2+flip"
+    assert script.select(options, 0.01, max_passes=4)["name"] == "ensemble of 2"  # 0.668 ≥ 0.676 - 0.01
+    assert script.select(options, 0.005, max_passes=0)["name"] == "none"
