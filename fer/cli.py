@@ -39,20 +39,10 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on a dataset")
     train.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
-    train.add_argument("--preset", default="seed", help="seed (the reference CNN), vgg40 or tiny")
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
-    train.add_argument("--schedule", default="constant", choices=["constant", "cosine", "plateau"])
-    train.add_argument("--warmup-epochs", type=int, default=0)
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--label-smoothing", type=float, default=0.0)
+    for option, (kind, help_text) in _TRAIN_OPTIONS.values():
+        # SUPPRESS: an option not given is left out, so TrainConfig's default (the seed recipe) applies.
+        train.add_argument(option, type=kind, default=argparse.SUPPRESS, help=help_text)
     train.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
-    train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
-                       help="mixed_bfloat16: faster only on CPUs with bf16 units (see bench/bench_backends.py)")
     train.add_argument("--out", help="run directory (default: runs/<time>-<preset>); resumes if it holds a checkpoint")
     train.add_argument("--register", metavar="NAME", help="also copy the best model to models/NAME.keras")
     train.set_defaults(command=_train)
@@ -108,19 +98,29 @@ def _info(args) -> int:
     return 0
 
 
-# TrainConfig field → its `python -m fer train` option.
+# TrainConfig field → its `python -m fer train` option, the option's type and help. The defaults
+# and the allowed values live in TrainConfig alone, which checks them (the CLI imports it lazily).
 _TRAIN_OPTIONS = {
-    "preset": "--preset", "epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
-    "optimizer": "--optimizer", "schedule": "--schedule", "warmup_epochs": "--warmup-epochs",
-    "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing",
-    "early_stopping_patience": "--early-stopping", "seed": "--seed", "dtype_policy": "--dtype-policy",
+    "preset": ("--preset", (str, "seed (the reference CNN, the default), vgg40 or tiny")),
+    "epochs": ("--epochs", (int, None)),
+    "batch_size": ("--batch-size", (int, None)),
+    "learning_rate": ("--learning-rate", (float, None)),
+    "optimizer": ("--optimizer", (str, "adam (the default), adamw or sgd (Nesterov momentum 0.9)")),
+    "schedule": ("--schedule", (str, "constant (the default), cosine (per step, after --warmup-epochs) or plateau")),
+    "warmup_epochs": ("--warmup-epochs", (int, None)),
+    "weight_decay": ("--weight-decay", (float, "decoupled weight decay (adamw, sgd)")),
+    "label_smoothing": ("--label-smoothing", (float, None)),
+    "early_stopping_patience": ("--early-stopping", (int, "stop after this many epochs without a validation gain")),
+    "seed": ("--seed", (int, None)),
+    "dtype_policy": ("--dtype-policy", (str, "float32 (the default) or mixed_bfloat16, faster only on CPUs with "
+                                             "bf16 units (see bench/bench_backends.py)")),
 }
 
 
 def train_command(config, dataset: str, out: str | None = None) -> str:
     """The `python -m fer train` command line that trains `config` (a TrainConfig) on `dataset`."""
     parts = ["python -m fer train", f"--dataset {dataset}"]
-    parts += [f"{option} {getattr(config, field)}" for field, option in _TRAIN_OPTIONS.items()]
+    parts += [f"{option} {getattr(config, field)}" for field, (option, _) in _TRAIN_OPTIONS.items()]
     parts += ["--class-weights"] * config.class_weights + ([f"--out {out}"] if out else [])
     return " ".join(parts)
 
@@ -128,8 +128,9 @@ def train_command(config, dataset: str, out: str | None = None) -> str:
 def _train_config(args):
     from fer.training import TrainConfig
 
-    options = {field: getattr(args, option[2:].replace("-", "_")) for field, option in _TRAIN_OPTIONS.items()}
-    return TrainConfig(**options, class_weights=args.class_weights)
+    given = {field: getattr(args, option[2:].replace("-", "_"), None) for field, (option, _) in _TRAIN_OPTIONS.items()}
+    return TrainConfig(**{field: value for field, value in given.items() if value is not None},
+                       class_weights=args.class_weights)
 
 
 def _train(args) -> int:
@@ -142,7 +143,8 @@ def _train(args) -> int:
     dataset = open_dataset(args.dataset)
     print(f"dataset: {dataset.source} ({sum(len(s) for s in dataset.splits.values()):,} images, "
           f"opened in {time.perf_counter() - started:.1f}s)")
-    run_dir = Path(args.out) if args.out else PROJECT_ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset}"
+    run_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}"
+    run_dir = Path(args.out) if args.out else PROJECT_ROOT / "runs" / run_name
     print(f"run directory: {run_dir}")
     result = train(dataset, config, run_dir, callbacks=[ConsoleProgress()])
     print(f"best model: {result.model_path}")

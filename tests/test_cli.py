@@ -68,3 +68,11 @@ def test_train_command_reproduces_the_config():
     assert command.startswith("python -m fer train --dataset data/images.zip --preset vgg40 --epochs 30")
     args = _parser().parse_args(shlex.split(command)[3:])
     assert _train_config(args) == config and args.out == "runs/x"
+
+
+def test_train_options_left_out_take_the_seed_recipe_from_train_config():
+    from fer.cli import _parser, _train_config
+    from fer.training import TrainConfig
+
+    args = _parser().parse_args(["train", "--dataset", "demo", "--epochs", "3"])
+    assert _train_config(args) == TrainConfig(epochs=3)
