@@ -19,6 +19,7 @@ scikit-image's astronaut photo.
 
     .venv/bin/python bench/bench_predict.py
     .venv/bin/python bench/bench_predict.py --model models/fer2013.keras --json
+    .venv/bin/python bench/bench_predict.py --members 3 --flip --no-mtcnn   # an ensemble's cost, untrained
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ from fer.faces import PHOTO_CONFIG, VIDEO_CONFIG, make_detector  # noqa: E402
 from fer.labels import CLASSES  # noqa: E402
 from fer.live import LiveProcessor  # noqa: E402
 from fer.prediction import Classifier, predict_image  # noqa: E402
+
+
+def untrained_classifier(preset: str, members: int, flip: bool) -> tuple[Classifier, str]:
+    """An untrained ensemble of `members` `preset` networks, averaged over the mirror view with `flip`."""
+    from fer.models import build_model, ensemble, tta_views, with_test_time_augmentation
+
+    model = ensemble([build_model(preset) for _ in range(members)])
+    if flip:
+        model = with_test_time_augmentation(model, tta_views())
+    passes = members * (2 if flip else 1)
+    return Classifier(model, CLASSES), f"untrained: {members} × '{preset}'{' + flip' * flip} ({passes} passes per face)"
 
 
 def load_classifier(model: str | None, preset: str) -> tuple[Classifier, str]:
@@ -108,12 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="vgg40", help="architecture to time when no model is registered")
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--members", type=int, default=0,
+                        help="time an untrained ensemble of this many --preset networks instead of a model "
+                             "(speed does not depend on the weights): what a shipped ensemble would cost")
+    parser.add_argument("--flip", action="store_true", help="with --members: also average over the mirror image")
     parser.add_argument("--no-mtcnn", action="store_true", help="skip the MTCNN reference row")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
-    classifier, model_name = load_classifier(args.model, args.preset)
+    classifier, model_name = (untrained_classifier(args.preset, args.members, args.flip) if args.members
+                              else load_classifier(args.model, args.preset))
     classifier.warm_up()
     haar_video, haar_photo = make_detector("haar", VIDEO_CONFIG), make_detector("haar", PHOTO_CONFIG)
     frame = webcam_frame()
