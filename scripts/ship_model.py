@@ -7,14 +7,14 @@
 Rebuilds the run's preset with the current code and moves the learned weights in, so the shipped
 file always matches today's layers. The choices are the run's best model alone or, with
 `--ensemble-with`, averaged with the first 1, 2, … of the other models (same preset, classes and
-training data, checked against the run's; the card's training time is RUN_DIR's, plus the members' own with
-`--separate-runs`), each with the test-time views of `--tta` (auto: all three). Every member's
+training data, checked against the run's; the card's training time is RUN_DIR's, plus the
+members' own with `--separate-runs`), each with the test-time views of `--tta` (auto: all three). Every member's
 probabilities for every view of the validation split are computed once and each choice is scored
 from them. The cheapest choice (fewest forward passes per face) within `--min-gain` of the most
 accurate one is kept (default 0.005, half a point: on 3,589 faces smaller gains are noise, and each
 pass is paid on every face, webcam frames included). `--max-passes` is a latency budget: costlier
-choices are scored and listed in the card but cannot be chosen. Then every split is evaluated with the saved
-model and the card gets the numbers, the per-class metrics and confusion matrix, the recipe and the
+choices are scored and listed in the card but cannot be chosen. Then every split is evaluated with
+the saved model and the card gets the numbers, the per-class metrics and confusion matrix, the recipe and the
 training time.
 """
 
