@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on a dataset")
     train.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
-    for option, (kind, help_text) in _TRAIN_OPTIONS.values():
+    for option, kind, help_text in _TRAIN_OPTIONS.values():
         # SUPPRESS: an option not given is left out, so TrainConfig's default (the seed recipe) applies.
         train.add_argument(option, type=kind, default=argparse.SUPPRESS, help=help_text)
     train.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
@@ -100,27 +100,27 @@ def _info(args) -> int:
 
 # TrainConfig field → its `python -m fer train` option, the option's type and help. The defaults
 # and the allowed values live in TrainConfig alone, which checks them (the CLI imports it lazily).
-_TRAIN_OPTIONS = {
-    "preset": ("--preset", (str, "seed (the reference CNN, the default), vgg40 or tiny")),
-    "epochs": ("--epochs", (int, None)),
-    "batch_size": ("--batch-size", (int, None)),
-    "learning_rate": ("--learning-rate", (float, None)),
-    "optimizer": ("--optimizer", (str, "adam (the default), adamw or sgd (Nesterov momentum 0.9)")),
-    "schedule": ("--schedule", (str, "constant (the default), cosine (per step, after --warmup-epochs) or plateau")),
-    "warmup_epochs": ("--warmup-epochs", (int, None)),
-    "weight_decay": ("--weight-decay", (float, "decoupled weight decay (adamw, sgd)")),
-    "label_smoothing": ("--label-smoothing", (float, None)),
-    "early_stopping_patience": ("--early-stopping", (int, "stop after this many epochs without a validation gain")),
-    "seed": ("--seed", (int, None)),
-    "dtype_policy": ("--dtype-policy", (str, "float32 (the default) or mixed_bfloat16, faster only on CPUs with "
-                                             "bf16 units (see bench/bench_backends.py)")),
+_TRAIN_OPTIONS = {  # field: (option, type, help)
+    "preset": ("--preset", str, "seed (the reference CNN, the default), vgg40 or tiny"),
+    "epochs": ("--epochs", int, None),
+    "batch_size": ("--batch-size", int, None),
+    "learning_rate": ("--learning-rate", float, None),
+    "optimizer": ("--optimizer", str, "adam (the default), adamw or sgd (Nesterov momentum 0.9)"),
+    "schedule": ("--schedule", str, "constant (the default), cosine (per step, after --warmup-epochs) or plateau"),
+    "warmup_epochs": ("--warmup-epochs", int, None),
+    "weight_decay": ("--weight-decay", float, "decoupled weight decay (adamw, sgd)"),
+    "label_smoothing": ("--label-smoothing", float, None),
+    "early_stopping_patience": ("--early-stopping", int, "stop after this many epochs without a validation gain"),
+    "seed": ("--seed", int, None),
+    "dtype_policy": ("--dtype-policy", str, "float32 (the default) or mixed_bfloat16, faster only on CPUs with "
+                                             "bf16 units (see bench/bench_backends.py)"),
 }
 
 
 def train_command(config, dataset: str, out: str | None = None) -> str:
     """The `python -m fer train` command line that trains `config` (a TrainConfig) on `dataset`."""
     parts = ["python -m fer train", f"--dataset {dataset}"]
-    parts += [f"{option} {getattr(config, field)}" for field, (option, _) in _TRAIN_OPTIONS.items()]
+    parts += [f"{option} {getattr(config, field)}" for field, (option, *_) in _TRAIN_OPTIONS.items()]
     parts += ["--class-weights"] * config.class_weights + ([f"--out {out}"] if out else [])
     return " ".join(parts)
 
@@ -128,7 +128,7 @@ def train_command(config, dataset: str, out: str | None = None) -> str:
 def _train_config(args):
     from fer.training import TrainConfig
 
-    given = {field: getattr(args, option[2:].replace("-", "_"), None) for field, (option, _) in _TRAIN_OPTIONS.items()}
+    given = {field: getattr(args, option[2:].replace("-", "_"), None) for field, (option, *_) in _TRAIN_OPTIONS.items()}
     return TrainConfig(**{field: value for field, value in given.items() if value is not None},
                        class_weights=args.class_weights)
 
