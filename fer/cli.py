@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on a dataset")
     train.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
     for option, kind, help_text in _TRAIN_OPTIONS.values():
-        # SUPPRESS: an option not given is left out, so TrainConfig's default (the seed recipe) applies.
-        train.add_argument(option, type=kind, default=argparse.SUPPRESS, help=help_text)
+        # No default here: an option not given stays None and TrainConfig's default (the seed recipe) applies.
+        train.add_argument(option, type=kind, help=help_text)
     train.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     train.add_argument("--out", help="run directory (default: runs/<time>-<preset>); resumes if it holds a checkpoint")
     train.add_argument("--register", metavar="NAME", help="also copy the best model to models/NAME.keras")
@@ -128,7 +128,7 @@ def train_command(config, dataset: str, out: str | None = None) -> str:
 def _train_config(args):
     from fer.training import TrainConfig
 
-    given = {field: getattr(args, option[2:].replace("-", "_"), None) for field, (option, *_) in _TRAIN_OPTIONS.items()}
+    given = {field: getattr(args, option[2:].replace("-", "_")) for field, (option, *_) in _TRAIN_OPTIONS.items()}
     return TrainConfig(**{field: value for field, value in given.items() if value is not None},
                        class_weights=args.class_weights)
 

@@ -71,10 +71,15 @@ def member_mismatch(sources: list[Path], cards: list[dict], fingerprint: str | N
     return None
 
 
+def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
+    """A run directory's TrainConfig and the dataset it trained on ({"source", "fingerprint"}), from config.json."""
+    run_config = json.loads((run_dir / "config.json").read_text())
+    return TrainConfig.from_dict(run_config["config"]), run_config["dataset"]
+
+
 def run_facts(run_dir: Path, backend: str | None = None) -> dict:
     """Card fields a run directory records about its training: epochs, time, backend, command."""
-    run_config = json.loads((run_dir / "config.json").read_text())
-    config, state = TrainConfig.from_dict(run_config["config"]), read_state(run_dir)
+    (config, trained_on), state = read_run_config(run_dir), read_state(run_dir)
     backend = backend or "tensorflow"
     return {
         "epochs_trained": state.get("epochs_done"),
@@ -82,7 +87,7 @@ def run_facts(run_dir: Path, backend: str | None = None) -> dict:
         "best_epoch": state.get("best_epoch"),
         "training_seconds": round(state.get("training_seconds", 0.0), 1),
         "training_backend": backend,
-        "recipe": f"KERAS_BACKEND={backend} " + train_command(config, run_config["dataset"]["source"]),
+        "recipe": f"KERAS_BACKEND={backend} " + train_command(config, trained_on["source"]),
     }
 
 
@@ -172,15 +177,14 @@ def main() -> int:
     args = parser.parse_args()
 
     try:
-        run_config = json.loads((args.run_dir / "config.json").read_text())
-        config = TrainConfig.from_dict(run_config["config"])
+        config, trained_on = read_run_config(args.run_dir)
         sources = [args.run_dir / "best.keras", *args.ensemble_with]
         loaded = [rebuilt(path, config) for path in sources]
-        dataset_source = args.dataset or run_config["dataset"]["source"]
+        dataset_source = args.dataset or trained_on["source"]
         dataset = open_dataset(dataset_source)
         check_classes(loaded[0][0], loaded[0][1]["classes"], dataset.classes)
         mismatch = member_mismatch(sources, [card for _, card in loaded],
-                                   run_config.get("dataset", {}).get("fingerprint"))
+                                   trained_on.get("fingerprint"))
         if mismatch:
             raise FerError(mismatch)
     except (OSError, KeyError, ValueError, FerError) as error:
