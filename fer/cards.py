@@ -48,5 +48,8 @@ def model_facts(card: dict) -> list[str]:
     if isinstance(epochs, int) and isinstance(seconds, (int, float)):
         backends = card["training_backend"].split("+") if card.get("training_backend") else []  # "a+b": 2 runs
         backend = f" under Keras's {' and '.join(backends)} backend{'s' * (len(backends) > 1)}" if backends else ""
-        facts.append(f"Trained {epochs} epochs in {seconds / 3600:.1f} h of training{backend}.")
+        devices = card["training_device"].split("+") if card.get("training_device") else []
+        device = f" on {' and '.join(devices)}" if devices else ""
+        duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+        facts.append(f"Trained {epochs} epochs in {duration} of training{backend}{device}.")
     return facts

@@ -93,6 +93,19 @@ class Dataset:
         split = self.split(name)
         return split.images[..., None], split.labels
 
+    def batches(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0):
+        """Batches of (float images 0..255, one-hot labels) for Keras's fit/evaluate: `tf_data` under
+        the TensorFlow backend, NumPy batches (`fer.batches.ArrayBatches`) under JAX or PyTorch,
+        which then train without TensorFlow installed (on a GPU machine, say)."""
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            return self.tf_data(name, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        from fer.batches import ArrayBatches
+
+        images, labels = self.arrays(name)
+        return ArrayBatches(images, labels, len(self.classes), batch_size=batch_size, shuffle=shuffle, seed=seed)
+
     def tf_data(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0):
         """A batched, cached, prefetched tf.data pipeline of (float images 0..255, one-hot labels)."""
         import tensorflow as tf

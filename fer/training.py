@@ -28,6 +28,7 @@ import numpy as np
 
 from fer.datasets import Dataset
 from fer.errors import FerError
+from fer.hardware import training_device
 from fer.models import PRESETS, Augmentation, build_model, save_model
 
 
@@ -159,9 +160,9 @@ def train(
                                 augmentation=config.augmentation, dtype_policy=config.dtype_policy)
             _compile(model, config, steps_per_epoch)
 
-    train_data = dataset.tf_data(config.train_split, batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    train_data = dataset.batches(config.train_split, batch_size=config.batch_size, shuffle=True, seed=config.seed)
     validation_data = (
-        dataset.tf_data(config.validation_split, batch_size=256) if validation is not None and len(validation) else None
+        dataset.batches(config.validation_split, batch_size=256) if validation is not None and len(validation) else None
     )
     monitor = "val_accuracy" if validation_data is not None else "accuracy"
     recorder = RunRecorder(run_dir, state, dataset, config, monitor, len(train_split))
@@ -183,7 +184,7 @@ def train(
             initial_epoch=state["epochs_done"],
             class_weight=class_weights(train_split.labels, len(dataset.classes)) if config.class_weights else None,
             callbacks=all_callbacks,
-            shuffle=False,  # The tf.data pipeline already shuffles.
+            shuffle=False,  # The batches already shuffle, each epoch.
             verbose=0,
         )
     except BaseException as error:
@@ -246,7 +247,7 @@ def finalize_card(model_path: Path, dataset: Dataset) -> dict:
     for name in dataset.splits:
         if len(dataset.splits[name]) == 0:
             continue
-        loss, accuracy = model.evaluate(dataset.tf_data(name, batch_size=256), verbose=0)
+        loss, accuracy = model.evaluate(dataset.batches(name, batch_size=256), verbose=0)
         metrics[name] = {"accuracy": round(float(accuracy), 4), "loss": round(float(loss), 4),
                          "images": len(dataset.splits[name])}
     card["metrics"] = metrics
@@ -278,6 +279,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.run_dir, self.state, self.dataset, self.config = run_dir, state, dataset, config
         self.monitor, self.train_images = monitor, train_images
         self.last_progress = 0.0
+        self.device = training_device(keras.backend.backend())
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = self.train_end = time.perf_counter()
@@ -347,6 +349,7 @@ class RunRecorder(keras.callbacks.Callback):
             "metrics": metrics,
             "training_seconds": round(self.state.get("training_seconds", 0.0), 1),
             "training_backend": keras.backend.backend(),
+            "training_device": self.device,
         })
 
 

@@ -105,14 +105,17 @@ def with_run_facts(source: Path, member_card: dict) -> dict:
 def separate_runs_training(card: dict, member_cards: list[dict]) -> dict:
     """Card fields for an ensemble whose other members were trained in runs of their own.
 
-    Training time and epochs add up over the runs; the backends are listed in order, joined by '+'.
+    Training time and epochs add up over the runs; the backends and the devices (where the cards
+    name them) are listed in order, each once, joined by '+'.
     """
     cards = [card, *member_cards]
     backends = [c.get("training_backend") or "tensorflow" for c in cards]
+    devices = [c["training_device"] for c in cards if c.get("training_device")]
     return {
         "training_seconds": round(sum(c.get("training_seconds") or 0.0 for c in cards), 1),
         "epochs_trained": sum(c.get("epochs_trained") or c.get("epoch") or 0 for c in cards),
         "training_backend": "+".join(dict.fromkeys(backends)),
+        **({"training_device": "+".join(dict.fromkeys(devices))} if devices else {}),
     }
 
 

@@ -1,6 +1,8 @@
 """fer.hardware: the CPU facts that decide how to train."""
 
-from fer.hardware import cpu_bf16_units, mixed_bfloat16_advice
+import os
+
+from fer.hardware import cpu_bf16_units, cpu_name, mixed_bfloat16_advice, training_device
 
 
 def test_cpu_bf16_units_are_read_from_the_cpu_flags():
@@ -11,3 +13,15 @@ def test_cpu_bf16_units_are_read_from_the_cpu_flags():
 def test_mixed_bfloat16_advice_depends_on_the_cpu():
     assert "has no bf16 units" in mixed_bfloat16_advice("flags : fpu avx2")
     assert "bf16 units (amx_bf16)" in mixed_bfloat16_advice("flags : fpu amx_bf16")
+
+
+def test_cpu_name_is_the_model_name_and_core_count():
+    cpuinfo = "processor : 0\nmodel name : Intel(R) Xeon(R) Processor\nflags : fpu\n"
+    assert cpu_name(cpuinfo) == f"Intel(R) Xeon(R) Processor, {os.cpu_count()} cores"
+    assert cpu_name("flags : fpu") == f"CPU, {os.cpu_count()} cores"
+
+
+def test_training_device_without_a_gpu_is_the_cpu():
+    # The test machines have no GPU: every backend, and one Keras does not have, computes on the CPU.
+    assert training_device("tensorflow") == cpu_name()
+    assert training_device("no-such-backend") == cpu_name()

@@ -158,6 +158,10 @@ def test_model_facts_tell_tta_and_training_time():
     two_runs = {"epochs_trained": 72, "training_seconds": 19994.0, "training_backend": "tensorflow+torch"}
     assert model_facts(two_runs) == [
         "Trained 72 epochs in 5.6 h of training under Keras's tensorflow and torch backends."]
+    on_a_gpu = {"epochs_trained": 300, "training_seconds": 576.8, "training_backend": "jax",
+                "training_device": "NVIDIA H200"}
+    assert model_facts(on_a_gpu) == [
+        "Trained 300 epochs in 10 min of training under Keras's jax backend on NVIDIA H200."]
 
 
 def test_averages_mirror_image_reads_the_cards_views():

@@ -94,6 +94,11 @@ def test_separate_runs_add_up_their_training_time_epochs_and_backends():
     snapshot_card = {"training_seconds": 100.0, "epoch": 3}  # A run's best.json: no epochs_trained, no backend.
     assert separate_runs_training({"training_seconds": 50.0, "epochs_trained": 4}, [snapshot_card]) == {
         "training_seconds": 150.0, "epochs_trained": 7, "training_backend": "tensorflow"}
+    gpu_run = {"training_seconds": 192.3, "epochs_trained": 100, "training_backend": "jax",
+               "training_device": "NVIDIA H200"}
+    assert separate_runs_training(gpu_run, [gpu_run, {**run, "training_device": "Intel Xeon, 2 cores"}]) == {
+        "training_seconds": 3084.6, "epochs_trained": 226, "training_backend": "jax+tensorflow",
+        "training_device": "NVIDIA H200+Intel Xeon, 2 cores"}
 
 
 def test_choices_add_members_one_at_a_time_cheapest_first():
