@@ -34,6 +34,11 @@ def averages_mirror_image(card: dict) -> bool:
     return any(len(view) == 3 and view[2] for view in (card.get("selection") or {}).get("views") or [])
 
 
+def card_list(card: dict, key: str) -> list[str]:
+    """A card field that may name several runs' values joined by '+' ("tensorflow+torch"), as a list."""
+    return card[key].split("+") if card.get(key) else []
+
+
 def model_facts(card: dict) -> list[str]:
     """Short sentences about how a model was made, from whatever its card records."""
     facts = []
@@ -46,9 +51,8 @@ def model_facts(card: dict) -> list[str]:
         facts.append(f"Averages {averaged} ({kind}, chosen on the {selection.get('selected_on', 'validation')} split).")
     epochs, seconds = card.get("epochs_trained"), card.get("training_seconds")
     if isinstance(epochs, int) and isinstance(seconds, (int, float)):
-        backends = card["training_backend"].split("+") if card.get("training_backend") else []  # "a+b": 2 runs
+        backends, devices = card_list(card, "training_backend"), card_list(card, "training_device")
         backend = f" under Keras's {' and '.join(backends)} backend{'s' * (len(backends) > 1)}" if backends else ""
-        devices = card["training_device"].split("+") if card.get("training_device") else []
         device = f" on {' and '.join(devices)}" if devices else ""
         duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
         facts.append(f"Trained {epochs} epochs in {duration} of training{backend}{device}.")
