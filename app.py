@@ -16,13 +16,13 @@ if "tensorflow" not in sys.modules:
     # first imported after TensorFlow, which the sidebar imports below: load it first.
     import pylibsrtp  # noqa: F401
 
-from fer.cards import model_label
-from fer.datasets import DEMO, Dataset, open_dataset
-from fer import synthetic
+from fer.model.cards import model_label
+from fer.data.datasets import DEMO, Dataset, open_dataset
+from fer.data import synthetic
 from fer.errors import FerError
 from fer.labels import CLASSES
 from fer.paths import home_dir
-from fer.registry import list_models
+from fer.model.registry import list_models
 from pages.common import DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset
 
 st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")

@@ -1,7 +1,7 @@
 """Which Keras backend and dtype policy train a preset fastest on this machine? Images/s per cell.
 
 Each cell (backend × preset × dtype policy) runs in its own Python process, because Keras picks its
-backend once, at import. A cell builds the preset with `fer.models.build_model` (its own
+backend once, at import. A cell builds the preset with `fer.model.presets.build_model` (its own
 augmentation, as `fer train` does), compiles it with Adam and categorical cross-entropy, fits
 `--warmup` untimed batches of random 48×48 images (tracing, first allocations), then times
 `model.fit` over `--batches` more. Cells run one after another, so run this on an otherwise idle
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-from fer.hardware import cpu_bf16_units  # noqa: E402
+from fer.train.hardware import cpu_bf16_units  # noqa: E402
 
 
 def measure(preset: str, policy: str, batches: int, warmup: int, batch_size: int) -> dict:
@@ -41,7 +41,7 @@ def measure(preset: str, policy: str, batches: int, warmup: int, batch_size: int
     import numpy as np
 
     from fer.labels import CLASSES, IMAGE_SIZE
-    from fer.models import build_model
+    from fer.model.presets import build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(preset, dtype_policy=policy)

@@ -23,7 +23,7 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as home:
         os.environ["FER_STUDIO_HOME"] = home
-        from fer.datasets import open_dataset
+        from fer.data.datasets import open_dataset
 
         rows = []
         for label in ("first open (decode)", "cached open", "cached open"):

@@ -66,30 +66,31 @@ def render_dataset_page(zip_path: Path):
 def page_timings(zip_path: Path) -> dict[str, float]:
     import streamlit as st
 
-    import fer.datasets
+    import fer.data.datasets
 
     opening = []  # Seconds spent in open_dataset during each page run (app.py looks it up per run).
-    real_open = fer.datasets.open_dataset
+    real_open = fer.data.datasets.open_dataset
 
     def timed_open(*args, **kwargs):
         result, seconds = timed(real_open, *args, **kwargs)
         opening.append(seconds)
         return result
 
-    fer.datasets.open_dataset = timed_open
+    fer.data.datasets.open_dataset = timed_open
     app, first = render_dataset_page(zip_path)
     decode = sum(opening)
     _, rerun = timed(app.run)
     st.cache_data.clear()
     st.cache_resource.clear()
     _, restart = render_dataset_page(zip_path)
-    fer.datasets.open_dataset = real_open
+    fer.data.datasets.open_dataset = real_open
     return {"first": first, "first_decode": decode, "rerun": rerun, "restart": restart}
 
 
 def function_timings(zip_path: Path) -> dict[str, float]:
-    from fer import charts, eda
-    from fer.datasets import open_dataset
+    from fer.charts import dataset as charts
+    from fer.data import eda
+    from fer.data.datasets import open_dataset
 
     dataset, opened = timed(open_dataset, zip_path)  # From the disk cache the page run wrote.
     timings = {"open_dataset (disk cache)": opened}
@@ -130,7 +131,7 @@ def run(zip_path: Path) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
     start = time.perf_counter()
-    import fer.registry  # noqa: F401  (TensorFlow: what the sidebar's model picker imports once)
+    import fer.model.registry  # noqa: F401  (TensorFlow: what the sidebar's model picker imports once)
     import streamlit.testing.v1  # noqa: F401
     print(f"imports (once per server process): {time.perf_counter() - start:.1f} s; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

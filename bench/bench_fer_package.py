@@ -28,9 +28,9 @@ import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fer.datasets import open_dataset  # noqa: E402
-from fer.evaluation import align_classes, evaluate_split, score  # noqa: E402
-from fer.models import load_model  # noqa: E402
+from fer.data.datasets import open_dataset  # noqa: E402
+from fer.evaluate.scoring import align_classes, evaluate_split, score  # noqa: E402
+from fer.model.presets import load_model  # noqa: E402
 
 FER_PACKAGE_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

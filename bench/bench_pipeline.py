@@ -2,7 +2,7 @@
 
 Both variants train the `seed` preset (TensorFlow backend) on FER2013-sized synthetic data
 (28,709 random 48×48 images, the size of FER2013's train split) fed through `Dataset.tf_data`,
-the pipeline fer.training uses:
+the pipeline fer.train.loop uses:
 
 - augmented:  the preset's own augmentation layers (flip, ±20° rotation, ±20% zoom) in the model;
 - model-only: the same network with no augmentation layers (rescaling only).
@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fer.datasets import Dataset, Split  # noqa: E402
+from fer.data.datasets import Dataset, Split  # noqa: E402
 from fer.labels import CLASSES, IMAGE_SIZE  # noqa: E402
-from fer.models import NO_AUGMENTATION, PRESETS, build_model  # noqa: E402
+from fer.model.presets import NO_AUGMENTATION, PRESETS, build_model  # noqa: E402
 
 FER2013_TRAIN_IMAGES = 28_709
 

@@ -44,15 +44,15 @@ from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
 from fer.errors import FerError  # noqa: E402
-from fer.faces import PHOTO_CONFIG, VIDEO_CONFIG, make_detector  # noqa: E402
+from fer.serve.detection import PHOTO_CONFIG, VIDEO_CONFIG, make_detector  # noqa: E402
 from fer.labels import CLASSES  # noqa: E402
-from fer.live import LiveProcessor  # noqa: E402
-from fer.prediction import Classifier, predict_image  # noqa: E402
+from fer.serve.live import LiveProcessor  # noqa: E402
+from fer.serve.prediction import Classifier, predict_image  # noqa: E402
 
 
 def untrained_classifier(preset: str, members: int, flip: bool) -> tuple[Classifier, str]:
     """An untrained ensemble of `members` `preset` networks, averaged over the mirror view with `flip`."""
-    from fer.models import build_model, ensemble, tta_views, with_test_time_augmentation
+    from fer.model.presets import build_model, ensemble, tta_views, with_test_time_augmentation
 
     model = ensemble([build_model(preset) for _ in range(members)])
     if flip:
@@ -65,12 +65,12 @@ def load_classifier(model: str | None, preset: str) -> tuple[Classifier, str]:
     if model:
         return Classifier.from_path(model), model
     try:
-        from fer.registry import default_model_path
+        from fer.model.registry import default_model_path
 
         path = default_model_path()
         return Classifier.from_path(path), str(path)
     except FerError:
-        from fer.models import build_model
+        from fer.model.presets import build_model
 
         return Classifier(build_model(preset), CLASSES), f"untrained '{preset}' preset (no registered model yet)"
 

@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _info(args) -> int:
-    from fer.datasets import open_dataset
+    from fer.data.datasets import open_dataset
 
     dataset = open_dataset(args.dataset)
     counts = dataset.counts()
@@ -126,7 +126,7 @@ def train_command(config, dataset: str, out: str | None = None) -> str:
 
 
 def _train_config(args):
-    from fer.training import TrainConfig
+    from fer.train.loop import TrainConfig
 
     given = {field: getattr(args, option[2:].replace("-", "_")) for field, (option, *_) in _TRAIN_OPTIONS.items()}
     return TrainConfig(**{field: value for field, value in given.items() if value is not None},
@@ -134,9 +134,9 @@ def _train_config(args):
 
 
 def _train(args) -> int:
-    from fer.datasets import open_dataset
+    from fer.data.datasets import open_dataset
     from fer.paths import PROJECT_ROOT
-    from fer.training import ConsoleProgress, train
+    from fer.train.loop import ConsoleProgress, train
 
     config = _train_config(args)
     started = time.perf_counter()
@@ -151,7 +151,7 @@ def _train(args) -> int:
     for split, metrics in result.card.get("metrics", {}).items():
         print(f"  {split}: accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")
     if args.register:
-        from fer.registry import register_model
+        from fer.model.registry import register_model
 
         print(f"registered: {register_model(result.model_path, args.register)}")
     return 0
@@ -159,9 +159,9 @@ def _train(args) -> int:
 
 def _predict(args) -> int:
     """Predict every image; a file that fails is reported and the rest still run (exit 1 if any failed)."""
-    from fer.faces import make_detector
-    from fer.prediction import Classifier, ImageResult, predict_file, prediction_json
-    from fer.registry import default_model_path
+    from fer.serve.detection import make_detector
+    from fer.serve.prediction import Classifier, ImageResult, predict_file, prediction_json
+    from fer.model.registry import default_model_path
 
     classifier = Classifier.from_path(args.model or default_model_path())
     detector = make_detector(args.detector)
@@ -189,10 +189,10 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from fer.datasets import open_dataset
-    from fer.evaluation import evaluate_split
-    from fer.models import load_model
-    from fer.registry import default_model_path
+    from fer.data.datasets import open_dataset
+    from fer.evaluate.scoring import evaluate_split
+    from fer.model.presets import load_model
+    from fer.model.registry import default_model_path
 
     if args.batch_size < 1:
         raise FerError(f"--batch-size must be at least 1, got {args.batch_size}")

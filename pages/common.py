@@ -1,7 +1,7 @@
 """What every page shares: the active dataset and model, loaded once and kept in session state.
 
 The sidebar (app.py) writes the choices; pages read them through these helpers. Keys:
-- "dataset_source": a dataset path (folder, zip, CSV) or fer.datasets.DEMO (the default);
+- "dataset_source": a dataset path (folder, zip, CSV) or fer.data.datasets.DEMO (the default);
 - "model_path": the chosen model's .keras path (default: the shipped model, else the newest).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer.datasets import DEMO, Dataset, open_dataset
+from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.errors import FerError
 
 DATASET_KEY = "dataset_source"
@@ -29,7 +29,7 @@ def cached_dataset(source: str, _opened: Dataset | None = None) -> Dataset:
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def cached_model(path: str, modified: float):
     """Load a model and its card once; `modified` (the file's mtime) reloads a replaced file."""
-    from fer.models import load_model
+    from fer.model.presets import load_model
 
     return load_model(path)
 
@@ -52,7 +52,7 @@ def active_model_path() -> str | None:
     """The chosen model's path, else $FER_STUDIO_MODEL, else the default model's, else None (no model yet)."""
     import os
 
-    from fer.registry import default_model_path
+    from fer.model.registry import default_model_path
 
     if st.session_state.get(MODEL_KEY):
         return st.session_state[MODEL_KEY]

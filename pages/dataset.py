@@ -5,8 +5,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from fer import charts, eda
-from fer.datasets import DEMO, Dataset
+from fer.charts import dataset as charts
+
+from fer.data import eda
+from fer.data.datasets import DEMO, Dataset
 from pages.common import active_dataset, active_dataset_source
 
 SEED_KEY = "dataset_sample_seed"  # Bumped by "Re-roll": a new draw of samples per class.

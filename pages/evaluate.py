@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fer import evaluation_charts as charts
-from fer.datasets import Dataset
+from fer.charts import evaluation as charts
+from fer.data.datasets import Dataset
 from fer.errors import FerError
-from fer.evaluation import (
+from fer.evaluate.scoring import (
     Evaluation,
     align_classes,
     check_classes,
@@ -31,8 +31,8 @@ from fer.evaluation import (
     tta_effect,
 )
 from fer.labels import EMOJI
-from fer.cards import averages_mirror_image, model_facts, model_label, read_card
-from fer.registry import list_models
+from fer.model.cards import averages_mirror_image, model_facts, model_label, read_card
+from fer.model.registry import list_models
 from pages.common import (
     MODEL_KEY,
     active_dataset,

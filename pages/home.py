@@ -4,9 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer.datasets import DEMO
+from fer.data.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
-from fer.cards import model_facts, read_card
+from fer.model.cards import model_facts, read_card
 from pages.common import active_dataset, active_dataset_source, active_model_path
 
 st.title("🙂 FER Studio")

@@ -1,6 +1,6 @@
 """Predict: drop in photos or turn on the webcam; every face is found, boxed and labelled.
 
-Detection, classification and drawing live in fer.faces / fer.prediction / fer.live; this page
+Detection, classification and drawing live in fer.serve.detection / fer.serve.prediction / fer.serve.live; this page
 lays out widgets and keeps results in session state so reruns do not redo the work.
 """
 
@@ -15,9 +15,9 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer.errors import FerError
-from fer.faces import DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, make_detector
-from fer.live import LiveProcessor, LiveResult
-from fer.prediction import (Classifier, ImageResult, annotate, encode_image, predict_file, probability_figure,
+from fer.serve.detection import DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, make_detector
+from fer.serve.live import LiveProcessor, LiveResult
+from fer.serve.prediction import (Classifier, ImageResult, annotate, encode_image, predict_file, probability_figure,
                             results_table)
 from pages.common import active_model_path, cached_model, load_model_or_warn
 

@@ -1,6 +1,6 @@
 """Train: configure a run, start it as a background job, watch it live, stop/resume, compare runs.
 
-The run itself is a subprocess managed by fer.jobs, so it keeps going through reruns, page changes
+The run itself is a subprocess managed by fer.train.jobs, so it keeps going through reruns, page changes
 and browser reloads; this page only reads the run directory's files.
 """
 
@@ -8,12 +8,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer import jobs, run_reports
+from fer.train import jobs
+
+from fer.train import reports as run_reports
 from fer.errors import FerError
-from fer.models import NO_AUGMENTATION, PRESETS, Augmentation
-from fer.hardware import mixed_bfloat16_advice
-from fer.training import DTYPE_POLICIES, TrainConfig, read_metrics
-from fer.training_charts import comparison_figure, curves_figure, learning_rate_figure
+from fer.model.presets import NO_AUGMENTATION, PRESETS, Augmentation
+from fer.train.hardware import mixed_bfloat16_advice
+from fer.train.loop import DTYPE_POLICIES, TrainConfig, read_metrics
+from fer.charts.training import comparison_figure, curves_figure, learning_rate_figure
 from pages import common
 
 RUN_KEY = "train_run"  # The run directory shown in the live view when no job is running.
@@ -56,7 +58,7 @@ def training_form(dataset) -> None:
         with left.expander("Augmentation", expanded=True):
             mode = st.radio("Augmentation", ["preset's own", "custom", "off"], horizontal=True,
                             label_visibility="collapsed",
-                            help="The preset's own: what the architecture was designed with (see fer.models).")
+                            help="The preset's own: what the architecture was designed with (see fer.model.presets).")
             flip = st.checkbox("Horizontal flip", value=True)
             rotation = st.slider("Rotation (± degrees)", 0, 45, 20)
             zoom = st.slider("Zoom (±)", 0.0, 0.5, 0.2, 0.05)

@@ -29,13 +29,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer.cli import train_command  # noqa: E402
-from fer.datasets import open_dataset  # noqa: E402
+from fer.data.datasets import open_dataset  # noqa: E402
 from fer.errors import FerError  # noqa: E402
-from fer.evaluation import align_classes, check_classes, predict_probabilities, report, score  # noqa: E402
-from fer.models import (build_model, ensemble, load_model, save_model, shifted_view,  # noqa: E402
+from fer.evaluate.scoring import align_classes, check_classes, predict_probabilities, report, score  # noqa: E402
+from fer.model.presets import (build_model, ensemble, load_model, save_model, shifted_view,  # noqa: E402
                         transfer_weights, tta_views, with_test_time_augmentation)
 from fer.paths import MODELS_DIR  # noqa: E402
-from fer.training import TrainConfig, finalize_card, read_metrics, read_state  # noqa: E402
+from fer.train.loop import TrainConfig, finalize_card, read_metrics, read_state  # noqa: E402
 
 TTA_CHOICES = {
     "none": (),

@@ -16,9 +16,9 @@ import pylibsrtp  # noqa: E402, F401
 import pytest
 
 from dataset_files import SHARED_DATA, write_faces, write_fer2013_csv, zip_folder
-from fer import jobs
+from fer.train import jobs
 from fer.labels import CLASSES
-from fer.synthetic import make_faces
+from fer.data.synthetic import make_faces
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ def shared_zip() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A 'tiny' preset model trained briefly on synthetic faces, saved with its card (session-wide)."""
-    from fer.models import build_model, save_model
+    from fer.model.presets import build_model, save_model
 
     import keras
 
@@ -83,7 +83,7 @@ def tiny_model_path(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sleepers(monkeypatch):
-    """Replace fer.jobs' training process by `sleep` stand-ins (with the run dir in argv, like a real job)."""
+    """Replace fer.train.jobs' training process by `sleep` stand-ins (with the run dir in argv, like a real job)."""
     started: list[subprocess.Popen] = []
 
     def spawn(run_dir: Path) -> subprocess.Popen:

@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from fer.labels import CLASSES, FER2013_CSV_LABELS
-from fer.synthetic import make_faces
+from fer.data.synthetic import make_faces
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013"
 

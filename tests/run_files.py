@@ -1,11 +1,11 @@
-"""Run directories written by hand, as fer.training and fer.jobs leave them (for job and page tests)."""
+"""Run directories written by hand, as fer.train.loop and fer.train.jobs leave them (for job and page tests)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from fer.training import TrainConfig
+from fer.train.loop import TrainConfig
 
 TINY = TrainConfig(preset="tiny", epochs=2, batch_size=8)
 
@@ -13,7 +13,7 @@ TINY = TrainConfig(preset="tiny", epochs=2, batch_size=8)
 
 
 def write_run(run_dir: Path, *, state=None, records=(), progress=None, spec=None, config=TINY, log=None) -> Path:
-    """A run directory written by hand, as fer.training and fer.jobs would leave it."""
+    """A run directory written by hand, as fer.train.loop and fer.train.jobs would leave it."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps({"config": config.to_dict(), "dataset": {"source": "demo"}}))
     if spec is not None:

@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from fer.datasets import DEMO
+from fer.data.datasets import DEMO
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PATH_CHOICE, UPLOAD_CHOICE, DEMO_CHOICE = "Path on the server", "Upload a zip or CSV", "Demo faces"
@@ -19,10 +19,10 @@ PATH_CHOICE, UPLOAD_CHOICE, DEMO_CHOICE = "Path on the server", "Upload a zip or
 @pytest.fixture(autouse=True)
 def small_demo(monkeypatch):
     """A 20 + 5 per class demo set (drawn in a second, not six) and no cached datasets from other tests."""
-    import fer.synthetic
+    import fer.data.synthetic
 
-    monkeypatch.setattr(fer.synthetic, "DEMO_TRAIN_PER_CLASS", 20)
-    monkeypatch.setattr(fer.synthetic, "DEMO_VALIDATION_PER_CLASS", 5)
+    monkeypatch.setattr(fer.data.synthetic, "DEMO_TRAIN_PER_CLASS", 20)
+    monkeypatch.setattr(fer.data.synthetic, "DEMO_VALIDATION_PER_CLASS", 5)
     monkeypatch.delenv("FER_STUDIO_MODEL", raising=False)
     st.cache_resource.clear()
     st.cache_data.clear()
@@ -69,17 +69,17 @@ def sidebar_text(app: AppTest) -> str:
 
 
 def test_home_opens_on_the_demo_set_drawn_with_progress(monkeypatch):
-    import fer.synthetic
+    import fer.data.synthetic
 
     reports = []
-    real_write = fer.synthetic.write_kaggle_layout
+    real_write = fer.data.synthetic.write_kaggle_layout
 
     def recording_write(root, **kwargs):
         progress = kwargs.get("progress")
         assert progress is not None, "the demo set was drawn without a progress callback"
         return real_write(root, **{**kwargs, "progress": lambda f, m: (reports.append(m), progress(f, m))})
 
-    monkeypatch.setattr(fer.synthetic, "write_kaggle_layout", recording_write)
+    monkeypatch.setattr(fer.data.synthetic, "write_kaggle_layout", recording_write)
     app = start()
     assert app.title[0].value.endswith("FER Studio")
     assert any("Drawing demo faces" in message for message in reports)
@@ -156,18 +156,18 @@ def test_an_upload_that_is_not_a_dataset_is_refused_and_removed(kaggle_zip, fer_
 
 
 def test_no_models_is_said_plainly(kaggle_zip, monkeypatch):
-    import fer.registry
+    import fer.model.registry
     from fer.errors import FerError
 
-    monkeypatch.setattr(fer.registry, "list_models", lambda: [])
-    monkeypatch.setattr(fer.registry, "default_model_path", lambda: (_ for _ in ()).throw(FerError("none")))
+    monkeypatch.setattr(fer.model.registry, "list_models", lambda: [])
+    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: (_ for _ in ()).throw(FerError("none")))
     app = start(str(kaggle_zip))
     assert "No models yet" in sidebar_text(app)
     assert any("No model yet" in box.value for box in app.info)
 
 
 def test_the_model_picker_sets_the_model_for_every_page(kaggle_zip, tmp_path, monkeypatch):
-    import fer.registry
+    import fer.model.registry
 
     cards = []
     for name, accuracy in (("newer", 0.61), ("older", 0.55)):
@@ -176,8 +176,8 @@ def test_the_model_picker_sets_the_model_for_every_page(kaggle_zip, tmp_path, mo
         card = {"name": name, "path": str(path), "preset": "tiny", "metrics": {"validation": {"accuracy": accuracy}}}
         path.with_suffix(".json").write_text(json.dumps(card))
         cards.append(card)
-    monkeypatch.setattr(fer.registry, "list_models", lambda: cards)
-    monkeypatch.setattr(fer.registry, "default_model_path", lambda: Path(cards[0]["path"]))
+    monkeypatch.setattr(fer.model.registry, "list_models", lambda: cards)
+    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: Path(cards[0]["path"]))
     app = start(str(kaggle_zip))
     picker = app.sidebar.selectbox(key="model_picker")
     assert picker.value == cards[0]["path"]
@@ -192,7 +192,7 @@ def test_the_model_picker_sets_the_model_for_every_page(kaggle_zip, tmp_path, mo
 
 
 def test_home_shows_how_the_active_model_was_made(kaggle_zip, tmp_path, monkeypatch):
-    import fer.registry
+    import fer.model.registry
 
     path = tmp_path / "shipped.keras"
     path.write_bytes(b"")
@@ -201,8 +201,8 @@ def test_home_shows_how_the_active_model_was_made(kaggle_zip, tmp_path, monkeypa
             "selection": {"members": 2, "views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
             "recipe": "KERAS_BACKEND=torch python -m fer train --dataset images.zip --preset vgg40"}
     path.with_suffix(".json").write_text(json.dumps(card))
-    monkeypatch.setattr(fer.registry, "list_models", lambda: [card])
-    monkeypatch.setattr(fer.registry, "default_model_path", lambda: path)
+    monkeypatch.setattr(fer.model.registry, "list_models", lambda: [card])
+    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: path)
     app = start(str(kaggle_zip))
     captions = [caption.value for caption in app.caption]
     assert ("Averages 2 models × 2 views of each face (an ensemble with test-time augmentation, chosen on the "

@@ -1,4 +1,4 @@
-"""fer.charts: the Dataset page's plotly figures show the data they are given."""
+"""fer.charts.dataset: the Dataset page's plotly figures show the data they are given."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from fer import charts, eda
-from fer.eda import ClassProfiles, QualityThresholds, Sample
+from fer.charts import dataset as charts
+
+from fer.data import eda
+from fer.data.eda import ClassProfiles, QualityThresholds, Sample
 
 STEP = 48 + charts.GAP
 
@@ -117,7 +119,7 @@ def test_contrast_chart_marks_both_thresholds():
 
 
 def test_charts_accept_eda_output_end_to_end():
-    from fer.datasets import Dataset, Split
+    from fer.data.datasets import Dataset, Split
 
     images = np.stack([np.full((48, 48), v, np.uint8) for v in (10, 200, 90)])
     dataset = Dataset("m", "t", ("a", "b"), {"train": Split(images, np.array([0, 1, 0]), ("x", "y", "z"))})

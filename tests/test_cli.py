@@ -60,7 +60,7 @@ def test_train_command_reproduces_the_config():
     import shlex
 
     from fer.cli import _parser, _train_config, train_command
-    from fer.training import TrainConfig
+    from fer.train.loop import TrainConfig
 
     config = TrainConfig(preset="vgg40", epochs=30, optimizer="sgd", learning_rate=0.05, schedule="cosine",
                          warmup_epochs=2, weight_decay=5e-4, label_smoothing=0.1, class_weights=True)
@@ -72,7 +72,7 @@ def test_train_command_reproduces_the_config():
 
 def test_train_options_left_out_take_the_seed_recipe_from_train_config():
     from fer.cli import _parser, _train_config
-    from fer.training import TrainConfig
+    from fer.train.loop import TrainConfig
 
     args = _parser().parse_args(["train", "--dataset", "demo", "--epochs", "3"])
     assert _train_config(args) == TrainConfig(epochs=3)

@@ -1,4 +1,4 @@
-"""`python -m fer evaluate`: the same numbers as fer.evaluation, as text or JSON; clear errors."""
+"""`python -m fer evaluate`: the same numbers as fer.evaluate.scoring, as text or JSON; clear errors."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 
-import fer.registry
+import fer.model.registry
 from fer.cli import main
-from fer.datasets import open_dataset
-from fer.evaluation import evaluate_split
+from fer.data.datasets import open_dataset
+from fer.evaluate.scoring import evaluate_split
 from fer.labels import CLASSES
-from fer.models import load_model
+from fer.model.presets import load_model
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -53,7 +53,7 @@ def test_text_output_prints_the_same_numbers(capsys, tiny_model_path, kaggle_fol
 
 
 def test_model_defaults_to_the_registry_default(capsys, tiny_model_path, kaggle_folder, monkeypatch):
-    monkeypatch.setattr(fer.registry, "default_model_path", lambda models_dir=None: tiny_model_path)
+    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda models_dir=None: tiny_model_path)
     code, out, _ = run(capsys, "--dataset", kaggle_folder, "--split", "validation", "--json")
     assert code == 0 and json.loads(out)["model"] == str(tiny_model_path)
 

@@ -11,9 +11,9 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from fer import eda
+from fer.data import eda
 from fer.labels import CLASSES
-from fer.synthetic import make_faces
+from fer.data.synthetic import make_faces
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 

@@ -1,4 +1,4 @@
-"""Every dataset format users bring, and every bad input, through fer.datasets.open_dataset."""
+"""Every dataset format users bring, and every bad input, through fer.data.datasets.open_dataset."""
 
 import io
 import json
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dataset_files import write_faces, write_fer2013_csv, zip_folder
-from fer.datasets import DEMO, open_dataset
+from fer.data.datasets import DEMO, open_dataset
 from fer.errors import DatasetError
 from fer.labels import CLASSES
 
@@ -157,7 +157,7 @@ def test_tf_data_pipeline_batches_one_hot_labels(kaggle_folder):
 
 
 def test_array_batches_cover_every_image_once_per_epoch_in_a_new_seeded_order():
-    from fer.batches import ArrayBatches
+    from fer.data.batches import ArrayBatches
 
     images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones((1, 48, 48, 1), np.uint8)
     labels = np.arange(10) % 7
@@ -183,7 +183,7 @@ def test_array_batches_cover_every_image_once_per_epoch_in_a_new_seeded_order():
 def test_array_batches_train_a_keras_model(kaggle_folder):
     import keras
 
-    from fer.batches import ArrayBatches
+    from fer.data.batches import ArrayBatches
 
     dataset = open_dataset(kaggle_folder)
     images, labels = dataset.arrays("train")

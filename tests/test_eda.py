@@ -1,4 +1,4 @@
-"""fer.eda: class balance, samples, class profiles and the image-quality report."""
+"""fer.data.eda: class balance, samples, class profiles and the image-quality report."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer import eda
-from fer.datasets import Dataset, Skipped, Split, open_dataset
-from fer.synthetic import make_faces
+from fer.data import eda
+from fer.data.datasets import Dataset, Skipped, Split, open_dataset
+from fer.data.synthetic import make_faces
 
 CLASSES = ("a", "b", "c")
 

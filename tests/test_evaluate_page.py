@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import fer.registry
-from fer.datasets import open_dataset
+import fer.model.registry
+from fer.data.datasets import open_dataset
 from fer.errors import FerError
-from fer.evaluation import evaluate_split, misclassified
-from fer.models import load_model
+from fer.evaluate.scoring import evaluate_split, misclassified
+from fer.model.presets import load_model
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -29,7 +29,7 @@ def registered(monkeypatch, tmp_path):
 
     def register(*paths: Path) -> None:
         cards = [{**json.loads(p.with_suffix(".json").read_text()), "name": p.stem, "path": str(p)} for p in paths]
-        monkeypatch.setattr(fer.registry, "list_models", lambda models_dir=None: cards)
+        monkeypatch.setattr(fer.model.registry, "list_models", lambda models_dir=None: cards)
 
     return register
 
@@ -146,18 +146,18 @@ def test_without_any_model_the_page_says_how_to_get_one(kaggle_folder, registere
     def no_default(models_dir=None):
         raise FerError("no model")
 
-    monkeypatch.setattr(fer.registry, "default_model_path", no_default)
+    monkeypatch.setattr(fer.model.registry, "default_model_path", no_default)
     app = open_page(kaggle_folder, None)
     assert "No model yet" in app.info[0].value
 
 
 def test_switching_split_rescores_and_predictions_are_cached(kaggle_folder, tiny_model_path, registered,
                                                                    monkeypatch):
-    import fer.evaluation
+    import fer.evaluate.scoring
 
     calls = []
-    real = fer.evaluation.predict_probabilities
-    monkeypatch.setattr(fer.evaluation, "predict_probabilities",
+    real = fer.evaluate.scoring.predict_probabilities
+    monkeypatch.setattr(fer.evaluate.scoring, "predict_probabilities",
                         lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
     registered(tiny_model_path)
     app = open_page(kaggle_folder, tiny_model_path)

@@ -1,4 +1,4 @@
-"""fer.evaluation and fer.evaluation_charts against cases small enough to check by hand."""
+"""fer.evaluate.scoring and fer.charts.evaluation against cases small enough to check by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fer.errors import FerError
-from fer.evaluation import (
+from fer.evaluate.scoring import (
     align_classes,
     confidence_histogram,
     evaluate_split,
@@ -23,7 +23,7 @@ from fer.evaluation import (
     score,
     top_confusions,
 )
-from fer.evaluation_charts import (
+from fer.charts.evaluation import (
     comparison_bars,
     confidence_figure,
     confusion_heatmap,
@@ -208,8 +208,8 @@ def test_csv_report_has_per_class_rows_confusion_columns_and_averages(three_clas
 
 
 def test_evaluate_split_on_a_dataset_with_a_real_model(tiny_model_path, kaggle_folder):
-    from fer.datasets import open_dataset
-    from fer.models import load_model
+    from fer.data.datasets import open_dataset
+    from fer.model.presets import load_model
 
     dataset = open_dataset(kaggle_folder)
     model, card = load_model(tiny_model_path)

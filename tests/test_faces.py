@@ -1,4 +1,4 @@
-"""Face detection and cropping (fer.faces) on a real photo, blank images and drawn test patterns."""
+"""Face detection and cropping (fer.serve.detection) on a real photo, blank images and drawn test patterns."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from skimage import data
 
 from fer.errors import FerError
-from fer.faces import (PHOTO_CONFIG, VIDEO_CONFIG, Box, DetectorConfig, Face, HaarDetector, crop_face, eye_angle,
-                       make_detector)
+from fer.serve.detection import (PHOTO_CONFIG, VIDEO_CONFIG, Box, DetectorConfig, Face, HaarDetector, crop_face,
+                                 eye_angle, make_detector)
 
 # Where the astronaut's face is in skimage's 512×512 photo (measured once, by eye and by both detectors).
 ASTRONAUT_FACE = Box(177, 66, 95, 95)

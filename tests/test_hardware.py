@@ -1,8 +1,8 @@
-"""fer.hardware: the CPU facts that decide how to train."""
+"""fer.train.hardware: the CPU facts that decide how to train."""
 
 import os
 
-from fer.hardware import cpu_bf16_units, cpu_name, mixed_bfloat16_advice, training_device
+from fer.train.hardware import cpu_bf16_units, cpu_name, mixed_bfloat16_advice, training_device
 
 
 def test_cpu_bf16_units_are_read_from_the_cpu_flags():

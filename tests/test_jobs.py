@@ -1,4 +1,4 @@
-"""fer.jobs: background training jobs, the one-job lock, run status, progress and the log."""
+"""fer.train.jobs: background training jobs, the one-job lock, run status, progress and the log."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 
 from dataset_files import write_faces
 from run_files import TINY, record, write_run
-from fer import jobs
+from fer.train import jobs
 from fer.errors import FerError
-from fer.models import Augmentation
+from fer.model.presets import Augmentation
 from fer.paths import runs_dir
-from fer.training import TrainConfig, read_metrics
+from fer.train.loop import TrainConfig, read_metrics
 
 # --- Helpers -------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The webcam path (fer.live): tracking, smoothing, FPS, and the hand-off between threads."""
+"""The webcam path (fer.serve.live): tracking, smoothing, FPS, and the hand-off between threads."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from fer.faces import VIDEO_CONFIG, Box, Face, make_detector
+from fer.serve.detection import VIDEO_CONFIG, Box, Face, make_detector
 from fer.labels import CLASSES
-from fer.live import FaceTracks, FpsMeter, LiveConfig, LiveProcessor, search_near
-from fer.prediction import Classifier, FacePrediction
+from fer.serve.live import FaceTracks, FpsMeter, LiveConfig, LiveProcessor, search_near
+from fer.serve.prediction import Classifier, FacePrediction
 
 
 class FakeClock:

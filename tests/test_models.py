@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fer.errors import FerError
-from fer.cards import read_card
-from fer.models import PRESETS, build_model, load_model, save_model
+from fer.model.cards import read_card
+from fer.model.presets import PRESETS, build_model, load_model, save_model
 
 
 def layers_of(model, kind):
@@ -59,8 +59,8 @@ def test_every_preset_maps_pixels_to_probabilities(preset):
 
 
 def test_augmentation_warps_a_face_the_way_it_says():
-    from fer.models import FaceAugmentation
-    from fer.synthetic import make_faces
+    from fer.model.presets import FaceAugmentation
+    from fer.data.synthetic import make_faces
 
     faces = make_faces(2, seed=0)[0][..., None].astype("float32") / 255
     flip_only = FaceAugmentation(horizontal_flip=True, seed=1)(faces, training=True)
@@ -113,7 +113,7 @@ def test_loading_something_that_is_not_a_model(tmp_path):
 
 
 def test_transfer_weights_moves_a_model_into_a_fresh_build():
-    from fer.models import NO_AUGMENTATION, transfer_weights
+    from fer.model.presets import NO_AUGMENTATION, transfer_weights
 
     trained = build_model("tiny")
     pixels = np.random.default_rng(2).integers(0, 256, (3, 48, 48, 1)).astype("float32")
@@ -124,7 +124,7 @@ def test_transfer_weights_moves_a_model_into_a_fresh_build():
 
 
 def test_transfer_weights_unwraps_a_model_shipped_with_test_time_views():
-    from fer.models import ensemble, transfer_weights, tta_views, with_test_time_augmentation
+    from fer.model.presets import ensemble, transfer_weights, tta_views, with_test_time_augmentation
 
     trained = build_model("tiny")
     pixels = np.random.default_rng(3).integers(0, 256, (3, 48, 48, 1)).astype("float32")
@@ -136,7 +136,7 @@ def test_transfer_weights_unwraps_a_model_shipped_with_test_time_views():
 
 
 def test_model_label_names_preset_and_validation_accuracy():
-    from fer.cards import model_label
+    from fer.model.cards import model_label
 
     assert model_label({"name": "m", "preset": "seed", "metrics": {"validation": {"accuracy": 0.651}}}) == \
         "m · seed · val acc 65.1%"
@@ -144,7 +144,7 @@ def test_model_label_names_preset_and_validation_accuracy():
 
 
 def test_model_facts_tell_tta_and_training_time():
-    from fer.cards import model_facts
+    from fer.model.cards import model_facts
 
     card = {"selection": {"members": 1, "views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
             "epochs_trained": 30, "training_seconds": 9000.0, "training_backend": "torch"}
@@ -165,7 +165,7 @@ def test_model_facts_tell_tta_and_training_time():
 
 
 def test_averages_mirror_image_reads_the_cards_views():
-    from fer.cards import averages_mirror_image
+    from fer.model.cards import averages_mirror_image
 
     assert averages_mirror_image({"selection": {"views": [[0, 0, False], [0, 0, True]]}})
     assert not averages_mirror_image({"selection": {"views": [[2, 0, False]]}})
@@ -173,7 +173,7 @@ def test_averages_mirror_image_reads_the_cards_views():
 
 
 def test_shifted_view_moves_and_mirrors_pixels():
-    from fer.models import shifted_view
+    from fer.model.presets import shifted_view
 
     image = np.arange(48 * 48, dtype="float32").reshape(1, 48, 48, 1)
     right = np.asarray(shifted_view(image, dx=2))
@@ -184,8 +184,8 @@ def test_shifted_view_moves_and_mirrors_pixels():
 
 
 def test_tta_model_averages_the_views_and_round_trips(tmp_path):
-    from fer.evaluation import mirror
-    from fer.models import shifted_view, tta_views, with_test_time_augmentation
+    from fer.evaluate.scoring import mirror
+    from fer.model.presets import shifted_view, tta_views, with_test_time_augmentation
 
     base = build_model("vgg40")
     pixels = np.random.default_rng(3).integers(0, 256, (4, 48, 48, 1)).astype("float32")
@@ -204,7 +204,7 @@ def test_tta_model_averages_the_views_and_round_trips(tmp_path):
 
 
 def test_ensemble_averages_its_members_and_round_trips(tmp_path):
-    from fer.models import ensemble, transfer_weights, tta_views, with_test_time_augmentation
+    from fer.model.presets import ensemble, transfer_weights, tta_views, with_test_time_augmentation
 
     first = build_model("tiny")
     second = transfer_weights(first, build_model("tiny"))  # Same name, same weights…

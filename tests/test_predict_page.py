@@ -109,11 +109,11 @@ def test_classify_the_whole_image_when_no_face_is_found(page):
 
 
 def test_results_are_reused_across_reruns_and_dropped_with_their_file(page, monkeypatch):
-    import fer.prediction
+    import fer.serve.prediction
 
     calls = []
-    original = fer.prediction.predict_file
-    monkeypatch.setattr(fer.prediction, "predict_file", lambda *a, **k: calls.append(a[0]) or original(*a, **k))
+    original = fer.serve.prediction.predict_file
+    monkeypatch.setattr(fer.serve.prediction, "predict_file", lambda *a, **k: calls.append(a[0]) or original(*a, **k))
     page.file_uploader[0].set_value(("astronaut.png", png(data.astronaut()), "image/png")).run()
     first = texts(page)
     page.run()

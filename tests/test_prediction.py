@@ -1,4 +1,4 @@
-"""Prediction end to end (fer.prediction): classifier fast path, faces, bad files, tables, drawings."""
+"""Prediction end to end (fer.serve.prediction): classifier fast path, faces, bad files, tables, drawings."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from PIL import Image
 from skimage import data
 
 from fer.errors import FerError
-from fer.faces import Box, Face, make_detector
+from fer.serve.detection import Box, Face, make_detector
 from fer.labels import CLASSES
-from fer.prediction import (Classifier, FacePrediction, ImageResult, annotate, encode_image, predict_file,
+from fer.serve.prediction import (Classifier, FacePrediction, ImageResult, annotate, encode_image, predict_file,
                             predict_files, predict_image, prediction_json, probability_figure, results_table,
                             whole_image_box)
 

@@ -1,12 +1,13 @@
-"""fer.run_reports: the runs history table and the one-line summaries the Train page shows."""
+"""fer.train.reports: the runs history table and the one-line summaries the Train page shows."""
 
 import pytest
 
 from run_files import record, write_run
-from fer import jobs, run_reports
-from fer.models import Augmentation
+from fer.train import jobs
+from fer.train import reports as run_reports
+from fer.model.presets import Augmentation
 from fer.paths import runs_dir
-from fer.training import TrainConfig
+from fer.train.loop import TrainConfig
 
 
 def test_runs_table_compares_metrics_time_and_config():

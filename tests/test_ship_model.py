@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.datasets import open_dataset
-from fer.models import load_model
-from fer.training import TrainConfig, train
+from fer.data.datasets import open_dataset
+from fer.model.presets import load_model
+from fer.train.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

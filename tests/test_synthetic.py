@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from fer.datasets import open_dataset
+from fer.data.datasets import open_dataset
 from fer.labels import CLASSES
-from fer.models import build_model
-from fer.synthetic import draw_face, make_faces, write_kaggle_layout
+from fer.model.presets import build_model
+from fer.data.synthetic import draw_face, make_faces, write_kaggle_layout
 
 
 def test_same_seed_same_faces_other_seed_other_faces():

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer import jobs
-from fer.datasets import open_dataset
+from fer.train import jobs
+from fer.data.datasets import open_dataset
 from fer.paths import runs_dir
 from run_files import TINY, record, write_run
 

@@ -1,4 +1,4 @@
-"""fer.training: run directories, model cards, resume, graceful stop, callbacks, distribution."""
+"""fer.train.loop: run directories, model cards, resume, graceful stop, callbacks, distribution."""
 
 import json
 import os
@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from fer.datasets import dataset_from_arrays
+from fer.data.datasets import dataset_from_arrays
 from fer.errors import FerError
-from fer.synthetic import make_faces
-from fer.training import TrainConfig, class_weights, read_metrics, read_state, train
+from fer.data.synthetic import make_faces
+from fer.train.loop import TrainConfig, class_weights, read_metrics, read_state, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def test_bad_config_is_a_clear_error():
 
 
 def test_config_round_trips_through_json():
-    from fer.models import CROP_AUGMENTATION
+    from fer.model.presets import CROP_AUGMENTATION
 
     config = TrainConfig(preset="vgg40", augmentation=CROP_AUGMENTATION, label_smoothing=0.1)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
@@ -146,9 +146,9 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from fer.datasets import dataset_from_arrays
-        from fer.synthetic import make_faces
-        from fer.training import TrainConfig, read_state, train
+        from fer.data.datasets import dataset_from_arrays
+        from fer.data.synthetic import make_faces
+        from fer.train.loop import TrainConfig, read_state, train
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         dataset = dataset_from_arrays({{"train": make_faces(8, seed=1), "validation": make_faces(2, seed=2)}})
         result = train(dataset, TrainConfig(preset="tiny", epochs=1, batch_size=16), {str(tmp_path / 'run')!r},

@@ -1,6 +1,6 @@
-"""fer.training_charts: loss/accuracy curves, learning rate and run comparison figures."""
+"""fer.charts.training: loss/accuracy curves, learning rate and run comparison figures."""
 
-from fer.training_charts import comparison_figure, curves_figure, learning_rate_figure
+from fer.charts.training import comparison_figure, curves_figure, learning_rate_figure
 
 RECORDS = [
     {"epoch": 1, "loss": 1.9, "accuracy": 0.20, "val_loss": 1.8, "val_accuracy": 0.25, "lr": 1e-3},

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from browser.conftest import launch_chromium, serve_app, wait_for_app
-from fer.evaluation_charts import class_label
+from fer.charts.evaluation import class_label
 from fer.labels import CLASSES
 
 pytestmark = pytest.mark.browser

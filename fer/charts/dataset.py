@@ -1,4 +1,4 @@
-"""Plotly figures for the Dataset page, built from the data `fer.eda` computes.
+"""Plotly figures for the Dataset page, built from the data `fer.data.eda` computes.
 
 Image mosaics (sample grids, mean faces, duplicate groups) are one PNG in a `go.Image` trace with
 an invisible marker over each tile: the markers carry the hover text (file names) and make tiles
@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-from fer.eda import ClassProfiles, QualityThresholds, Sample
+from fer.data.eda import ClassProfiles, QualityThresholds, Sample
 from fer.labels import EMOJI, IMAGE_SIZE
 
 GAP = 2  # White pixels between mosaic tiles.

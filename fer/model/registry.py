@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from fer.errors import FerError
-from fer.cards import card_path, read_card
+from fer.model.cards import card_path, read_card
 from fer.paths import MODELS_DIR
 
 DEFAULT_MODEL_NAME = "fer2013"  # The model the project ships; Predict and Evaluate start with it.

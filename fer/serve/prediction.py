@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from fer.errors import FerError
-from fer.faces import Box, Face, FaceDetector, crop_face
-from fer.images import open_image, to_rgb
+from fer.serve.detection import Box, Face, FaceDetector, crop_face
+from fer.data.images import open_image, to_rgb
 from fer.labels import CLASSES, EMOJI, IMAGE_SIZE
 
 # One colour per class for boxes, label tags and charts.
@@ -77,7 +77,7 @@ class Classifier:
     @classmethod
     def from_path(cls, path) -> Classifier:
         """Load a FER Studio .keras model (and its card's class names); FerError if it cannot be loaded."""
-        from fer.models import load_model
+        from fer.model.presets import load_model
 
         model, card = load_model(path)
         return cls(model, card.get("classes", CLASSES))

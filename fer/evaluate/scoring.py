@@ -396,7 +396,7 @@ class SplitEvaluation:
 def evaluate_split(model, model_classes: Sequence[str], dataset, split: str, *, tta: bool = False,
                    model_name: str = "", batch_size: int = BATCH_SIZE,
                    progress: Progress | None = None) -> SplitEvaluation:
-    """Predict and score one split of a `fer.datasets.Dataset`; FerError on mismatched classes."""
+    """Predict and score one split of a `fer.data.datasets.Dataset`; FerError on mismatched classes."""
     images, labels = dataset.arrays(split)
     if len(labels) == 0:
         raise FerError(f"the '{split}' split has no images to evaluate")

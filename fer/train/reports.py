@@ -1,6 +1,6 @@
 """Runs in words and tables: the history table, one-line epoch summaries, durations.
 
-Pure functions of what fer.jobs reads from run directories (RunSummary, metrics records), so the
+Pure functions of what fer.train.jobs reads from run directories (RunSummary, metrics records), so the
 Train page and the tests use them without a job or Streamlit.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fer.jobs import RunSummary
+    from fer.train.jobs import RunSummary
 
 
 def runs_table(runs: list[RunSummary]):

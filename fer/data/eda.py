@@ -3,7 +3,7 @@
 Everything here is a pure function of a `Dataset` that returns numbers, arrays or DataFrames:
 class distribution and imbalance, seeded samples per class, mean faces and pixel histograms per
 class, and an image-quality report (conversions, skipped files, near-blank or low-contrast
-images, exact duplicates within and across splits). Charts live in `fer.charts`.
+images, exact duplicates within and across splits). Charts live in `fer.charts.dataset`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
-from fer.datasets import Dataset
+from fer.data.datasets import Dataset
 from fer.labels import IMAGE_SIZE
 
 CHUNK = 4096  # Images per chunk in the per-image passes: bounds the float copies at ~40 MB.

@@ -26,10 +26,10 @@ from typing import Iterable
 import keras
 import numpy as np
 
-from fer.datasets import Dataset
+from fer.data.datasets import Dataset
 from fer.errors import FerError
-from fer.hardware import training_device
-from fer.models import PRESETS, Augmentation, build_model, save_model
+from fer.train.hardware import training_device
+from fer.model.presets import PRESETS, Augmentation, build_model, save_model
 
 
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
@@ -239,7 +239,7 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 
 def finalize_card(model_path: Path, dataset: Dataset) -> dict:
     """Evaluate the saved model on every split of `dataset` and write the metrics into its card."""
-    from fer.models import load_model
+    from fer.model.presets import load_model
 
     model, card = load_model(model_path)
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])

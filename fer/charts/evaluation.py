@@ -1,4 +1,4 @@
-"""Plotly figures for the Evaluate page, drawn from a `fer.evaluation.Evaluation`."""
+"""Plotly figures for the Evaluate page, drawn from a `fer.evaluate.scoring.Evaluation`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-from fer.evaluation import Evaluation, confidence_histogram, reliability
+from fer.evaluate.scoring import Evaluation, confidence_histogram, reliability
 from fer.labels import EMOJI
 
 METRIC_COLORS = {"precision": "#3969AC", "recall": "#F2B701", "f1": "#11A579"}

@@ -1,6 +1,6 @@
 """Training runs as background jobs, so a run outlives Streamlit reruns, page changes and reloads.
 
-Each job is a subprocess (`python -m fer.jobs RUN_DIR`, same interpreter and environment as the
+Each job is a subprocess (`python -m fer.train.jobs RUN_DIR`, same interpreter and environment as the
 server), so a crash inside training cannot take the server down. The server and the job share
 nothing but files:
 
@@ -8,11 +8,11 @@ nothing but files:
                           FER_STUDIO_MAX_JOBS=N allows N, in job.lock, job.2.lock, ...)
     RUN_DIR/job.json      what to run: the dataset source, the TrainConfig, the model name to register
     RUN_DIR/log.txt       the job's stdout and stderr
-    RUN_DIR/STOP          created by stop_job(): training stops after the current batch (fer.training)
+    RUN_DIR/STOP          created by stop_job(): training stops after the current batch (fer.train.loop)
 
-plus the files fer.training writes into the run directory (state.json, metrics.jsonl, progress.json,
+plus the files fer.train.loop writes into the run directory (state.json, metrics.jsonl, progress.json,
 checkpoints/last.keras, best.keras). A finished run copies its best model into models/ with
-fer.registry.register_model, where the Evaluate and Predict pages find it.
+fer.model.registry.register_model, where the Evaluate and Predict pages find it.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from pathlib import Path
 
 from fer.errors import FerError
 from fer.paths import MODELS_DIR, PROJECT_ROOT, runs_dir
-from fer.training import TrainConfig, read_metrics, read_state
+from fer.train.loop import TrainConfig, read_metrics, read_state
 
 ACTIVE = ("starting", "running", "stopping")  # Statuses of a run whose process is alive.
 SPAWN_GRACE_SECONDS = 60.0  # How long a lock may name the server (between lock and spawn) before it is stale.
 LOG_NAME = "log.txt"
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # As fer.registry.register_model accepts.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # As fer.model.registry.register_model accepts.
 
 # Jobs this server process started. Polling them reaps finished children, so they do not linger
 # as zombies (a zombie still answers os.kill(pid, 0) and would look alive).
@@ -179,7 +179,7 @@ def _spawn(run_dir: Path) -> subprocess.Popen:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(run_dir / LOG_NAME, "a") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "fer.jobs", str(run_dir)],
+            [sys.executable, "-m", "fer.train.jobs", str(run_dir)],
             cwd=PROJECT_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C on the server's terminal does not kill a run mid-epoch.
         )
@@ -410,8 +410,8 @@ def log_tail(run_dir: str | Path, lines: int = 40) -> str:
 
 def run(run_dir: str | Path) -> int:
     """The body of a job: open the dataset, train (resuming), register the best model; exit status."""
-    from fer.datasets import open_dataset
-    from fer.training import ConsoleProgress, train
+    from fer.data.datasets import open_dataset
+    from fer.train.loop import ConsoleProgress, train
 
     run_dir = Path(run_dir).resolve()
     spec = _read_json(run_dir / "job.json")
@@ -447,7 +447,7 @@ def run(run_dir: str | Path) -> int:
 
 
 def _register(model_path: Path, name: str, models_dir: Path) -> Path:
-    from fer.registry import register_model
+    from fer.model.registry import register_model
 
     candidate, n = name, 2
     while (models_dir / f"{candidate}.keras").exists():  # Taken since the run started: never overwrite.
@@ -460,7 +460,7 @@ def _mark(run_dir: Path, **changes) -> None:
 
 
 def _spec_from_config(run_dir: Path) -> dict:
-    """A job spec for a run started elsewhere (the CLI), from the config.json fer.training wrote."""
+    """A job spec for a run started elsewhere (the CLI), from the config.json fer.train.loop wrote."""
     config_file = _read_json(run_dir / "config.json")
     if not config_file:
         return {}
@@ -493,7 +493,7 @@ def _write_json(path: Path, data: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m fer.jobs RUN_DIR", file=sys.stderr)
+        print("usage: python -m fer.train.jobs RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[0]).resolve()
     # SIGTERM (e.g. a system shutdown) stops like the Stop button: after the batch, with a checkpoint.

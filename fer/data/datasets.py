@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from fer.errors import DatasetError
-from fer.images import ImageError, decode_face
+from fer.data.images import ImageError, decode_face
 from fer.labels import CLASSES, FER2013_CSV_LABELS, IMAGE_SIZE, SPLIT_ALIASES, canonical_class
 from fer.paths import cache_dir
 
@@ -95,13 +95,13 @@ class Dataset:
 
     def batches(self, name: str, *, batch_size: int = 64, shuffle: bool = False, seed: int = 0):
         """Batches of (float images 0..255, one-hot labels) for Keras's fit/evaluate: `tf_data` under
-        the TensorFlow backend, NumPy batches (`fer.batches.ArrayBatches`) under JAX or PyTorch,
+        the TensorFlow backend, NumPy batches (`fer.data.batches.ArrayBatches`) under JAX or PyTorch,
         which then train without TensorFlow installed (on a GPU machine, say)."""
         import keras
 
         if keras.backend.backend() == "tensorflow":
             return self.tf_data(name, batch_size=batch_size, shuffle=shuffle, seed=seed)
-        from fer.batches import ArrayBatches
+        from fer.data.batches import ArrayBatches
 
         images, labels = self.arrays(name)
         return ArrayBatches(images, labels, len(self.classes), batch_size=batch_size, shuffle=shuffle, seed=seed)
@@ -137,7 +137,7 @@ def open_dataset(
     Raises DatasetError with a message saying what was expected.
     """
     if str(path) == DEMO:
-        from fer.synthetic import demo_dataset_path
+        from fer.data.synthetic import demo_dataset_path
 
         path = demo_dataset_path(progress=progress)
     source = Path(path).expanduser()

@@ -1,6 +1,6 @@
 """Model cards: the JSON beside each .keras file (classes, preset, metrics, recipe, …).
 
-Kept apart from fer.models so listing models never has to import Keras/TensorFlow.
+Kept apart from fer.model.presets so listing models never has to import Keras/TensorFlow.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from fer.cards import card_path, read_card
+from fer.model.cards import card_path, read_card
 from fer.errors import FerError
 from fer.labels import CLASSES, IMAGE_SIZE
 

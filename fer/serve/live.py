@@ -20,8 +20,8 @@ from typing import Callable, NamedTuple, Sequence
 import cv2
 import numpy as np
 
-from fer.faces import Box, Face, FaceDetector
-from fer.prediction import Classifier, FacePrediction, annotate, classify_faces
+from fer.serve.detection import Box, Face, FaceDetector
+from fer.serve.prediction import Classifier, FacePrediction, annotate, classify_faces
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,2 @@
+"""Models: presets and their layers (presets, augmentation), the model card (cards), saving and
+loading .keras files (files), and the registry of models a user can pick (registry)."""

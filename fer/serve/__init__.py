@@ -1,0 +1,2 @@
+"""Serving: find faces (detection), classify crops (prediction), draw results (drawing) and follow
+a live stream (live)."""

@@ -1,0 +1,2 @@
+"""Training: the config and its choices (config), the Keras loop (loop), the run directory it writes
+(run_dir), background jobs (jobs), runs in words and tables (reports) and CPU facts (hardware)."""
