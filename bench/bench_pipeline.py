@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 
 from fer.data.datasets import Dataset, Split  # noqa: E402
 from fer.labels import CLASSES, IMAGE_SIZE  # noqa: E402
-from fer.model.presets import NO_AUGMENTATION, PRESETS, build_model  # noqa: E402
+from fer.model.presets import PRESETS, build_model  # noqa: E402
+from fer.model.augmentation import NO_AUGMENTATION  # noqa: E402
 
 FER2013_TRAIN_IMAGES = 28_709
 

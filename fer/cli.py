@@ -48,12 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(command=_train)
 
     predict = commands.add_parser("predict", help="find the faces in images and read their expressions")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, webp, bmp, gif, ...)")
+    predict.add_argument("images", nargs="+", metavar="FILE",
+                         help="image files (jpg, png, webp, bmp, gif, ...) or video files (mp4, webm, mov, "
+                              "animated gif: 10 frames a second are read, up to the first 2 minutes)")
     predict.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
     predict.add_argument("--detector", default="haar", choices=["haar", "mtcnn"])
     predict.add_argument("--whole-image", action="store_true",
                          help="read the whole image as one face when none is found")
-    predict.add_argument("--json", action="store_true", help="print JSON: per image, faces with box and probabilities")
+    predict.add_argument("--json", action="store_true",
+                         help="print JSON: per image, faces with box and probabilities; per video, the same per frame")
     predict.set_defaults(command=_predict)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a dataset split (metrics, confusion matrix)")
@@ -148,7 +151,7 @@ def _train(args) -> int:
     print(f"run directory: {run_dir}")
     result = train(dataset, config, run_dir, callbacks=[ConsoleProgress()])
     print(f"best model: {result.model_path}")
-    for split, metrics in result.card.get("metrics", {}).items():
+    for split, metrics in result.card.metrics.items():
         print(f"  {split}: accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")
     if args.register:
         from fer.model.registry import register_model
@@ -158,40 +161,73 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    """Predict every image; a file that fails is reported and the rest still run (exit 1 if any failed)."""
+    """Predict every image or video; a file that fails is reported and the rest still run (exit 1 if any failed)."""
     from fer.serve.detection import make_detector
     from fer.serve.prediction import Classifier, ImageResult, predict_file, prediction_json
+    from fer.serve.video import is_video
     from fer.model.registry import default_model_path
 
     classifier = Classifier.from_path(args.model or default_model_path())
     detector = make_detector(args.detector)
-    results = []
+    entries, failed = [], False
     for name in args.images:
+        if is_video(name):
+            entry, ok = _predict_video(name, classifier, detector, args.json)
+            entries.append(entry)
+            failed |= not ok
+            continue
         try:
             data = Path(name).read_bytes()
         except OSError as error:
-            results.append(ImageResult(name, error=f"cannot read the file ({error.strerror or error})"))
-            continue
-        results.append(predict_file(name, data, classifier, detector, whole_image=args.whole_image))
+            result = ImageResult(name, error=f"cannot read the file ({error.strerror or error})")
+        else:
+            result = predict_file(name, data, classifier, detector, whole_image=args.whole_image)
+        entries.append(prediction_json(result))
+        failed |= bool(result.error)
+        if not args.json:
+            _print_image_result(result)
     if args.json:
-        print(json.dumps([prediction_json(result) for result in results], indent=2))
-    else:
-        for result in results:
-            if result.error:
-                print(f"{result.name}: error: {result.error}", file=sys.stderr)
-            elif not result.faces:
-                print(f"{result.name}: no face found (try --whole-image)")
-            for number, face in enumerate(result.faces, start=1):
-                where = "whole image" if face.whole_image else f"face {number}"
-                x, y, width, height = face.box
-                print(f"{result.name}: {where} at x={x} y={y} {width}×{height}: {face.label} {face.confidence:.0%}")
-    return 1 if any(result.error for result in results) else 0
+        print(json.dumps(entries, indent=2))
+    return 1 if failed else 0
+
+
+def _print_image_result(result) -> None:
+    if result.error:
+        print(f"{result.name}: error: {result.error}", file=sys.stderr)
+    elif not result.faces:
+        print(f"{result.name}: no face found (try --whole-image)")
+    for number, face in enumerate(result.faces, start=1):
+        where = "whole image" if face.whole_image else f"face {number}"
+        x, y, width, height = face.box
+        print(f"{result.name}: {where} at x={x} y={y} {width}×{height}: {face.label} {face.confidence:.0%}")
+
+
+def _predict_video(name: str, classifier, detector, as_json: bool) -> tuple[dict, bool]:
+    """One video's JSON entry (or an entry with its error) and whether it was read; prints its summary unless JSON."""
+    from fer.serve.video import VideoConfig, predict_video, summary_lines, video_json
+
+    def progress(done: float, total: float) -> None:
+        print(f"\r{name}: {done:.1f} of {total:.1f} s", end="", file=sys.stderr, flush=True)
+
+    try:
+        # No annotated clip: the command line has nowhere to put it.
+        result = predict_video(name, classifier, detector, config=VideoConfig(clip=False),
+                               progress=progress if sys.stderr.isatty() else None)
+    except FerError as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return {"file": name, "error": str(error), "frames": []}, False
+    finally:
+        if sys.stderr.isatty():
+            print("\r\033[K", end="", file=sys.stderr)
+    if not as_json:
+        print("\n".join(summary_lines(result)))
+    return video_json(result), True
 
 
 def _evaluate(args) -> int:
     from fer.data.datasets import open_dataset
     from fer.evaluate.scoring import evaluate_split
-    from fer.model.presets import load_model
+    from fer.model.files import load_model
     from fer.model.registry import default_model_path
 
     if args.batch_size < 1:
@@ -200,13 +236,13 @@ def _evaluate(args) -> int:
     dataset = open_dataset(args.dataset)
     dataset.split(args.split)  # A clear error for a missing split before the model loads.
     model, card = load_model(model_path)
-    result = evaluate_split(model, card["classes"], dataset, args.split, tta=args.tta, model_name=str(model_path),
+    result = evaluate_split(model, card.classes, dataset, args.split, tta=args.tta, model_name=str(model_path),
                             batch_size=args.batch_size)
     if args.json:
         print(json.dumps(result.report(dataset.source), indent=2))
         return 0
     evaluation = result.evaluation
-    print(f"model: {model_path}  ({card.get('preset', 'unknown preset')})")
+    print(f"model: {model_path}  ({card.preset or 'unknown preset'})")
     print(f"dataset: {dataset.source}  split '{args.split}': {evaluation.images:,} images"
           f"{'  with flip TTA' if args.tta else ''}, predicted in {result.seconds:.1f}s "
           f"({evaluation.images / max(result.seconds, 1e-9):,.0f} images/s)")

@@ -29,7 +29,7 @@ def cached_dataset(source: str, _opened: Dataset | None = None) -> Dataset:
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def cached_model(path: str, modified: float):
     """Load a model and its card once; `modified` (the file's mtime) reloads a replaced file."""
-    from fer.model.presets import load_model
+    from fer.model.files import load_model
 
     return load_model(path)
 

@@ -31,7 +31,7 @@ from fer.evaluate.scoring import (
     tta_effect,
 )
 from fer.labels import EMOJI
-from fer.model.cards import averages_mirror_image, model_facts, model_label, read_card
+from fer.model.cards import read_card
 from fer.model.registry import list_models
 from pages.common import (
     MODEL_KEY,
@@ -98,7 +98,7 @@ def evaluate(path: str, dataset: Dataset, split: str, tta: bool) -> tuple[Evalua
         return None
     model, card = loaded
     try:
-        check_classes(model, card["classes"], dataset.classes)
+        check_classes(model, card.classes, dataset.classes)
     except FerError as error:
         st.error(f"Cannot evaluate **{Path(path).name}** on this dataset: {error}")
         return None
@@ -107,13 +107,13 @@ def evaluate(path: str, dataset: Dataset, split: str, tta: bool) -> tuple[Evalua
     if tta:
         mirrored, more = cached_probabilities(*key, mirrored=True)
         probabilities, seconds = tta_average(probabilities, mirrored), seconds + more
-    probabilities = align_classes(probabilities, card["classes"], dataset.classes)
+    probabilities = align_classes(probabilities, card.classes, dataset.classes)
     return score(dataset.split(split).labels, probabilities, dataset.classes), seconds
 
 
 def model_options() -> dict[str, str]:
     """{path: label} of the registered models, plus the active model if it is not registered."""
-    options = {card["path"]: model_label(card) for card in list_models()}
+    options = {str(model.path): model.card.label for model in list_models()}
     active = active_model_path()
     if active and active not in options and Path(active).exists():
         options[active] = f"{Path(active).name} (not registered)"
@@ -269,7 +269,7 @@ path = model_column.selectbox("Model", list(options), key=MODEL_PICK_KEY, format
                               on_change=remember_model)
 split = pick_split(dataset, split_column)
 card = read_card(path)
-built_in_flip = averages_mirror_image(card)  # Flipping again would only repeat the same two views.
+built_in_flip = card.averages_mirror_image  # Flipping again would only repeat the same two views.
 if built_in_flip:
     st.session_state["evaluate_tta"] = False
 tta = tta_column.toggle("Flip TTA", key="evaluate_tta", disabled=built_in_flip,
@@ -281,9 +281,9 @@ if evaluated is None:
     st.stop()
 result, seconds = evaluated
 plain = evaluate(path, dataset, split, tta=False)[0] if tta else None
-st.caption(f"**{card.get('name', Path(path).stem)}** on the **{split}** split: {result.images:,} images, "
+st.caption(f"**{card.name}** on the **{split}** split: {result.images:,} images, "
            f"predicted in {seconds:.1f} s{' (image + mirror)' if tta else ''}.")
-for fact in model_facts(card):
+for fact in card.facts():
     st.caption(fact)
 show_headline(result, plain)
 

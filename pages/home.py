@@ -6,7 +6,7 @@ import streamlit as st
 
 from fer.data.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
-from fer.model.cards import model_facts, read_card
+from fer.model.cards import read_card
 from pages.common import active_dataset, active_dataset_source, active_model_path
 
 st.title("🙂 FER Studio")
@@ -38,15 +38,15 @@ with right, st.container(border=True):
         st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
     else:
         card = read_card(model_path)
-        st.markdown(f"**{Path(model_path).stem}** · preset `{card.get('preset', '?')}`")
+        st.markdown(f"**{Path(model_path).stem}** · preset `{card.preset or '?'}`")
         st.caption(model_path)
-        for split, metrics in (card.get("metrics") or {}).items():
+        for split, metrics in card.metrics.items():
             if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
                 st.markdown(f"- {split} accuracy: {metrics['accuracy']:.1%}")
-        for fact in model_facts(card):
+        for fact in card.facts():
             st.caption(fact)
-        if card.get("recipe"):
+        if card.recipe:
             with st.expander("Recipe"):
-                st.code(card["recipe"], language="bash", wrap_lines=True)
-        if card.get("created"):
-            st.caption(f"Created {card['created']}")
+                st.code(card.recipe, language="bash", wrap_lines=True)
+        if card.created:
+            st.caption(f"Created {card.created}")

@@ -39,7 +39,7 @@ def cached_detector(name: str, video: bool):
 @st.cache_resource(show_spinner="Preparing the model…", max_entries=4)
 def cached_classifier(path: str, modified: float) -> Classifier:
     model, card = cached_model(path, modified)
-    classifier = Classifier(model, card.get("classes"))
+    classifier = Classifier(model, card.classes)
     classifier.warm_up()
     return classifier
 
@@ -139,6 +139,7 @@ def live_status(processor: LiveProcessor) -> None:
         st.caption("Press **START** and allow the camera: labels and the processed frame rate appear here.")
         return
     st.metric("Processed frames per second", f"{result.fps:.1f}")
+    st.caption(f"{result.frame_index:,} frames analysed since START")
     if not result.faces:
         st.markdown("Live: no face in view")
     for tracked in result.faces:

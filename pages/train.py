@@ -12,7 +12,8 @@ from fer.train import jobs
 
 from fer.train import reports as run_reports
 from fer.errors import FerError
-from fer.model.presets import NO_AUGMENTATION, PRESETS, Augmentation
+from fer.model.presets import PRESETS
+from fer.model.augmentation import NO_AUGMENTATION, Augmentation
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.loop import DTYPE_POLICIES, TrainConfig, read_metrics
 from fer.charts.training import comparison_figure, curves_figure, learning_rate_figure

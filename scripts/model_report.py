@@ -1,12 +1,15 @@
 """Print a model card as Markdown tables: headline numbers, ensemble/TTA choice, per-class metrics,
 confusion matrix and learning curve (what docs/model.md shows).
 
-    python scripts/model_report.py models/fer2013.json
+    python scripts/model_report.py models/fer2013.keras
 """
 
-import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer.model.cards import ModelCard, read_card  # noqa: E402
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -14,13 +17,13 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
 
 
-def card_markdown(card: dict) -> str:
+def card_markdown(card: ModelCard) -> str:
     """The card's numbers as Markdown."""
-    parts = [f"**{card['name']}** ({card.get('network', card.get('preset'))}), exported {card.get('exported', '?')}",
+    parts = [f"**{card.name}** ({card.network or card.preset}), exported {card.exported or '?'}",
              table(["split", "images", "accuracy", "loss"],
                    [[split, f"{m['images']:,}", f"{m['accuracy']:.4f}", f"{m['loss']:.4f}"]
-                    for split, m in card["metrics"].items()])]
-    selection = card.get("selection")
+                    for split, m in card.metrics.items()])]
+    selection = card.selection
     if selection:
         passes = selection.get("forward_passes", {})
         parts.append(table(["choice (models + test-time views)", "passes per face",
@@ -31,10 +34,10 @@ def card_markdown(card: dict) -> str:
         budget = f" among those of at most {selection['max_passes']} passes" if selection.get("max_passes") else ""
         parts.append(f"Chosen: the cheapest within {selection.get('min_gain', 0):g} of the most accurate choice"
                      f"{budget}.")
-    if card.get("ensemble"):
+    if card.ensemble:
         parts.append("\n".join(f"- member {member['source']} (epoch {member['epoch']}): validation accuracy "
-                               f"{member['validation_accuracy']:.4f} alone" for member in card["ensemble"]))
-    report = card.get("validation_report")
+                               f"{member['validation_accuracy']:.4f} alone" for member in card.ensemble))
+    report = card.validation_report
     if report:
         parts.append(f"{report['split']} split, {report['images']:,} images: accuracy {report['accuracy']:.4f}, "
                      f"balanced accuracy {report['balanced_accuracy']:.4f}, macro F1 {report['macro_f1']:.4f}, "
@@ -46,7 +49,7 @@ def card_markdown(card: dict) -> str:
         parts.append("Confusion matrix (rows: true class, columns: predicted)\n\n" + table(
             ["true \\ predicted", *classes],
             [[name, *counts] for name, counts in zip(classes, report["confusion_matrix"])]))
-    history = card.get("history")
+    history = card.history
     if history:
         parts.append(table(["epoch", "train acc", "val acc", "val loss", "lr", "seconds", "images/s"],
                            [[m["epoch"], f"{m.get('accuracy', 0):.4f}", f"{m.get('val_accuracy', 0):.4f}",
@@ -56,4 +59,4 @@ def card_markdown(card: dict) -> str:
 
 
 if __name__ == "__main__":
-    print(card_markdown(json.loads(Path(sys.argv[1]).read_text())))
+    print(card_markdown(read_card(sys.argv[1])))

@@ -32,8 +32,10 @@ from fer.cli import train_command  # noqa: E402
 from fer.data.datasets import open_dataset  # noqa: E402
 from fer.errors import FerError  # noqa: E402
 from fer.evaluate.scoring import align_classes, check_classes, predict_probabilities, report, score  # noqa: E402
-from fer.model.presets import (build_model, ensemble, load_model, save_model, shifted_view,  # noqa: E402
-                        transfer_weights, tta_views, with_test_time_augmentation)
+from fer.model.presets import (build_model, ensemble, shifted_view, transfer_weights, tta_views,  # noqa: E402
+                               with_test_time_augmentation)
+from fer.model.cards import ModelCard  # noqa: E402
+from fer.model.files import load_model, save_model  # noqa: E402
 from fer.paths import MODELS_DIR  # noqa: E402
 from fer.train.loop import TrainConfig, finalize_card, read_metrics, read_state  # noqa: E402
 
@@ -48,25 +50,25 @@ PLAIN = (0, 0, False)
 def rebuilt(path: Path, config: TrainConfig) -> tuple:
     """The model at `path` moved into today's build of the run's preset, and its card."""
     trained, card = load_model(path)
-    if card.get("preset") not in (None, config.preset):
-        raise FerError(f"{path} is a '{card['preset']}' model; the run trained '{config.preset}'")
-    return transfer_weights(trained, build_model(config.preset, num_classes=len(card["classes"]),
+    if card.preset not in (None, config.preset):
+        raise FerError(f"{path} is a '{card.preset}' model; the run trained '{config.preset}'")
+    return transfer_weights(trained, build_model(config.preset, num_classes=len(card.classes),
                                                  augmentation=config.augmentation)), card
 
 
-def member_mismatch(sources: list[Path], cards: list[dict], fingerprint: str | None) -> str | None:
+def member_mismatch(sources: list[Path], cards: list[ModelCard], fingerprint: str | None) -> str | None:
     """Why an ensemble member cannot be averaged with the run's best model, or None.
 
     Averaging needs the same class order in every member's output, and members trained on other
     data would make the card's dataset and recipe wrong.
     """
     for source, member_card in zip(sources[1:], cards[1:]):
-        if member_card.get("classes") != cards[0].get("classes"):
-            return (f"{source} predicts {member_card.get('classes')}; the run's model predicts "
-                    f"{cards[0].get('classes')}: an ensemble needs the same classes in the same order")
-        member_fingerprint = (member_card.get("dataset") or {}).get("fingerprint")
+        if member_card.classes != cards[0].classes:
+            return (f"{source} predicts {', '.join(member_card.classes)}; the run's model predicts "
+                    f"{', '.join(cards[0].classes)}: an ensemble needs the same classes in the same order")
+        member_fingerprint = member_card.dataset.get("fingerprint")
         if fingerprint and member_fingerprint and member_fingerprint != fingerprint:
-            return (f"{source} was trained on {member_card['dataset'].get('source')} (fingerprint "
+            return (f"{source} was trained on {member_card.dataset.get('source')} (fingerprint "
                     f"{member_fingerprint}), not on the run's dataset (fingerprint {fingerprint})")
     return None
 
@@ -91,29 +93,29 @@ def run_facts(run_dir: Path, backend: str | None = None) -> dict:
     }
 
 
-def with_run_facts(source: Path, member_card: dict) -> dict:
+def with_run_facts(source: Path, member_card: ModelCard) -> ModelCard:
     """A member's card, completed from its run directory when it is a run's best.keras.
 
     A run's best.keras card is a snapshot from its best epoch: without this, the ensemble's card
     would count that member's training up to the best epoch only, and have no recipe for it.
     """
-    if "recipe" in member_card or not (source.parent / "state.json").exists():
+    if member_card.recipe or not (source.parent / "state.json").exists():
         return member_card
-    return {**member_card, **run_facts(source.parent, member_card.get("training_backend"))}
+    return member_card.replace(**run_facts(source.parent, member_card.training_backend))
 
 
-def separate_runs_training(card: dict, member_cards: list[dict]) -> dict:
+def separate_runs_training(card: ModelCard, member_cards: list[ModelCard]) -> dict:
     """Card fields for an ensemble whose other members were trained in runs of their own.
 
     Training time and epochs add up over the runs; the backends and the devices (where the cards
     name them) are listed in order, each once, joined by '+'.
     """
     cards = [card, *member_cards]
-    backends = [c.get("training_backend") or "tensorflow" for c in cards]
-    devices = [c["training_device"] for c in cards if c.get("training_device")]
+    backends = [c.training_backend or "tensorflow" for c in cards]
+    devices = [c.training_device for c in cards if c.training_device]
     return {
-        "training_seconds": round(sum(c.get("training_seconds") or 0.0 for c in cards), 1),
-        "epochs_trained": sum(c.get("epochs_trained") or c.get("epoch") or 0 for c in cards),
+        "training_seconds": round(sum(c.training_seconds or 0.0 for c in cards), 1),
+        "epochs_trained": sum(c.epochs_trained or c.epoch or 0 for c in cards),
         "training_backend": "+".join(dict.fromkeys(backends)),
         **({"training_device": "+".join(dict.fromkeys(devices))} if devices else {}),
     }
@@ -185,7 +187,7 @@ def main() -> int:
         loaded = [rebuilt(path, config) for path in sources]
         dataset_source = args.dataset or trained_on["source"]
         dataset = open_dataset(dataset_source)
-        check_classes(loaded[0][0], loaded[0][1]["classes"], dataset.classes)
+        check_classes(loaded[0][0], loaded[0][1].classes, dataset.classes)
         mismatch = member_mismatch(sources, [card for _, card in loaded],
                                    trained_on.get("fingerprint"))
         if mismatch:
@@ -195,7 +197,7 @@ def main() -> int:
         return 1
     members, cards = [model for model, _ in loaded], [card for _, card in loaded]
     card = cards[0]
-    classes = card["classes"]
+    classes = card.classes
 
     split = config.validation_split
     images, labels = dataset.arrays(split)
@@ -219,39 +221,40 @@ def main() -> int:
     model = ensemble(members[:chosen["members"]])
     if TTA_CHOICES[chosen["tta"]]:
         model = with_test_time_augmentation(model, TTA_CHOICES[chosen["tta"]])
-    card.update({
-        "name": args.name,
-        "network": config.preset,
-        **run_facts(args.run_dir, card.get("training_backend") or args.training_backend),
-        "selection": {
+    card = card.replace(
+        name=args.name,
+        network=config.preset,
+        **run_facts(args.run_dir, card.training_backend or args.training_backend),
+        selection={
             "choice": chosen["name"], "members": chosen["members"],
             "views": [list(view) for view in TTA_CHOICES[chosen["tta"]]],
             "validation_accuracy": {option["name"]: round(option["accuracy"], 4) for option in options},
             "forward_passes": {option["name"]: option["forward_passes"] for option in options},
             "selected_on": split, "min_gain": args.min_gain, "max_passes": args.max_passes,
         },
-        "validation_report": report(chosen["evaluation"], model=args.name, split=split,
-                                    tta=chosen["forward_passes"] > 1, dataset=dataset_source),
-        "history": read_metrics(args.run_dir),
-        "exported": time.strftime("%Y-%m-%d"),
-    })
+        validation_report=report(chosen["evaluation"], model=args.name, split=split,
+                                 tta=chosen["forward_passes"] > 1, dataset=dataset_source),
+        history=read_metrics(args.run_dir),
+        exported=time.strftime("%Y-%m-%d"),
+    )
     member_cards = [with_run_facts(source, member_card)
                     for source, member_card in zip(sources[1:chosen["members"]], cards[1:chosen["members"]])]
     if chosen["members"] > 1:
-        card["ensemble"] = [
-            {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.get("epoch"),
+        card = card.replace(ensemble=[
+            {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.epoch,
              "validation_accuracy": round(scored(probabilities[index, PLAIN]).accuracy, 4),
              # A member from another run (a shipped model, say) brings its own training time and recipe.
-             **{key: member_card[key] for key in ("training_seconds", "recipe") if key in member_card}}
-            for index, (source, member_card) in enumerate(zip(sources, [card, *member_cards]))]
+             **{key: getattr(member_card, key) for key in ("training_seconds", "recipe")
+                if getattr(member_card, key) is not None}}
+            for index, (source, member_card) in enumerate(zip(sources, [card, *member_cards]))])
     if member_cards and args.separate_runs:
-        card.update(separate_runs_training(card, member_cards))
+        card = card.replace(**separate_runs_training(card, member_cards))
     if args.note:
-        card["notes"] = args.note
+        card = card.replace(notes=args.note)
     path = save_model(model, args.out or MODELS_DIR / f"{args.name}.keras", card)
     card = finalize_card(path, dataset)
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB): {chosen['name']}")
-    for name, metrics in card["metrics"].items():
+    for name, metrics in card.metrics.items():
         print(f"  {name}: accuracy {metrics['accuracy']:.4f} on {metrics['images']:,} images")
     return 0
 

@@ -66,7 +66,9 @@ def shared_zip() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A 'tiny' preset model trained briefly on synthetic faces, saved with its card (session-wide)."""
-    from fer.model.presets import build_model, save_model
+    from fer.model.presets import build_model
+    from fer.model.cards import ModelCard
+    from fer.model.files import save_model
 
     import keras
 
@@ -77,8 +79,7 @@ def tiny_model_path(tmp_path_factory) -> Path:
     model.fit(images[..., None].astype("float32"), keras.utils.to_categorical(labels, len(CLASSES)),
               epochs=3, batch_size=32, verbose=0)
     path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    return save_model(model, path, {"name": "tiny", "preset": "tiny", "classes": list(CLASSES),
-                                    "metrics": {}, "hyperparameters": {}})
+    return save_model(model, path, ModelCard(name="tiny", preset="tiny", classes=CLASSES))
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fer.data.datasets import DEMO
+from fer.model.cards import ModelCard
+from fer.model.registry import RegisteredModel
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PATH_CHOICE, UPLOAD_CHOICE, DEMO_CHOICE = "Path on the server", "Upload a zip or CSV", "Demo faces"
@@ -176,7 +178,8 @@ def test_the_model_picker_sets_the_model_for_every_page(kaggle_zip, tmp_path, mo
         card = {"name": name, "path": str(path), "preset": "tiny", "metrics": {"validation": {"accuracy": accuracy}}}
         path.with_suffix(".json").write_text(json.dumps(card))
         cards.append(card)
-    monkeypatch.setattr(fer.model.registry, "list_models", lambda: cards)
+    models = [RegisteredModel(Path(card["path"]), ModelCard.from_dict(card)) for card in cards]
+    monkeypatch.setattr(fer.model.registry, "list_models", lambda: models)
     monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: Path(cards[0]["path"]))
     app = start(str(kaggle_zip))
     picker = app.sidebar.selectbox(key="model_picker")
@@ -201,7 +204,7 @@ def test_home_shows_how_the_active_model_was_made(kaggle_zip, tmp_path, monkeypa
             "selection": {"members": 2, "views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
             "recipe": "KERAS_BACKEND=torch python -m fer train --dataset images.zip --preset vgg40"}
     path.with_suffix(".json").write_text(json.dumps(card))
-    monkeypatch.setattr(fer.model.registry, "list_models", lambda: [card])
+    monkeypatch.setattr(fer.model.registry, "list_models", lambda: [RegisteredModel(path, ModelCard.from_dict(card))])
     monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: path)
     app = start(str(kaggle_zip))
     captions = [caption.value for caption in app.caption]

@@ -12,7 +12,7 @@ from fer.cli import main
 from fer.data.datasets import open_dataset
 from fer.evaluate.scoring import evaluate_split
 from fer.labels import CLASSES
-from fer.model.presets import load_model
+from fer.model.files import load_model
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -27,7 +27,7 @@ def test_json_report_matches_the_library(capsys, tiny_model_path, kaggle_folder)
     assert code == 0
     report = json.loads(out)
     model, card = load_model(tiny_model_path)
-    truth = evaluate_split(model, card["classes"], open_dataset(kaggle_folder), "validation").evaluation
+    truth = evaluate_split(model, card.classes, open_dataset(kaggle_folder), "validation").evaluation
     assert report["accuracy"] == pytest.approx(truth.accuracy, abs=1e-6)
     assert report["balanced_accuracy"] == pytest.approx(truth.balanced_accuracy, abs=1e-6)
     assert report["macro_f1"] == pytest.approx(truth.macro_f1, abs=1e-6)
@@ -43,7 +43,7 @@ def test_text_output_prints_the_same_numbers(capsys, tiny_model_path, kaggle_fol
     code, out, _ = run(capsys, "--model", tiny_model_path, "--dataset", kaggle_folder, "--split", "train", "--tta")
     assert code == 0
     model, card = load_model(tiny_model_path)
-    truth = evaluate_split(model, card["classes"], open_dataset(kaggle_folder), "train", tta=True).evaluation
+    truth = evaluate_split(model, card.classes, open_dataset(kaggle_folder), "train", tta=True).evaluation
     assert "split 'train': 28 images  with flip TTA" in out
     assert f"accuracy                 {truth.accuracy:.4f}" in out
     assert f"macro F1                 {truth.macro_f1:.4f}" in out

@@ -13,7 +13,9 @@ import fer.model.registry
 from fer.data.datasets import open_dataset
 from fer.errors import FerError
 from fer.evaluate.scoring import evaluate_split, misclassified
-from fer.model.presets import load_model
+from fer.model.cards import read_card
+from fer.model.files import load_model
+from fer.model.registry import RegisteredModel
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -28,8 +30,8 @@ def registered(monkeypatch, tmp_path):
     """Make `list_models` see exactly the given .keras files (the repo's models/ may hold others)."""
 
     def register(*paths: Path) -> None:
-        cards = [{**json.loads(p.with_suffix(".json").read_text()), "name": p.stem, "path": str(p)} for p in paths]
-        monkeypatch.setattr(fer.model.registry, "list_models", lambda models_dir=None: cards)
+        models = [RegisteredModel(p, read_card(p).replace(name=p.stem)) for p in paths]
+        monkeypatch.setattr(fer.model.registry, "list_models", lambda models_dir=None: models)
 
     return register
 
@@ -50,7 +52,7 @@ def metric(app: AppTest, label: str):
 
 def expected(model_path: Path, dataset_path: Path, tta: bool = False):
     model, card = load_model(model_path)
-    return evaluate_split(model, card["classes"], open_dataset(dataset_path), "validation", tta=tta).evaluation
+    return evaluate_split(model, card.classes, open_dataset(dataset_path), "validation", tta=tta).evaluation
 
 
 def test_page_scores_the_active_model_on_the_validation_split(kaggle_folder, tiny_model_path, registered):

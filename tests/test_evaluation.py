@@ -209,18 +209,18 @@ def test_csv_report_has_per_class_rows_confusion_columns_and_averages(three_clas
 
 def test_evaluate_split_on_a_dataset_with_a_real_model(tiny_model_path, kaggle_folder):
     from fer.data.datasets import open_dataset
-    from fer.model.presets import load_model
+    from fer.model.files import load_model
 
     dataset = open_dataset(kaggle_folder)
     model, card = load_model(tiny_model_path)
-    result = evaluate_split(model, card["classes"], dataset, "validation", tta=True, model_name="tiny")
+    result = evaluate_split(model, card.classes, dataset, "validation", tta=True, model_name="tiny")
     assert result.evaluation.images == 14 and result.evaluation.probabilities.shape == (14, 7)
     np.testing.assert_allclose(result.evaluation.probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert result.report()["tta"] is True and result.seconds > 0
     with pytest.raises(FerError, match="differ from the dataset's"):
         evaluate_split(model, ["x", "y", "z", "w", "v", "u", "t"], dataset, "validation")
     with pytest.raises(FerError, match="no 'test' split"):
-        evaluate_split(model, card["classes"], dataset, "test")
+        evaluate_split(model, card.classes, dataset, "test")
 
 
 def test_charts_show_the_numbers(three_class):

@@ -14,7 +14,7 @@ from dataset_files import write_faces
 from run_files import TINY, record, write_run
 from fer.train import jobs
 from fer.errors import FerError
-from fer.model.presets import Augmentation
+from fer.model.augmentation import Augmentation
 from fer.paths import runs_dir
 from fer.train.loop import TrainConfig, read_metrics
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from fer.errors import FerError
-from fer.model.cards import read_card
-from fer.model.presets import PRESETS, build_model, load_model, save_model
+from fer.model.cards import ModelCard, read_card, write_card
+from fer.model.presets import PRESETS, build_model
+from fer.model.files import load_model, save_model
 
 
 def layers_of(model, kind):
@@ -59,7 +60,7 @@ def test_every_preset_maps_pixels_to_probabilities(preset):
 
 
 def test_augmentation_warps_a_face_the_way_it_says():
-    from fer.model.presets import FaceAugmentation
+    from fer.model.augmentation import FaceAugmentation
     from fer.data.synthetic import make_faces
 
     faces = make_faces(2, seed=0)[0][..., None].astype("float32") / 255
@@ -95,25 +96,28 @@ def test_unknown_preset_is_a_clear_error():
 def test_save_and_load_round_trip_gives_identical_predictions(tmp_path):
     model = build_model("seed")
     pixels = np.random.default_rng(1).integers(0, 256, (8, 48, 48, 1)).astype("float32")
-    path = save_model(model, tmp_path / "m", {"preset": "seed", "classes": ["a"] * 7, "metrics": {}})
+    path = save_model(model, tmp_path / "m", ModelCard(name="m", preset="seed", classes=tuple("abcdefg")))
     assert path.suffix == ".keras" and path.with_suffix(".json").exists()
     loaded, card = load_model(path)
     np.testing.assert_array_equal(np.asarray(model(pixels)), np.asarray(loaded(pixels)))
-    assert card["preset"] == "seed" and card["input_size"] == [48, 48, 1] and "created" in card
-    assert json.loads(path.with_suffix(".json").read_text()) == read_card(path)
+    assert card.preset == "seed" and card.input_size == (48, 48, 1) and card.created
+    assert card == read_card(path) and card.classes == tuple("abcdefg")
+    assert json.loads(path.with_suffix(".json").read_text())["classes"] == list("abcdefg")
+    assert not list(tmp_path.glob(".*"))  # The temporary files of the atomic writes are gone.
 
 
 def test_loading_something_that_is_not_a_model(tmp_path):
     junk = tmp_path / "junk.keras"
     junk.write_bytes(b"not a zip")
-    with pytest.raises(FerError, match="junk.keras is not a loadable Keras model"):
+    with pytest.raises(FerError, match="junk.keras is not a Keras model FER Studio can load"):
         load_model(junk)
     with pytest.raises(FerError, match="does not exist"):
         load_model(tmp_path / "absent.keras")
 
 
 def test_transfer_weights_moves_a_model_into_a_fresh_build():
-    from fer.model.presets import NO_AUGMENTATION, transfer_weights
+    from fer.model.presets import transfer_weights
+    from fer.model.augmentation import NO_AUGMENTATION
 
     trained = build_model("tiny")
     pixels = np.random.default_rng(2).integers(0, 256, (3, 48, 48, 1)).astype("float32")
@@ -136,15 +140,24 @@ def test_transfer_weights_unwraps_a_model_shipped_with_test_time_views():
 
 
 def test_model_label_names_preset_and_validation_accuracy():
-    from fer.model.cards import model_label
+    card = ModelCard.from_dict({"name": "m", "preset": "seed", "metrics": {"validation": {"accuracy": 0.651}}})
+    assert card.label == "m · seed · val acc 65.1%"
+    assert ModelCard(name="bare").label == "bare"
 
-    assert model_label({"name": "m", "preset": "seed", "metrics": {"validation": {"accuracy": 0.651}}}) == \
-        "m · seed · val acc 65.1%"
-    assert model_label({"name": "bare"}) == "bare"
+
+def test_a_card_keeps_fields_it_does_not_know_and_reads_missing_ones_as_unset(tmp_path):
+    values = {"name": "m", "classes": ["x", "y"], "future_field": {"a": 1}, "metrics": {"train": {"accuracy": 0.5}}}
+    card = ModelCard.from_dict(values)
+    assert card.classes == ("x", "y") and card.extra == {"future_field": {"a": 1}} and card.preset is None
+    assert card.to_dict() == {**values, "input_size": [48, 48, 1]}
+    write_card(tmp_path / "m.keras", card)
+    assert read_card(tmp_path / "m.keras") == card
+    assert read_card(tmp_path / "absent.keras") == ModelCard(name="absent")
 
 
 def test_model_facts_tell_tta_and_training_time():
-    from fer.model.cards import model_facts
+    def model_facts(values: dict) -> list[str]:
+        return ModelCard.from_dict(values).facts()
 
     card = {"selection": {"members": 1, "views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
             "epochs_trained": 30, "training_seconds": 9000.0, "training_backend": "torch"}
@@ -165,7 +178,8 @@ def test_model_facts_tell_tta_and_training_time():
 
 
 def test_averages_mirror_image_reads_the_cards_views():
-    from fer.model.cards import averages_mirror_image
+    def averages_mirror_image(values: dict) -> bool:
+        return ModelCard.from_dict(values).averages_mirror_image
 
     assert averages_mirror_image({"selection": {"views": [[0, 0, False], [0, 0, True]]}})
     assert not averages_mirror_image({"selection": {"views": [[2, 0, False]]}})
@@ -197,7 +211,7 @@ def test_tta_model_averages_the_views_and_round_trips(tmp_path):
     views = [shifted_view(pixels, *view) for view in tta_views(shift=2)]
     expected = np.mean([np.asarray(base(view)) for view in views], axis=0)
     np.testing.assert_allclose(np.asarray(crops(pixels)), expected, rtol=1e-5, atol=1e-6)
-    path = save_model(crops, tmp_path / "tta", {"preset": "vgg40", "classes": ["a"] * 7})
+    path = save_model(crops, tmp_path / "tta", ModelCard(name="tta", preset="vgg40"))
     loaded, _ = load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(pixels)), np.asarray(crops(pixels)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(loaded(pixels)).sum(axis=1), 1.0, rtol=1e-5)
@@ -216,7 +230,7 @@ def test_ensemble_averages_its_members_and_round_trips(tmp_path):
     np.testing.assert_allclose(np.asarray(both(pixels)), expected, rtol=1e-5, atol=1e-6)
     assert ensemble([first]) is first
     shipped = with_test_time_augmentation(both, tta_views())
-    path = save_model(shipped, tmp_path / "ensemble", {"preset": "tiny", "classes": ["a"] * 7})
+    path = save_model(shipped, tmp_path / "ensemble", ModelCard(name="ensemble", preset="tiny"))
     loaded, _ = load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(pixels)), np.asarray(shipped(pixels)), rtol=1e-5, atol=1e-6)
     with pytest.raises(FerError, match="at least one"):

@@ -5,7 +5,7 @@ import pytest
 from run_files import record, write_run
 from fer.train import jobs
 from fer.train import reports as run_reports
-from fer.model.presets import Augmentation
+from fer.model.augmentation import Augmentation
 from fer.paths import runs_dir
 from fer.train.loop import TrainConfig
 

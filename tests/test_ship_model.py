@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from fer.data.datasets import open_dataset
-from fer.model.presets import load_model
+from fer.model.cards import ModelCard
+from fer.model.files import load_model
 from fer.train.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,33 +71,43 @@ def load_ship_model_script():
     return module
 
 
+def cards(*values: dict) -> list[ModelCard]:
+    return [ModelCard.from_dict(value) for value in values]
+
+
+def split(all_cards: list[ModelCard]) -> tuple[ModelCard, list[ModelCard]]:
+    """The run's card and the members' cards, as separate_runs_training takes them."""
+    return all_cards[0], all_cards[1:]
+
+
 def test_ensemble_members_must_share_the_runs_classes_and_dataset():
     member_mismatch = load_ship_model_script().member_mismatch
     classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     run_card = {"classes": classes, "dataset": {"source": "a.zip", "fingerprint": "f1"}}
     sources = [Path("run/best.keras"), Path("other.keras")]
     same = {"classes": list(classes), "dataset": {"source": "copy/a.zip", "fingerprint": "f1"}}
-    assert member_mismatch(sources, [run_card, same], "f1") is None
+    assert member_mismatch(sources, cards(run_card, same), "f1") is None
     reordered = {**same, "classes": classes[::-1]}
-    assert "same classes in the same order" in member_mismatch(sources, [run_card, reordered], "f1")
+    assert "same classes in the same order" in member_mismatch(sources, cards(run_card, reordered), "f1")
     other_data = {**same, "dataset": {"source": "b.csv", "fingerprint": "f2"}}
-    assert "trained on b.csv" in member_mismatch(sources, [run_card, other_data], "f1")
+    assert "trained on b.csv" in member_mismatch(sources, cards(run_card, other_data), "f1")
     unknown = {"classes": classes}  # Cards written before fingerprints were recorded are let through.
-    assert member_mismatch(sources, [run_card, unknown], "f1") is None
+    assert member_mismatch(sources, cards(run_card, unknown), "f1") is None
 
 
 def test_separate_runs_add_up_their_training_time_epochs_and_backends():
     separate_runs_training = load_ship_model_script().separate_runs_training
     run = {"training_seconds": 2700.0, "epochs_trained": 26, "training_backend": "tensorflow"}
     shipped = {"training_seconds": 17294.0, "epochs_trained": 46, "training_backend": "torch"}
-    assert separate_runs_training(run, [shipped]) == {
+    assert separate_runs_training(*split(cards(run, shipped))) == {
         "training_seconds": 19994.0, "epochs_trained": 72, "training_backend": "tensorflow+torch"}
     snapshot_card = {"training_seconds": 100.0, "epoch": 3}  # A run's best.json: no epochs_trained, no backend.
-    assert separate_runs_training({"training_seconds": 50.0, "epochs_trained": 4}, [snapshot_card]) == {
+    assert separate_runs_training(*split(cards({"training_seconds": 50.0, "epochs_trained": 4}, snapshot_card))) == {
         "training_seconds": 150.0, "epochs_trained": 7, "training_backend": "tensorflow"}
     gpu_run = {"training_seconds": 192.3, "epochs_trained": 100, "training_backend": "jax",
                "training_device": "NVIDIA H200"}
-    assert separate_runs_training(gpu_run, [gpu_run, {**run, "training_device": "Intel Xeon, 2 cores"}]) == {
+    on_a_cpu = {**run, "training_device": "Intel Xeon, 2 cores"}
+    assert separate_runs_training(*split(cards(gpu_run, gpu_run, on_a_cpu))) == {
         "training_seconds": 3084.6, "epochs_trained": 226, "training_backend": "jax+tensorflow",
         "training_device": "NVIDIA H200+Intel Xeon, 2 cores"}
 
@@ -116,12 +127,13 @@ def test_a_members_run_directory_supplies_its_whole_training_and_recipe(tmp_path
     (run / "config.json").write_text(json.dumps({"config": config.to_dict(), "dataset": {"source": "faces.zip"}}))
     (run / "state.json").write_text(json.dumps({"epochs_done": 26, "best_epoch": 23, "training_seconds": 2816.61}))
     snapshot = {"epoch": 23, "training_seconds": 2545.5, "training_backend": "tensorflow"}  # best.keras's card
-    completed = with_run_facts(run / "best.keras", snapshot)
-    assert completed["epochs_trained"] == 26 and completed["training_seconds"] == 2816.6
-    assert completed["recipe"].startswith("KERAS_BACKEND=tensorflow python -m fer train --dataset faces.zip "
+    completed = with_run_facts(run / "best.keras", ModelCard.from_dict(snapshot))
+    assert completed.epochs_trained == 26 and completed.training_seconds == 2816.6
+    assert completed.recipe.startswith("KERAS_BACKEND=tensorflow python -m fer train --dataset faces.zip "
                                           "--preset vgg40 --epochs 26")
     shipped = {"epochs_trained": 46, "training_seconds": 17293.6, "recipe": "KERAS_BACKEND=torch python -m fer …"}
-    assert with_run_facts(tmp_path / "models" / "fer2013.keras", shipped) == shipped
+    assert with_run_facts(tmp_path / "models" / "fer2013.keras", ModelCard.from_dict(shipped)).to_dict() == \
+        ModelCard.from_dict(shipped).to_dict()
 
 
 def test_a_pass_budget_rules_out_costlier_choices_but_they_stay_scored():

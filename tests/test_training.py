@@ -134,7 +134,7 @@ def test_bad_config_is_a_clear_error():
 
 
 def test_config_round_trips_through_json():
-    from fer.model.presets import CROP_AUGMENTATION
+    from fer.model.augmentation import CROP_AUGMENTATION
 
     config = TrainConfig(preset="vgg40", augmentation=CROP_AUGMENTATION, label_smoothing=0.1)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config

@@ -1,12 +1,125 @@
-"""Model cards: the JSON beside each .keras file (classes, preset, metrics, recipe, …).
+"""The model card: one typed record of what a model is and how it was made, stored as the JSON file
+beside its `.keras` file. `read_card` is its one reader and `write_card` its one writer.
 
-Kept apart from fer.model.presets so listing models never has to import Keras/TensorFlow.
+Kept apart from Keras so listing models never has to import TensorFlow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from fer.labels import CLASSES, IMAGE_SIZE
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything FER Studio records about a model. Only `name` and `classes` are always known."""
+
+    name: str
+    classes: tuple[str, ...] = CLASSES  # The order of the model's outputs.
+    preset: str | None = None
+    created: str | None = None  # ISO time the file was saved.
+    input_size: tuple[int, ...] = (IMAGE_SIZE, IMAGE_SIZE, 1)
+    keras_version: str | None = None
+    hyperparameters: dict = field(default_factory=dict)  # The TrainConfig it was trained with.
+    dataset: dict = field(default_factory=dict)  # {"source", "fingerprint"} of the training data.
+    epoch: int | None = None  # The epoch a run's best model comes from.
+    metrics: dict = field(default_factory=dict)  # {split: {"accuracy", "loss", "images"}}.
+    training_seconds: float | None = None
+    training_backend: str | None = None  # Keras backend(s), '+'-joined when members trained apart.
+    training_device: str | None = None  # The same for the devices.
+    # Written when a run is shipped (scripts/ship_model.py):
+    network: str | None = None
+    epochs_trained: int | None = None
+    epochs_planned: int | None = None
+    best_epoch: int | None = None
+    recipe: str | None = None  # The command that trains it.
+    selection: dict = field(default_factory=dict)  # Members and test-time views, chosen on validation.
+    validation_report: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)  # Per-epoch metrics of the run.
+    ensemble: list = field(default_factory=list)  # Where each member came from.
+    exported: str | None = None
+    notes: str | None = None
+    extra: dict = field(default_factory=dict)  # Fields this version does not know, kept as they were.
+
+    @classmethod
+    def from_dict(cls, values: dict, *, name: str = "model") -> ModelCard:
+        """A card from its JSON object; unknown fields go to `extra`, so nothing read is lost."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        fields = {key: value for key, value in values.items() if key in known}
+        fields.setdefault("name", name)
+        for key in ("classes", "input_size"):
+            if fields.get(key) is not None:
+                fields[key] = tuple(fields[key])
+            else:
+                fields.pop(key, None)
+        return cls(**fields, extra={key: value for key, value in values.items() if key not in known})
+
+    def to_dict(self) -> dict:
+        """The card's JSON object: unset fields left out, unknown ones kept."""
+        values = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name != "extra" and value not in (None, {}, []):
+                values[item.name] = list(value) if isinstance(value, tuple) else value
+        return {**values, **self.extra}
+
+    def replace(self, **changes) -> ModelCard:
+        """A copy with `changes` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def accuracy(self, split: str = "validation") -> float | None:
+        value = (self.metrics.get(split) or {}).get("accuracy")
+        return value if isinstance(value, (int, float)) else None
+
+    @property
+    def label(self) -> str:
+        """A one-line name for a model picker: name · preset · validation accuracy (when known)."""
+        accuracy = self.accuracy()
+        details = [self.preset] + ([f"val acc {accuracy:.1%}"] if accuracy is not None else [])
+        return " · ".join([self.name, *filter(None, details)])
+
+    @property
+    def averages_mirror_image(self) -> bool:
+        """Whether the model already averages each face with its mirror image (a test-time view)."""
+        return any(len(view) == 3 and view[2] for view in self.selection.get("views") or [])
+
+    @property
+    def backends(self) -> list[str]:
+        return _joined(self.training_backend)
+
+    @property
+    def devices(self) -> list[str]:
+        return _joined(self.training_device)
+
+    def facts(self) -> list[str]:
+        """Short sentences about how the model was made, from whatever the card records."""
+        facts = []
+        members, views = self.selection.get("members") or 1, len(self.selection.get("views") or [])
+        if members > 1 or views:
+            averaged = " × ".join(([f"{members} models"] if members > 1 else [])
+                                  + ([f"{views} views of each face"] if views else []))
+            kind = " with ".join((["an ensemble"] if members > 1 else [])
+                                 + (["test-time augmentation"] if views else []))
+            facts.append(f"Averages {averaged} ({kind}, chosen on the "
+                         f"{self.selection.get('selected_on', 'validation')} split).")
+        epochs, seconds = self.epochs_trained, self.training_seconds
+        if isinstance(epochs, int) and isinstance(seconds, (int, float)):
+            backends, devices = self.backends, self.devices
+            backend = f" under Keras's {' and '.join(backends)} backend{'s' * (len(backends) > 1)}" if backends else ""
+            device = f" on {' and '.join(devices)}" if devices else ""
+            duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+            facts.append(f"Trained {epochs} epochs in {duration} of training{backend}{device}.")
+        return facts
+
+
+def _joined(value: str | None) -> list[str]:
+    """A field that may name several runs' values joined by '+' ("tensorflow+torch"), as a list."""
+    return value.split("+") if value else []
 
 
 def card_path(model_path: str | Path) -> Path:
@@ -14,46 +127,28 @@ def card_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def read_card(model_path: str | Path) -> dict:
-    """The model card beside a .keras file ({} when there is none or it is unreadable)."""
+def read_card(model_path: str | Path) -> ModelCard:
+    """The card beside a model file; a card with only its name (the file's stem) when there is none."""
+    name = Path(model_path).stem
     try:
-        return json.loads(card_path(model_path).read_text())
+        values = json.loads(card_path(model_path).read_text())
     except (OSError, ValueError):
-        return {}
+        values = {}
+    return ModelCard.from_dict(values if isinstance(values, dict) else {}, name=name)
 
 
-def model_label(card: dict) -> str:
-    """A one-line name for a model picker: name · preset · validation accuracy (when known)."""
-    accuracy = (card.get("metrics") or {}).get("validation", {}).get("accuracy")
-    details = [card.get("preset")] + ([f"val acc {accuracy:.1%}"] if isinstance(accuracy, (int, float)) else [])
-    return " · ".join([card["name"], *filter(None, details)])
+def write_card(model_path: str | Path, card: ModelCard) -> Path:
+    """Write `card` beside `model_path` atomically (a reader never sees half a file); returns its path."""
+    path = card_path(model_path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(card.to_dict(), indent=2, default=_jsonable) + "\n")
+    os.replace(temporary, path)
+    return path
 
 
-def averages_mirror_image(card: dict) -> bool:
-    """Whether the model already averages each face with its mirror image (a test-time view in its card)."""
-    return any(len(view) == 3 and view[2] for view in (card.get("selection") or {}).get("views") or [])
-
-
-def card_list(card: dict, key: str) -> list[str]:
-    """A card field that may name several runs' values joined by '+' ("tensorflow+torch"), as a list."""
-    return card[key].split("+") if card.get(key) else []
-
-
-def model_facts(card: dict) -> list[str]:
-    """Short sentences about how a model was made, from whatever its card records."""
-    facts = []
-    selection = card.get("selection") or {}
-    members, views = selection.get("members") or 1, len(selection.get("views") or [])
-    if members > 1 or views:
-        averaged = " × ".join(([f"{members} models"] if members > 1 else [])
-                              + ([f"{views} views of each face"] if views else []))
-        kind = " with ".join((["an ensemble"] if members > 1 else []) + (["test-time augmentation"] if views else []))
-        facts.append(f"Averages {averaged} ({kind}, chosen on the {selection.get('selected_on', 'validation')} split).")
-    epochs, seconds = card.get("epochs_trained"), card.get("training_seconds")
-    if isinstance(epochs, int) and isinstance(seconds, (int, float)):
-        backends, devices = card_list(card, "training_backend"), card_list(card, "training_device")
-        backend = f" under Keras's {' and '.join(backends)} backend{'s' * (len(backends) > 1)}" if backends else ""
-        device = f" on {' and '.join(devices)}" if devices else ""
-        duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
-        facts.append(f"Trained {epochs} epochs in {duration} of training{backend}{device}.")
-    return facts
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return str(value)

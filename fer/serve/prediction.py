@@ -77,10 +77,10 @@ class Classifier:
     @classmethod
     def from_path(cls, path) -> Classifier:
         """Load a FER Studio .keras model (and its card's class names); FerError if it cannot be loaded."""
-        from fer.model.presets import load_model
+        from fer.model.files import load_model
 
         model, card = load_model(path)
-        return cls(model, card.get("classes", CLASSES))
+        return cls(model, card.classes)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """(N, C) float32 probabilities for (N, 48, 48) uint8 crops (rows in the input order)."""
@@ -218,17 +218,19 @@ def prediction_json(result: ImageResult) -> dict:
         "error": result.error,
         "width": None if result.image is None else int(result.image.shape[1]),
         "height": None if result.image is None else int(result.image.shape[0]),
-        "faces": [
-            {
-                "box": face.box._asdict(),
-                "label": face.label,
-                "confidence": round(face.confidence, 6),
-                "probabilities": {name: round(p, 6) for name, p in face.probabilities.items()},
-                "detector_score": None if face.score is None else round(face.score, 4),
-                "whole_image": face.whole_image,
-            }
-            for face in result.faces
-        ],
+        "faces": [face_json(face) for face in result.faces],
+    }
+
+
+def face_json(face: FacePrediction) -> dict:
+    """One face as JSON: box, label, confidence, probabilities by class, detector score, whole image?"""
+    return {
+        "box": face.box._asdict(),
+        "label": face.label,
+        "confidence": round(face.confidence, 6),
+        "probabilities": {name: round(p, 6) for name, p in face.probabilities.items()},
+        "detector_score": None if face.score is None else round(face.score, 4),
+        "whole_image": face.whole_image,
     }
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -30,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer.errors import FerError
+from fer.model.registry import check_model_name
 from fer.paths import MODELS_DIR, PROJECT_ROOT, runs_dir
 from fer.train.loop import TrainConfig, read_metrics, read_state
 
 ACTIVE = ("starting", "running", "stopping")  # Statuses of a run whose process is alive.
 SPAWN_GRACE_SECONDS = 60.0  # How long a lock may name the server (between lock and spawn) before it is stale.
 LOG_NAME = "log.txt"
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # As fer.model.registry.register_model accepts.
 
 # Jobs this server process started. Polling them reaps finished children, so they do not linger
 # as zombies (a zombie still answers os.kill(pid, 0) and would look alive).
@@ -150,15 +149,6 @@ def stop_job(run_dir: str | Path) -> None:
     if not run_summary(run_dir).active:
         raise FerError(f"run {run_dir.name} is not running")
     (run_dir / "STOP").touch()
-
-
-def check_model_name(name: str, models_dir: str | Path = MODELS_DIR) -> None:
-    """Raise FerError unless `name` is a valid, unused model name in `models_dir`."""
-    if not _MODEL_NAME.fullmatch(name):
-        raise FerError(f"model name '{name}' must start with a letter or digit and use only letters, digits, "
-                       "'.', '_' or '-' (at most 64 characters)")
-    if (Path(models_dir) / f"{name}.keras").exists():
-        raise FerError(f"a model named '{name}' already exists in {models_dir}; pick another name")
 
 
 def _launch(run_dir: Path, spec: dict) -> Path:

@@ -29,7 +29,10 @@ import numpy as np
 from fer.data.datasets import Dataset
 from fer.errors import FerError
 from fer.train.hardware import training_device
-from fer.model.presets import PRESETS, Augmentation, build_model, save_model
+from fer.model.presets import PRESETS, build_model
+from fer.model.augmentation import Augmentation
+from fer.model.cards import ModelCard, read_card, write_card
+from fer.model.files import load_model, save_model
 
 
 DTYPE_POLICIES = ("float32", "mixed_bfloat16")
@@ -86,7 +89,7 @@ class TrainResult:
 
     run_dir: Path
     model_path: Path  # The best model (by validation accuracy), with its card beside it.
-    card: dict
+    card: ModelCard
     history: list[dict] = field(default_factory=list)
     stopped: bool = False
 
@@ -135,6 +138,7 @@ def train(
         previous = TrainConfig.from_dict(_read_json(run_dir / "config.json").get("config", {}))
         if previous.preset != config.preset:
             raise FerError(f"{run_dir} holds a '{previous.preset}' run; cannot resume it as '{config.preset}'")
+        _drop_epochs_after(run_dir / "metrics.jsonl", state["epochs_done"])
     else:
         state = {"epochs_done": 0, "best_val_accuracy": None, "training_seconds": 0.0}
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -194,7 +198,7 @@ def train(
     best_path = run_dir / "best.keras"
     if not best_path.exists():  # Stopped before the first epoch ended: keep what there is.
         recorder.save_best(model, {})
-    card = _read_json(best_path.with_suffix(".json"))
+    card = read_card(best_path)
     if evaluate_splits and not stopped:
         card = finalize_card(best_path, dataset)
     _update_state(run_dir, state, status="stopped" if stopped else "finished")
@@ -237,10 +241,8 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {c: float(total / (num_classes * counts[c])) if counts[c] else 0.0 for c in range(num_classes)}
 
 
-def finalize_card(model_path: Path, dataset: Dataset) -> dict:
+def finalize_card(model_path: Path, dataset: Dataset) -> ModelCard:
     """Evaluate the saved model on every split of `dataset` and write the metrics into its card."""
-    from fer.model.presets import load_model
-
     model, card = load_model(model_path)
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     metrics = {}
@@ -250,8 +252,8 @@ def finalize_card(model_path: Path, dataset: Dataset) -> dict:
         loss, accuracy = model.evaluate(dataset.batches(name, batch_size=256), verbose=0)
         metrics[name] = {"accuracy": round(float(accuracy), 4), "loss": round(float(loss), 4),
                          "images": len(dataset.splits[name])}
-    card["metrics"] = metrics
-    Path(model_path).with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    card = card.replace(metrics=metrics)
+    write_card(model_path, card)
     return card
 
 
@@ -330,7 +332,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.state["best_val_accuracy"] = score
             self.state["best_epoch"] = epoch + 1
             self.save_best(self.model, record)
-        self.model.save(self.run_dir / "checkpoints" / "last.keras")
+        save_checkpoint(self.model, self.run_dir / "checkpoints" / "last.keras")
         _update_state(self.run_dir, self.state)
 
     def save_best(self, model: keras.Model, record: dict) -> None:
@@ -339,18 +341,18 @@ class RunRecorder(keras.callbacks.Callback):
         if "val_accuracy" in record:
             metrics[self.config.validation_split] = {"accuracy": record["val_accuracy"],
                                                      "loss": record.get("val_loss")}
-        save_model(export_copy(model), self.run_dir / "best.keras", {
-            "name": self.run_dir.name,
-            "preset": self.config.preset,
-            "classes": list(self.dataset.classes),
-            "hyperparameters": self.config.to_dict(),
-            "dataset": {"source": self.dataset.source, "fingerprint": self.dataset.fingerprint},
-            "epoch": record.get("epoch"),
-            "metrics": metrics,
-            "training_seconds": round(self.state.get("training_seconds", 0.0), 1),
-            "training_backend": keras.backend.backend(),
-            "training_device": self.device,
-        })
+        save_model(export_copy(model), self.run_dir / "best.keras", ModelCard(
+            name=self.run_dir.name,
+            preset=self.config.preset,
+            classes=tuple(self.dataset.classes),
+            hyperparameters=self.config.to_dict(),
+            dataset={"source": self.dataset.source, "fingerprint": self.dataset.fingerprint},
+            epoch=record.get("epoch"),
+            metrics=metrics,
+            training_seconds=round(self.state.get("training_seconds", 0.0), 1),
+            training_backend=keras.backend.backend(),
+            training_device=self.device,
+        ))
 
 
 class ConsoleProgress(keras.callbacks.Callback):
@@ -416,6 +418,32 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
             continue  # A line being written right now.
         by_epoch[record["epoch"]] = record
     return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def save_checkpoint(model: keras.Model, path: Path) -> None:
+    """Save `model` with its optimizer to `path` atomically: a crash mid-save leaves the previous checkpoint whole."""
+    # One temporary name per checkpoint, so the next save overwrites what a killed one left behind.
+    temporary = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix.
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def _drop_epochs_after(path: Path, epochs_done: int) -> None:
+    """Before resuming: drop complete records of epochs the checkpoint does not hold (a crash between writing
+    an epoch's metrics and its checkpoint), and a line cut short by a crash, since those epochs run again."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("partial") or record.get("epoch", 0) <= epochs_done:
+            kept.append(line + "\n")
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("".join(kept))
+    os.replace(temporary, path)
 
 
 def read_state(run_dir: str | Path) -> dict:
