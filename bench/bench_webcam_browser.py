@@ -1,0 +1,188 @@
+"""The webcam end to end in real Chromium: seconds from START to the first label, and frames processed per second.
+
+What a user gets, browser and server together on this machine: the app runs under `streamlit run`
+(its own FER_STUDIO_HOME), Chromium plays a 15 fps .y4m of scikit-image's astronaut as its fake
+camera, opens Predict → Webcam and clicks START. Printed, per run:
+
+- first label: seconds from the START click until the page shows "Live: face N · <label>";
+- processed fps: frames the server analysed per second over `--seconds`, from the page's own
+  "frames analysed" count (first and last change seen, so the page's refresh period cancels out);
+- the page's own "Processed frames per second" metric (median of what it showed);
+- shown fps: frames the browser's <video> presented per second (the camera's rate when it keeps up);
+- server and Chromium CPU: percent of one core over the window (from /proc), on a 2-core machine.
+
+`--env KEY=VALUE` passes settings to the server (e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false) and
+`--runs` repeats; `--profile out.svg` attaches py-spy to the server for the window.
+
+    .venv/bin/python bench/bench_webcam_browser.py
+    .venv/bin/python bench/bench_webcam_browser.py --env STREAMLIT_RUNNER_POST_SCRIPT_GC=true --runs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from browser.conftest import launch_chromium, serve_app, wait_for_app  # noqa: E402
+from browser.test_predict_browser import LABEL, face_frame, goto_predict, write_y4m  # noqa: E402
+
+CAMERA_FPS = 15
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (0 for any that has gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pids_where(match) -> list[int]:
+    """Processes whose command line satisfies `match(cmdline)`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if match(command):
+                found.append(int(entry.name))
+    return found
+
+
+def measure(url: str, server_pid: int, video: Path, seconds: float, profile: str | None) -> dict:
+    """One START-to-STOP session in a fresh Chromium; returns the measured numbers."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, [
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ])
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            goto_predict(page, url)
+            page.get_by_role("tab", name=re.compile("Webcam")).click(timeout=60_000)
+            component = page.frame_locator('iframe[title*="webrtc_streamer"]')
+            start = component.get_by_role("button", name="START")
+            start.wait_for(timeout=120_000)
+            wait_for_app(page)
+            started = time.perf_counter()
+            start.click(timeout=30_000)
+            page.get_by_text(re.compile(rf"Live: face \d+ · \S+ {LABEL} \d+%")).first.wait_for(timeout=120_000)
+            first_label = time.perf_counter() - started
+
+            chromium = pids_where(lambda command: "chromium" in command and "--type=" in command or
+                                  command.startswith(("/usr/bin/chromium", "/usr/lib/chromium")))
+            spy = None
+            if profile:
+                # A .svg gets a flame graph; any other name py-spy's collapsed stacks ("raw"), one line per stack.
+                spy = subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(server_pid),
+                     "-d", str(int(seconds)), "-o", profile, "--nonblocking",
+                     "-f", "flamegraph" if profile.endswith(".svg") else "raw"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            video_element = component.locator("video").first
+            shown_before = video_element.evaluate("v => v.getVideoPlaybackQuality().totalVideoFrames")
+            cpu_before = cpu_seconds([server_pid]), cpu_seconds(chromium)
+            window_start = time.perf_counter()
+            counts, metrics = [], []  # (time, frames analysed) at each change; the page's fps metric.
+            while time.perf_counter() - window_start < seconds:
+                text = page.locator('[data-testid="stCaptionContainer"]').filter(
+                    has_text="frames analysed").first.inner_text(timeout=10_000)
+                count = int(re.search(r"([\d,]+) frames analysed", text).group(1).replace(",", ""))
+                if not counts or count != counts[-1][1]:
+                    counts.append((time.perf_counter(), count))
+                metric = page.locator('[data-testid="stMetricValue"]').first.inner_text(timeout=10_000)
+                metrics.append(float(metric))
+                time.sleep(0.25)
+            elapsed = time.perf_counter() - window_start
+            cpu_after = cpu_seconds([server_pid]), cpu_seconds(chromium)
+            shown_after = video_element.evaluate("v => v.getVideoPlaybackQuality().totalVideoFrames")
+            if spy:
+                spy.wait(timeout=60)
+            component.get_by_role("button", name="STOP").click(timeout=30_000)
+        finally:
+            browser.close()
+    (first_time, first_count), (last_time, last_count) = counts[0], counts[-1]
+    return {
+        "first_label_s": round(first_label, 2),
+        "processed_fps": round((last_count - first_count) / max(last_time - first_time, 1e-9), 1),
+        "page_metric_fps": round(statistics.median(metrics), 1),
+        "shown_fps": round((shown_after - shown_before) / elapsed, 1),
+        "server_cpu_pct": round(100 * (cpu_after[0] - cpu_before[0]) / elapsed),
+        "chromium_cpu_pct": round(100 * (cpu_after[1] - cpu_before[1]) / elapsed),
+        "server_rss_mb": round(rss_mb(server_pid)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measurement window after the first label")
+    parser.add_argument("--runs", type=int, default=1, help="START/STOP sessions against one server")
+    parser.add_argument("--model", help="model the server uses (FER_STUDIO_MODEL; default: the shipped model)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="server environment")
+    parser.add_argument("--profile", metavar="SVG", help="py-spy flame graph of the server over the first window")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    env = dict(item.split("=", 1) for item in args.env)
+    env.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
+    if args.model:
+        env["FER_STUDIO_MODEL"] = str(Path(args.model).resolve())
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-webcam-") as scratch:
+        scratch = Path(scratch)
+        video = write_y4m(scratch / "face.y4m", [face_frame(shift) for shift in range(-20, 20, 2)], CAMERA_FPS)
+        server = serve_app(scratch, env)
+        url = next(server)
+        port = url.rsplit(":", 1)[1]
+        server_pid = pids_where(lambda command: "streamlit run" in command and f"--server.port {port}" in command)[0]
+        try:
+            rows = [measure(url, server_pid, video, args.seconds, args.profile if run == 0 else None)
+                    for run in range(args.runs)]
+        except Exception:
+            print("server log (last lines):\n" + "\n".join((scratch / "streamlit.log").read_text().splitlines()[-30:]),
+                  file=sys.stderr)
+            raise
+        finally:
+            next(server, None)  # Stops the server.
+    if args.json:
+        print(json.dumps({"env": env, "rows": rows}, indent=2))
+        return 0
+    print(f"server settings: {' '.join(args.env) or 'as configured'}; camera {CAMERA_FPS} fps 640×480; "
+          f"window {args.seconds:.0f} s; CPUs: {os.cpu_count()}; load before: {load:.2f}")
+    header = list(rows[0])
+    print("| run | " + " | ".join(header) + " |")
+    print("|---" * (len(header) + 1) + "|")
+    for number, row in enumerate(rows, start=1):
+        print(f"| {number} | " + " | ".join(str(row[key]) for key in header) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
