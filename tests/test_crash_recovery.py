@@ -1,0 +1,166 @@
+"""A training process killed without warning (SIGKILL) resumes from its last complete epoch.
+
+These run `python -m fer train` as users do and kill it for real, in the middle of an epoch and in
+the middle of writing the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.labels import CLASSES
+from fer.train.loop import read_metrics, read_state
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = 3
+IMAGES = 2100  # 1,680 to train on, 420 to validate (the 20% split of class folders).
+BATCH_SIZE = 2
+STEPS_PER_EPOCH = 1680 // BATCH_SIZE
+
+
+@pytest.fixture
+def noise_faces(tmp_path) -> Path:
+    """Class folders of random 48×48 images: quick to write; at batch size 2 an epoch lasts seconds."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "noise"
+    for index in range(IMAGES):
+        folder = root / CLASSES[index % len(CLASSES)]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(folder / f"{index:04d}.png")
+    return root
+
+
+def train_command(dataset: Path, run: Path) -> list[str]:
+    return [sys.executable, "-m", "fer", "train", "--dataset", str(dataset), "--preset", "tiny",
+            "--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE), "--out", str(run)]
+
+
+def wait_for(condition, child: subprocess.Popen, what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert child.poll() is None, f"training ended (exit {child.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f}s"
+        time.sleep(0.05)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def kill(child: subprocess.Popen) -> None:
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+
+
+def complete_epochs_in_raw_file(run: Path) -> list[int]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [record["epoch"] for record in map(json.loads, lines) if not record["partial"]]
+
+
+def resume_to_the_end(dataset: Path, run: Path) -> str:
+    finished = subprocess.run(train_command(dataset, run), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    return finished.stdout
+
+
+def check_the_finished_run(run: Path, before_the_kill: dict) -> None:
+    assert [record["epoch"] for record in read_metrics(run)] == list(range(1, EPOCHS + 1))
+    assert Counter(complete_epochs_in_raw_file(run)) == Counter(range(1, EPOCHS + 1))  # No gap, no duplicate.
+    assert read_metrics(run)[0] == before_the_kill  # Epoch 1 was kept, not trained again.
+    state = read_state(run)
+    assert state["status"] == "finished" and state["epochs_done"] == EPOCHS
+    assert keras.models.load_model(run / "checkpoints" / "last.keras").optimizer.iterations.numpy() > 0
+    assert json.loads((run / "best.json").read_text())["metrics"]["validation"]["images"] == 420
+    assert not [path.name for path in (run / "checkpoints").iterdir() if path.name != "last.keras"]
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_from_its_last_complete_epoch(noise_faces, tmp_path):
+    run = tmp_path / "run"
+    child = subprocess.Popen(train_command(noise_faces, run), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             cwd=ROOT)
+    try:
+        wait_for(lambda: read_json(run / "progress.json").get("epoch") == 2, child, "epoch 2 under way")
+    finally:
+        kill(child)
+    assert child.returncode == -signal.SIGKILL
+    # The kill landed inside epoch 2: one complete epoch on disk, the run still marked running.
+    assert read_state(run)["epochs_done"] == 1 and read_state(run)["status"] == "running"
+    assert complete_epochs_in_raw_file(run) == [1]
+    before_the_kill = read_metrics(run)[0]
+
+    out = resume_to_the_end(noise_faces, run)
+    assert "epoch 1/3" not in out and "epoch 2/3" in out and "epoch 3/3" in out
+    check_the_finished_run(run, before_the_kill)
+
+
+# A child that trains through the real CLI, with Keras's save slowed down in the middle of writing epoch 2's
+# checkpoint: it writes half a file, says so, and waits to be killed. A crash at that moment must leave the
+# previous checkpoint whole.
+SLOW_SAVE = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+
+    import keras
+
+    from fer.cli import main
+
+    real_save = keras.Model.save
+    saves = []
+
+    def slow_save(self, filepath, *args, **kwargs):
+        saves.append(filepath)
+        if Path(filepath).parent.name == "checkpoints" and len(read_epochs()) >= 2:
+            real_save(self, filepath, *args, **kwargs)
+            whole = Path(filepath).read_bytes()
+            Path(filepath).write_bytes(whole[: len(whole) // 2])
+            (Path(sys.argv[-1]) / "SAVING").touch()
+            import time
+            time.sleep(600)
+        return real_save(self, filepath, *args, **kwargs)
+
+    def read_epochs():
+        metrics = Path(sys.argv[-1]) / "metrics.jsonl"
+        return metrics.read_text().splitlines() if metrics.exists() else []
+
+    keras.Model.save = slow_save
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_writing_its_checkpoint_keeps_the_previous_one(noise_faces, tmp_path):
+    run = tmp_path / "run"
+    command = train_command(noise_faces, run)
+    child = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, *command[3:]], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        wait_for((run / "SAVING").exists, child, "the epoch-2 checkpoint save")
+    finally:
+        kill(child)
+    (run / "SAVING").unlink()
+    # Epoch 2's metrics line was written before the kill, but its checkpoint was not: epoch 1's is still whole.
+    assert complete_epochs_in_raw_file(run) == [1, 2]
+    checkpoint = keras.models.load_model(run / "checkpoints" / "last.keras")
+    assert int(checkpoint.optimizer.iterations.numpy()) == STEPS_PER_EPOCH
+    before_the_kill = read_metrics(run)[0]
+
+    out = resume_to_the_end(noise_faces, run)
+    assert "epoch 1/3" not in out and "epoch 2/3" in out and "epoch 3/3" in out
+    check_the_finished_run(run, before_the_kill)
