@@ -2,7 +2,6 @@
 
 import io
 import json
-import time
 import zipfile
 
 import numpy as np
@@ -120,14 +119,38 @@ def test_corrupt_images_are_skipped_and_listed(kaggle_folder):
     assert dataset.counts()["train"]["happy"] == 4
 
 
-def test_second_open_is_served_from_the_cache(kaggle_folder):
+@pytest.fixture
+def decodes(monkeypatch) -> list[int]:
+    """Count the images fer.data.datasets decodes (each call of its decoder)."""
+    import fer.data.datasets
+
+    calls = []
+    real = fer.data.datasets.decode_face
+    monkeypatch.setattr(fer.data.datasets, "decode_face", lambda data: calls.append(1) or real(data))
+    return calls
+
+
+def test_second_open_decodes_nothing(kaggle_folder, decodes, fer_home):
     first = open_dataset(kaggle_folder)
-    started = time.perf_counter()
+    assert len(decodes) == 42  # 28 train + 14 validation images.
+    assert len(list((fer_home / "cache" / "datasets").glob("*.npz"))) == 1
     second = open_dataset(kaggle_folder)
-    assert time.perf_counter() - started < 1.0
-    assert second.fingerprint == first.fingerprint
-    assert second.counts() == first.counts()
-    assert second.splits["train"].files == first.splits["train"].files
+    assert len(decodes) == 42  # Served from the cache file: not one image decoded again.
+    assert second.fingerprint == first.fingerprint and second.counts() == first.counts()
+    for name in first.splits:
+        assert second.splits[name].files == first.splits[name].files
+        np.testing.assert_array_equal(second.splits[name].images, first.splits[name].images)
+
+
+def test_a_changed_image_is_decoded_again(kaggle_folder, decodes):
+    first = open_dataset(kaggle_folder)
+    changed = sorted((kaggle_folder / "images" / "train" / "happy").glob("*.png"))[0]
+    Image.new("L", (48, 48), 200).save(changed)  # Same name, new pixels.
+    after = open_dataset(kaggle_folder)
+    assert len(decodes) == 2 * 42
+    assert after.fingerprint != first.fingerprint
+    index = after.splits["train"].files.index(f"images/train/happy/{changed.name}")
+    assert (after.splits["train"].images[index] == 200).all()
 
 
 def test_cache_notices_a_changed_folder(kaggle_folder):
