@@ -1,7 +1,8 @@
-"""Predict: drop in photos or turn on the webcam; every face is found, boxed and labelled.
+"""Predict: drop in photos or a video, or turn on the webcam; every face is found, boxed and labelled.
 
-Detection, classification and drawing live in fer.serve.detection / fer.serve.prediction / fer.serve.live; this page
-lays out widgets and keeps results in session state so reruns do not redo the work.
+Detection, classification and drawing live in fer.serve.detection / prediction / live / video and the
+figures in fer.charts.video; this page lays out widgets and keeps results in session state so reruns
+do not redo the work.
 """
 
 from __future__ import annotations
@@ -14,20 +15,31 @@ import av
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+from fer.charts.video import shares_figure, timeline_figure
 from fer.errors import FerError
 from fer.serve.detection import DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, make_detector
 from fer.serve.live import LiveProcessor, LiveResult
 from fer.serve.prediction import (Classifier, ImageResult, annotate, encode_image, predict_file, probability_figure,
-                            results_table)
+                                  results_table)
+from fer.serve.video import VIDEO_SUFFIXES, VideoConfig, VideoResult, is_video, predict_video, video_table
 from pages.common import active_model_path, cached_model, load_model_or_warn
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
-DETECTOR_LABELS = {"haar": "Haar cascade (fast)", "mtcnn": "MTCNN (finds more faces, slower)"}
+DETECTOR_LABELS = {"yunet": "YuNet (finds turned and small faces)", "haar": "Haar cascade (fast)",
+                   "mtcnn": "MTCNN (finds more faces, slower)"}
 DETECTOR_KEY = "predict_detector"
 RESULTS_KEY = "predict_results"  # {(file id, model, mtime, detector, whole image?): (ImageResult, JPEG bytes)}
 WHOLE_IMAGE_KEY = "predict_whole_{}"  # Per uploaded file: classify the whole image when no face is found.
 PROCESSOR_KEY = "predict_live_processor"  # This session's LiveProcessor (its tracks, FPS and last frame).
 SNAPSHOT_KEY = "predict_snapshot"  # A LiveResult the user kept with the snapshot button.
+VIDEO_KEY = "predict_video_result"  # ((file id, model, mtime, detector), VideoResult) of the last video read.
+VIDEO_TYPES = [suffix.lstrip(".") for suffix in VIDEO_SUFFIXES]
+# 640×480 at 15 fps is what the detector and model keep up with on a 2-core CPU; a 720p or 1080p
+# camera would only make the browser and aiortc encode and decode bigger frames.
+CAMERA_CONSTRAINTS = {
+    "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 15, "max": 15}},
+    "audio": False,
+}
 CHART_CONFIG = {"displayModeBar": False}
 
 
@@ -147,6 +159,65 @@ def live_status(processor: LiveProcessor) -> None:
         st.markdown(f"Live: face {tracked.track_id} · {face.emoji} **{face.label}** {face.confidence:.0%}")
 
 
+def video_tab(classifier: Classifier, detector, model_key: tuple) -> None:
+    config = VideoConfig()
+    file = st.file_uploader(f"Drop a video ({', '.join(VIDEO_TYPES)})", type=VIDEO_TYPES, key="predict_video")
+    if file is None:
+        st.info(f"Drop a video: {config.sample_fps:g} frames a second are read (enough to follow an expression), "
+                f"up to the first {config.max_seconds:g} seconds. Each face gets an emotion timeline.")
+        return
+    if not is_video(file.name, file.getvalue()):  # A still GIF is a photo.
+        show_result(file, *analysed(file, classifier, detector, model_key))
+        return
+    key = (file.file_id, *model_key, detector.name)
+    stored = st.session_state.get(VIDEO_KEY)
+    if stored is None or stored[0] != key:
+        bar = st.progress(0.0, text="Reading the video…")
+
+        def progress(done: float, total: float) -> None:
+            bar.progress(min(done / total, 1.0) if total else 0.0, text=f"Read {done:.1f} of {total:.1f} s")
+
+        try:
+            result = predict_video(file.getvalue(), classifier, detector, name=file.name, config=config,
+                                   progress=progress)
+        except FerError as error:
+            bar.empty()
+            st.error(f"Could not analyse this video: {error}")
+            return
+        bar.empty()
+        st.session_state[VIDEO_KEY] = stored = (key, result)
+    show_video_result(stored[1])
+
+
+def show_video_result(result: VideoResult) -> None:
+    tracks = result.track_ids
+    seen = sum(bool(frame.faces) for frame in result.frames)
+    st.markdown(f"**{result.name}** · {result.duration:.1f} s · {len(result.frames)} frames analysed · "
+                f"a face in {seen} · {len(tracks)} face{'s' * (len(tracks) != 1)} tracked")
+    for note in result.notes:
+        st.caption(f"ℹ️ {note}")
+    left, right = st.columns([3, 2])
+    if result.clip:
+        left.video(result.clip, format="video/mp4")
+        left.download_button("Download annotated clip", result.clip, mime="video/mp4", icon="⬇️", key="download-clip",
+                             file_name=f"{Path(result.name).stem}-annotated.mp4")
+    table = video_table(result)
+    right.download_button("Download per-frame results (CSV)", table.to_csv(index=False).encode(),
+                          file_name=f"{Path(result.name).stem}-frames.csv", mime="text/csv", icon="⬇️",
+                          key="download-video-csv")
+    if not tracks:
+        right.warning("No face found in the frames read.")
+        return
+    right.markdown("**Share of each emotion** (of each face's frames)")
+    right.plotly_chart(shares_figure(result), key="video-shares", config=CHART_CONFIG)
+    for track_id in tracks:
+        timeline = result.timeline(track_id)
+        st.markdown(f"**Face {track_id}** · seen {timeline[0][0]:.1f}–{timeline[-1][0]:.1f} s")
+        st.plotly_chart(timeline_figure(result, track_id), key=f"video-timeline-{track_id}", config=CHART_CONFIG)
+    with st.expander("Per-frame results"):
+        st.dataframe(table, hide_index=True)
+
+
 def show_snapshot(snapshot: LiveResult) -> None:
     with st.container(border=True):
         st.markdown(f"**Snapshot** · frame {snapshot.frame_index} · {snapshot.fps:.1f} frames/s")
@@ -174,7 +245,7 @@ def webcam_tab(classifier: Classifier, detector) -> None:
     context = webrtc_streamer(
         key="predict-webcam", mode=WebRtcMode.SENDRECV, video_frame_callback=on_frame,
         rtc_configuration={"iceServers": []},  # Localhost needs no STUN server: works offline.
-        media_stream_constraints={"video": True, "audio": False}, async_processing=True,
+        media_stream_constraints=CAMERA_CONSTRAINTS, async_processing=True,
     )
     live_status(processor)
     snap, clear = st.columns([1, 4])
@@ -201,8 +272,8 @@ except FerError as error:
     st.error(f"This model cannot be used for prediction: {error}")
     st.stop()
 
-detector_name = st.radio("Face detector", DETECTORS, format_func=DETECTOR_LABELS.get, horizontal=True,
-                         key=DETECTOR_KEY, persist_state="session")
+detector_name = st.radio("Face detector", DETECTORS, format_func=lambda name: DETECTOR_LABELS.get(name, name),
+                         horizontal=True, key=DETECTOR_KEY, persist_state="session")
 st.caption(f"Model: **{Path(model_path).stem}** (change it in the sidebar)")
 try:
     photo_detector, video_detector = cached_detector(detector_name, False), cached_detector(detector_name, True)
@@ -210,8 +281,10 @@ except FerError as error:
     st.error(f"The {detector_name} face detector is unavailable: {error}")
     st.stop()
 
-photos, webcam = st.tabs(["🖼️ Photos", "🎥 Webcam"])
+photos, video, webcam = st.tabs(["🖼️ Photos", "🎞️ Video", "🎥 Webcam"])
 with photos:
     upload_tab(classifier, photo_detector, (model_path, modified))
+with video:
+    video_tab(classifier, photo_detector, (model_path, modified))  # Faces in files can be small: photo settings.
 with webcam:
     webcam_tab(classifier, video_detector)
