@@ -16,6 +16,27 @@ DATASET_KEY = "dataset_source"
 MODEL_KEY = "model_path"
 
 
+def _leave_legacy_pages_mode() -> None:
+    """Make sure app.py's shell runs, even when a page was the first thing this server was asked for.
+
+    Streamlit decides once per process, when the first browser session starts, whether the app
+    uses its legacy `pages/` folder: yes whenever a folder named `pages` sits next to the main
+    script (PagesManager.uses_pages_directory), and only a call to st.navigation turns that off.
+    If that first request is a deep link (/predict), the legacy mode runs pages/predict.py on its
+    own: no sidebar pickers, a raw page list, and st.navigation never runs, so reloading does not
+    help either. Every page imports this module, so here we turn the legacy mode off and rerun the
+    same page through app.py. No config option switches the mode off, and pages/ stays where it is.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()  # Same page (same URL path, same hash under both modes), now run by app.py.
+
+
+_leave_legacy_pages_mode()
+
+
 @st.cache_resource(show_spinner="Opening dataset…", max_entries=4)
 def cached_dataset(source: str, _opened: Dataset | None = None) -> Dataset:
     """Open a dataset once per server process (the disk cache makes re-opening fast too).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser.conftest import wait_for_app
+from browser.conftest import launch_chromium, serve_app, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -64,3 +64,30 @@ def test_dataset_page_shows_distribution_and_sample_grid_of_the_demo_set(page, a
     enlarged.first.wait_for()
     assert file_name in enlarged.first.inner_text()
     assert page.console_errors == []
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A server no browser has opened yet: the first request decides how Streamlit treats pages/."""
+    yield from serve_app(tmp_path)
+
+
+def test_a_deep_link_as_the_first_request_gets_the_app_shell(playwright_instance, fresh_server):
+    browser = launch_chromium(playwright_instance)
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(60_000)
+    try:
+        for _ in range(2):  # the first request after start, then a reload
+            page.goto(f"{fresh_server}/predict")
+            settle(page)
+            page.get_by_role("heading", name="Predict").first.wait_for()
+            sidebar = page.get_by_test_id("stSidebar")
+            assert sidebar.get_by_text("Active:").count() == 1  # the dataset picker ran
+            assert sidebar.get_by_role("heading", name="Model").count() == 1
+            navigation = page.get_by_test_id("stSidebarNav")
+            assert navigation.get_by_role("link").count() == len(PAGES)  # not app, common, dataset, …
+            for title in PAGES:
+                assert navigation.get_by_role("link", name=title).count() == 1
+            assert page.url.rstrip("/").endswith("/predict")
+    finally:
+        browser.close()
