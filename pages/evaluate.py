@@ -18,19 +18,16 @@ from fer.data.datasets import Dataset
 from fer.errors import FerError
 from fer.evaluate.scoring import (
     Evaluation,
-    align_classes,
     check_classes,
+    combine_and_score,
     misclassified,
-    mirror,
-    predict_probabilities,
+    per_class_table,
     report,
     report_csv,
-    score,
     top_confusions,
-    tta_average,
     tta_effect,
+    view_probabilities,
 )
-from fer.labels import EMOJI
 from fer.model.cards import read_card
 from fer.model.registry import list_models
 from pages.common import (
@@ -78,8 +75,8 @@ def cached_probabilities(model_path: str, source: str, fingerprint: str, split: 
     what = f"Running {Path(model_path).name} over the {split} split{' (mirrored)' if mirrored else ''}"
     started = time.perf_counter()
     try:
-        probabilities = predict_probabilities(
-            model, mirror(images) if mirrored else images,
+        probabilities = view_probabilities(
+            model, images, mirrored=mirrored,
             progress=lambda fraction, message: slot.progress(min(fraction, 1.0), text=f"{what}: {message}"),
         )
     finally:
@@ -103,12 +100,10 @@ def evaluate(path: str, dataset: Dataset, split: str, tta: bool) -> tuple[Evalua
         st.error(f"Cannot evaluate **{Path(path).name}** on this dataset: {error}")
         return None
     key = (path, active_dataset_source(), dataset.fingerprint, split)
-    probabilities, seconds = cached_probabilities(*key, mirrored=False)
-    if tta:
-        mirrored, more = cached_probabilities(*key, mirrored=True)
-        probabilities, seconds = tta_average(probabilities, mirrored), seconds + more
-    probabilities = align_classes(probabilities, card.classes, dataset.classes)
-    return score(dataset.split(split).labels, probabilities, dataset.classes), seconds
+    plain, seconds = cached_probabilities(*key, mirrored=False)
+    mirrored, more = cached_probabilities(*key, mirrored=True) if tta else (None, 0.0)
+    evaluation = combine_and_score(plain, mirrored, dataset.split(split).labels, card.classes, dataset.classes)
+    return evaluation, seconds + more
 
 
 def model_options() -> dict[str, str]:
@@ -157,14 +152,6 @@ def show_headline(result: Evaluation, plain: Evaluation | None) -> None:
         effect = tta_effect(plain, result)
         st.caption(f"Flip TTA changed {effect.changed:,} of {result.images:,} predictions: "
                    f"{effect.fixed:,} wrong → right, {effect.broken:,} right → wrong.")
-
-
-def per_class_table(result: Evaluation) -> pd.DataFrame:
-    return pd.DataFrame(
-        [(f"{EMOJI.get(row.name, '')} {row.name}".strip(), row.precision, row.recall, row.f1, row.support)
-         for row in result.per_class],
-        columns=["class", "precision", "recall", "F1", "support"],
-    )
 
 
 def show_confusion(result: Evaluation) -> None:

@@ -12,16 +12,19 @@ import pytest
 from fer.errors import FerError
 from fer.evaluate.scoring import (
     align_classes,
+    combine_and_score,
     confidence_histogram,
     evaluate_split,
     misclassified,
     mirror,
+    per_class_table,
     predict_probabilities,
     reliability_bins,
     report,
     report_csv,
     score,
     top_confusions,
+    view_probabilities,
 )
 from fer.charts.evaluation import (
     comparison_bars,
@@ -174,6 +177,53 @@ def test_predict_reports_progress_and_rejects_wrong_sizes():
     assert seen == pytest.approx([2 / 6, 3 / 6, 5 / 6, 1.0])
     with pytest.raises(FerError, match="shape"):
         predict_probabilities(LeftRightModel(), np.zeros((2, 32, 32), np.uint8))
+
+
+class LeftRightDataset:
+    """Just what evaluate_split reads from a Dataset: classes and one split's arrays."""
+
+    classes = ("right", "left")  # The dataset's order is the model's reversed.
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def arrays(self, split):
+        return self.images[..., None], self.labels
+
+
+def test_the_page_steps_give_what_evaluate_split_gives_with_and_without_tta():
+    images = np.zeros((4, 48, 48), np.uint8)
+    images[:2, :, :20] = 200  # Two left-bright faces, then two right-bright ones.
+    images[2:, :, 30:] = 150
+    labels = np.array([1, 1, 0, 1])  # Dataset order: 1 is "left".
+    dataset = LeftRightDataset(images, labels)
+    model_classes = ("left", "right")
+    plain = view_probabilities(LeftRightModel(), images)
+    mirrored = view_probabilities(LeftRightModel(), images, mirrored=True)
+    np.testing.assert_allclose(mirrored, plain[:, ::-1], atol=1e-6)
+    for tta, second in ((False, None), (True, mirrored)):
+        by_steps = combine_and_score(plain, second, labels, model_classes, dataset.classes)
+        whole = evaluate_split(LeftRightModel(), model_classes, dataset, "validation", tta=tta).evaluation
+        np.testing.assert_allclose(by_steps.probabilities, whole.probabilities)
+        assert by_steps.accuracy == whole.accuracy
+    assert combine_and_score(plain, None, labels, model_classes, dataset.classes).accuracy == 0.75
+    with pytest.raises(FerError, match="differ from the dataset's"):
+        combine_and_score(plain, None, labels, ("left", "up"), dataset.classes)
+
+
+def test_evaluate_split_reports_progress_over_both_passes():
+    seen = []
+    evaluate_split(LeftRightModel(), ("left", "right"), LeftRightDataset(np.zeros((3, 48, 48), np.uint8),
+                   np.array([0, 1, 0])), "validation", tta=True, batch_size=2,
+                   progress=lambda fraction, message: seen.append(fraction))
+    assert seen == pytest.approx([2 / 6, 3 / 6, 5 / 6, 1.0])
+
+
+def test_per_class_table_has_a_row_per_class_with_emoji(three_class):
+    table = per_class_table(three_class)
+    assert list(table.columns) == ["class", "precision", "recall", "F1", "support"]
+    assert list(table["class"]) == ["a", "b", "c"]  # No emoji for classes that are not ours.
+    assert table["support"].tolist() == [4, 3, 3] and table["F1"].iloc[2] == pytest.approx(0.4)
 
 
 def test_align_classes_reorders_columns_and_explains_a_mismatch():

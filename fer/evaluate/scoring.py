@@ -7,10 +7,14 @@ The arc is predict → score → report:
   accuracy, macro F1, per-class precision/recall/F1/support (scikit-learn), the confusion matrix
   (rows true, columns predicted, in class order) and expected calibration error;
 - `top_confusions`, `misclassified`, `confidence_histogram` and `reliability` read an Evaluation;
-- `report` and `report_csv` write it out.
+- `report`, `report_csv` and `per_class_table` write it out;
+- `view_probabilities` (one pass over a split, plain or mirrored) and `combine_and_score` (flip TTA
+  mean, class order, metrics) are the two steps `evaluate_split` takes: the Evaluate page caches the
+  first per (model, split, mirrored) and calls the second, `python -m fer evaluate` calls
+  `evaluate_split`, so both run the same code.
 
-Everything here is pure (arrays in, data out); the Evaluate page and `python -m fer evaluate`
-both call it.
+Models are used only through `predict_on_batch(x)`, `input_shape` and `output_shape`, so a Keras
+model and an ONNX-backed one both work. Everything here is pure (arrays in, data out).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from fer.errors import FerError
-from fer.labels import IMAGE_SIZE
+from fer.labels import EMOJI, IMAGE_SIZE
 
 BATCH_SIZE = 512  # Large batches keep the CPU busy; 512 × 48 × 48 float32 inputs are only 4.7 MB.
 CALIBRATION_BINS = 10  # The usual choice for expected calibration error (Guo et al., 2017).
@@ -375,6 +379,17 @@ def report_csv(evaluation: Evaluation) -> str:
     return out.getvalue()
 
 
+def per_class_table(evaluation: Evaluation):
+    """A pandas DataFrame, one row per class: class (with its emoji), precision, recall, F1, support."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [(f"{EMOJI.get(row.name, '')} {row.name}".strip(), row.precision, row.recall, row.f1, row.support)
+         for row in evaluation.per_class],
+        columns=["class", "precision", "recall", "F1", "support"],
+    )
+
+
 # --- All together ------------------------------------------------------------------------------
 
 
@@ -393,6 +408,24 @@ class SplitEvaluation:
                       seconds=self.seconds)
 
 
+def view_probabilities(model, images: np.ndarray, *, mirrored: bool = False, batch_size: int = BATCH_SIZE,
+                       progress: Progress | None = None) -> np.ndarray:
+    """(N, C) probabilities for a split's (N, 48, 48[, 1]) images, or for their mirror images: one pass,
+    columns in the model's own class order (see `combine_and_score`)."""
+    return predict_probabilities(model, mirror(images) if mirrored else images, batch_size=batch_size,
+                                 progress=progress)
+
+
+def combine_and_score(plain: np.ndarray, mirrored: np.ndarray | None, labels: np.ndarray,
+                      model_classes: Sequence[str], dataset_classes: Sequence[str]) -> Evaluation:
+    """Score the plain view, or with `mirrored` the flip TTA mean of both views, against `labels`.
+
+    The model's columns are put in the dataset's class order first; FerError if the classes differ.
+    """
+    probabilities = plain if mirrored is None else tta_average(plain, mirrored)
+    return score(labels, align_classes(probabilities, model_classes, dataset_classes), dataset_classes)
+
+
 def evaluate_split(model, model_classes: Sequence[str], dataset, split: str, *, tta: bool = False,
                    model_name: str = "", batch_size: int = BATCH_SIZE,
                    progress: Progress | None = None) -> SplitEvaluation:
@@ -401,8 +434,18 @@ def evaluate_split(model, model_classes: Sequence[str], dataset, split: str, *, 
     if len(labels) == 0:
         raise FerError(f"the '{split}' split has no images to evaluate")
     check_classes(model, model_classes, dataset.classes)  # Before spending time on predictions.
+    views = (False, True) if tta else (False,)
     started = time.perf_counter()
-    probabilities = predict_probabilities(model, images, tta=tta, batch_size=batch_size, progress=progress)
+    outputs = [view_probabilities(model, images, mirrored=mirrored, batch_size=batch_size,
+                                  progress=_share(progress, index, len(views)))
+               for index, mirrored in enumerate(views)]
     seconds = time.perf_counter() - started
-    probabilities = align_classes(probabilities, model_classes, dataset.classes)
-    return SplitEvaluation(score(labels, probabilities, dataset.classes), model_name, split, tta, seconds)
+    evaluation = combine_and_score(outputs[0], outputs[1] if tta else None, labels, model_classes, dataset.classes)
+    return SplitEvaluation(evaluation, model_name, split, tta, seconds)
+
+
+def _share(progress: Progress | None, index: int, count: int) -> Progress | None:
+    """Report pass `index` of `count` as its share of the whole: (index + fraction) / count."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress((index + fraction) / count, message)
