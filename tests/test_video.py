@@ -1,0 +1,186 @@
+"""Video files (fer.serve.video): sampling, tracking, the timeline, the cap, bad files, JSON, CSV and the clip."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from fer.charts.video import shares_figure, timeline_figure
+from fer.cli import main
+from fer.errors import FerError
+from fer.labels import CLASSES
+from fer.model.registry import default_model_path
+from fer.serve.detection import DEFAULT_DETECTOR, Box, Face, make_detector
+from fer.serve.prediction import Classifier, FacePrediction, face_json
+from fer.serve.video import VideoConfig, is_video, predict_video, video_json, video_table
+
+
+def face_frame(shift: int = 0) -> np.ndarray:
+    """A 640×480 frame holding the astronaut's photo, nudged sideways by `shift` pixels."""
+    frame = np.full((480, 640, 3), 70, np.uint8)
+    frame[:, 80 + shift:560 + shift] = np.asarray(Image.fromarray(data.astronaut()).resize((480, 480)))
+    return frame
+
+
+EMPTY = np.full((480, 640, 3), 70, np.uint8)
+
+
+def write_mp4(path: Path, frames, fps: int = 10) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """2 s of a face moving slowly at 10 fps, then 1 s without it."""
+    frames = [face_frame(shift) for shift in range(0, 40, 2)] + [EMPTY] * 10
+    return write_mp4(tmp_path_factory.mktemp("clips") / "clip.mp4", frames)
+
+
+class FakeDetector:
+    """One face at a fixed box in any frame brighter than the empty background."""
+
+    name = "fake"
+
+    def detect(self, image):
+        return [Face(Box(200, 100, 200, 200), 0.99)] if image.mean() > 80 else []
+
+
+class FakeClassifier:
+    """Reads every face as 'happy' with probability 0.9; counts the faces it was given."""
+
+    classes = CLASSES
+
+    def __init__(self):
+        self.faces = 0
+
+    def classify(self, crops, boxes, scores=()):
+        self.faces += len(boxes)
+        row = {name: 0.1 / (len(CLASSES) - 1) for name in CLASSES} | {"happy": 0.9}
+        return [FacePrediction(box, "happy", 0.9, row, 0.99) for box in boxes]
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Classifier:
+    return Classifier.from_path(default_model_path())
+
+
+def test_a_generated_clip_gives_the_expected_timeline(clip, shipped):
+    result = predict_video(clip, shipped, make_detector(DEFAULT_DETECTOR))
+    assert [frame.time for frame in result.frames] == pytest.approx([index / 10 for index in range(30)])
+    assert result.duration == pytest.approx(3.0)
+    with_face, without = result.frames[:20], result.frames[20:]
+    assert [len(frame.faces) for frame in with_face] == [1] * 20  # The face is found in every frame that has it...
+    assert all(not frame.faces for frame in without)  # ...and nowhere after.
+    assert result.track_ids == [1]  # One face, followed as it moves.
+    labels = [face.prediction.label for _, face in result.timeline(1)]
+    assert labels.count("happy") >= 18, labels  # The shipped model reads the astronaut as happy.
+    assert result.shares()[1]["happy"] == labels.count("happy") / 20
+
+
+def test_frames_are_sampled_at_the_rate_not_every_frame(tmp_path):
+    video = write_mp4(tmp_path / "thirty.mp4", [face_frame()] * 30, fps=30)  # 1 s at 30 fps.
+    classifier = FakeClassifier()
+    result = predict_video(video, classifier, FakeDetector(), config=VideoConfig(sample_fps=10, clip=False))
+    assert [frame.time for frame in result.frames] == pytest.approx([index / 10 for index in range(10)], abs=0.02)
+    assert classifier.faces == 10
+
+
+def test_a_long_clip_stops_at_the_cap_and_says_so(clip):
+    seen = []
+    result = predict_video(clip, FakeClassifier(), FakeDetector(), config=VideoConfig(max_seconds=1.5, clip=False),
+                           progress=lambda done, total: seen.append((done, total)))
+    assert result.frames[-1].time == pytest.approx(1.4) and result.duration == 1.5
+    assert result.notes == ("only the first 1.5 s were read (the cap for one video)",)
+    assert [total for _, total in seen] == [1.5] * len(result.frames)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "cut in half", "empty"])
+def test_a_corrupt_video_gives_one_clear_error(clip, damage):
+    whole = clip.read_bytes()
+    data_ = {"random bytes": np.random.default_rng(0).bytes(20_000), "cut in half": whole[:len(whole) // 2],
+             "empty": b""}[damage]
+    with pytest.raises(FerError) as error:
+        predict_video(data_, FakeClassifier(), FakeDetector(), name="broken.mp4")
+    message = str(error.value)
+    assert message.startswith("not a video this app can read") and "\n" not in message
+    assert "<" not in message and "Error" not in message  # Words, not a Python repr or an exception name.
+
+
+def test_the_cli_reports_a_corrupt_video_on_its_line_and_goes_on(tiny_model_path, clip, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+    code = main(["predict", "--model", str(tiny_model_path), str(broken), str(clip)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines() == [f"{broken}: error: not a video this app can read; it may be damaged or cut "
+                                        "short (FFmpeg: Invalid data found when processing input)"]
+    assert out.splitlines()[0].startswith(f"{clip}: 3.0 s, 30 frames analysed (10/s), a face in 20; 1 face(s) tracked")
+    assert out.splitlines()[1].startswith(f"{clip}: face 1 (0.0–1.9 s): ")
+
+
+def test_json_gives_frames_with_the_same_face_objects_as_photos(tiny_model_path, clip, capsys):
+    photo = clip.with_name("astronaut.png")
+    Image.fromarray(data.astronaut()).save(photo)
+    assert main(["predict", "--model", str(tiny_model_path), str(clip), str(photo), "--json"]) == 0
+    video_entry, photo_entry = json.loads(capsys.readouterr().out)
+    assert video_entry["file"] == str(clip) and video_entry["error"] is None
+    assert [frame["time"] for frame in video_entry["frames"]] == pytest.approx([index / 10 for index in range(30)])
+    [face] = video_entry["frames"][0]["faces"]
+    assert set(face) == set(photo_entry["faces"][0]) | {"track"} and face["track"] == 1
+    assert list(face["probabilities"]) == list(CLASSES) and face["label"] in CLASSES
+    assert video_entry["frames"][-1]["faces"] == []
+
+
+def test_json_and_csv_agree_with_the_result(clip):
+    result = predict_video(clip, FakeClassifier(), FakeDetector(), config=VideoConfig(clip=False))
+    entry = video_json(result)
+    first = result.frames[0].faces[0]
+    assert entry["frames"][0]["faces"] == [{**face_json(first.prediction), "track": 1}]
+    table = video_table(result)
+    assert len(table) == 30  # 20 frames with one face each, 10 rows saying "no face".
+    assert table["face"].isna().sum() == 10 and set(table.loc[table["face"].isna(), "note"]) == {"no face"}
+    assert table.loc[0, "label"] == "happy" and table.loc[0, "happy"] == pytest.approx(0.9)
+
+
+def test_the_annotated_clip_is_a_playable_mp4_of_the_sampled_frames(clip):
+    result = predict_video(clip, FakeClassifier(), FakeDetector(), config=VideoConfig(clip_max_side=320))
+    with av.open(io.BytesIO(result.clip)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (320, 240)
+        assert sum(1 for _ in container.decode(stream)) == len(result.frames)
+
+
+def test_an_animated_gif_is_a_video_and_a_still_gif_a_photo(tmp_path):
+    frames = [Image.fromarray(face_frame(shift)).resize((320, 240)) for shift in (0, 10, 20)]
+    animated, still = io.BytesIO(), io.BytesIO()
+    frames[0].save(animated, format="GIF", save_all=True, append_images=frames[1:], duration=200, loop=0)
+    frames[0].save(still, format="GIF")
+    assert is_video("a.gif", animated.getvalue()) and not is_video("b.gif", still.getvalue())
+    assert is_video("c.MOV") and is_video("d.webm") and not is_video("e.png")
+    result = predict_video(animated.getvalue(), FakeClassifier(), FakeDetector(), name="a.gif",
+                           config=VideoConfig(clip=False))
+    assert [frame.time for frame in result.frames] == pytest.approx([0.0, 0.2, 0.4])
+
+
+def test_figures_follow_each_tracked_face(clip):
+    result = predict_video(clip, FakeClassifier(), FakeDetector(), config=VideoConfig(clip=False))
+    timeline = timeline_figure(result, 1)
+    assert [trace.name.split()[-1] for trace in timeline.data] == list(CLASSES)
+    happy = timeline.data[CLASSES.index("happy")].y
+    assert happy[:20] == pytest.approx([0.9] * 20) and list(happy[20:]) == [None] * 10  # A gap once the face has gone.
+    shares = shares_figure(result)
+    assert shares.data[CLASSES.index("happy")].x == (1.0,)
