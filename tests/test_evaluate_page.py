@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -14,7 +15,8 @@ from fer.data.datasets import open_dataset
 from fer.errors import FerError
 from fer.evaluate.scoring import evaluate_split, misclassified
 from fer.model.cards import read_card
-from fer.model.files import load_model
+from fer.labels import CLASSES
+from fer.model.files import load_model, save_model
 from fer.model.registry import RegisteredModel
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -117,17 +119,24 @@ def test_confusion_view_toggle_and_mistake_filters(kaggle_folder, tiny_model_pat
 
 
 def test_two_models_side_by_side(kaggle_folder, tiny_model_path, registered, tmp_path):
-    twin = tmp_path / "twin.keras"
-    shutil.copy(tiny_model_path, twin)
-    twin.with_suffix(".json").write_text(json.dumps({**json.loads(tiny_model_path.with_suffix(".json").read_text()),
-                                                     "name": "twin"}))
-    registered(tiny_model_path, twin)
+    # A second model that really differs: the tiny model with its last layer made to say "happy" to every face.
+    model, card = load_model(tiny_model_path)
+    last = model.get_layer("probabilities")
+    kernel, bias = last.get_weights()
+    last.set_weights([np.zeros_like(kernel), 10.0 * np.eye(len(bias))[CLASSES.index("happy")]])
+    happy = save_model(model, tmp_path / "happy.keras", card.replace(name="happy"))
+    registered(tiny_model_path, happy)
     app = open_page(kaggle_folder, tiny_model_path)
-    app.selectbox(key="evaluate_compare").set_value(str(twin)).run()
+    app.selectbox(key="evaluate_compare").set_value(str(happy)).run()
     assert not app.exception, app.exception
     table = app.dataframe[1].value
-    assert list(table.columns) == ["tiny · tiny", "twin · tiny"]
-    assert table.loc["accuracy"].nunique() == 1  # The same weights score the same.
+    assert list(table.columns) == ["tiny · tiny", "happy · tiny"]
+    for column, path in zip(table.columns, (tiny_model_path, happy)):
+        truth = expected(path, kaggle_folder)
+        assert table[column].tolist() == [f"{value:.1%}" for value in (truth.accuracy, truth.balanced_accuracy,
+                                                                       truth.macro_f1, truth.ece)]
+    assert table.loc["balanced accuracy", "happy · tiny"] == f"{1 / 7:.1%}"  # Right on one class of seven.
+    assert table.loc["macro F1", "tiny · tiny"] != table.loc["macro F1", "happy · tiny"]
 
 
 def test_a_model_with_other_classes_gets_a_clear_message(kaggle_folder, tiny_model_path, registered, tmp_path):
@@ -154,19 +163,26 @@ def test_without_any_model_the_page_says_how_to_get_one(kaggle_folder, registere
 
 
 def test_switching_split_rescores_and_predictions_are_cached(kaggle_folder, tiny_model_path, registered,
-                                                                   monkeypatch):
+                                                                   monkeypatch, tmp_path):
     import fer.evaluate.scoring
 
+    # A model file of its own: predictions are cached per file (path and mtime) for the whole process, so the
+    # session's tiny model may already have been scored by an earlier test.
+    fresh = Path(shutil.copy(tiny_model_path, tmp_path / "fresh.keras"))
+    shutil.copy(tiny_model_path.with_suffix(".json"), fresh.with_suffix(".json"))
     calls = []
     real = fer.evaluate.scoring.predict_probabilities
     monkeypatch.setattr(fer.evaluate.scoring, "predict_probabilities",
-                        lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
-    registered(tiny_model_path)
-    app = open_page(kaggle_folder, tiny_model_path)
+                        lambda *args, **kwargs: calls.append(len(args[1])) or real(*args, **kwargs))
+    registered(fresh)
+    app = open_page(kaggle_folder, fresh)
+    assert calls == [14]  # The validation split.
     app.selectbox(key="evaluate_split").set_value("train").run()
     assert "on the **train** split: 28 images" in app.caption[0].value
+    assert calls == [14, 28]
     app.selectbox(key="evaluate_split").set_value("validation").run()
     app.button_group(key="evaluate_view").set_value("row-normalised").run()
     assert not app.exception, app.exception
+    assert "on the **validation** split: 14 images" in app.caption[0].value
     assert not app.get("progress")  # The progress bar is gone once predictions are done.
-    assert len(calls) <= 2  # One pass per split at most (none if an earlier test cached them).
+    assert calls == [14, 28]  # Back on a split already scored, and another view: no new predictions.
