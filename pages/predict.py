@@ -15,12 +15,13 @@ import av
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+from fer.charts.prediction import probability_figure
 from fer.charts.video import shares_figure, timeline_figure
 from fer.errors import FerError
 from fer.serve.detection import DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, make_detector
+from fer.serve.drawing import annotate, encode_image
 from fer.serve.live import LiveProcessor, LiveResult
-from fer.serve.prediction import (Classifier, ImageResult, annotate, encode_image, predict_file, probability_figure,
-                                  results_table)
+from fer.serve.prediction import Classifier, ImageResult, predict_file, results_table
 from fer.serve.video import VIDEO_SUFFIXES, VideoConfig, VideoResult, is_video, predict_video, video_table
 from pages.common import active_model_path, cached_model, load_model_or_warn
 

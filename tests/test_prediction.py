@@ -13,9 +13,10 @@ from skimage import data
 from fer.errors import FerError
 from fer.serve.detection import Box, Face, make_detector
 from fer.labels import CLASSES
-from fer.serve.prediction import (Classifier, FacePrediction, ImageResult, annotate, encode_image, predict_file,
-                            predict_files, predict_image, prediction_json, probability_figure, results_table,
-                            whole_image_box)
+from fer.charts.prediction import probability_figure
+from fer.serve.drawing import annotate, encode_image
+from fer.serve.prediction import (Classifier, FacePrediction, ImageResult, predict_file, predict_files, predict_image,
+                                  prediction_json, results_table, whole_image_box)
 
 
 def image_bytes(array: np.ndarray, format: str = "PNG", **options) -> bytes:

@@ -16,23 +16,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
+from fer.charts.palette import ACCENT, RED, SPLIT_COLORS, class_color, cycle
 from fer.data.eda import ClassProfiles, QualityThresholds, Sample
 from fer.labels import EMOJI, IMAGE_SIZE
 
 GAP = 2  # White pixels between mosaic tiles.
 TILE_PX = 72  # On-screen size of one 48×48 tile in a mosaic's default height.
-# One colour per class, the same in every chart (Plotly's "Bold" palette, readable on white).
-CLASS_COLORS = ("#E73F74", "#80BA5A", "#7F3C8D", "#F2B701", "#3969AC", "#11A579", "#E68310")
-SPLIT_COLORS = ("#6C5CE7", "#F39C12", "#16A085", "#7F8C8D")
 
 
 def class_label(name: str) -> str:
     """A class name with its emoji, as axis labels show it."""
     return f"{EMOJI[name]} {name}" if name in EMOJI else name
-
-
-def class_color(index: int) -> str:
-    return CLASS_COLORS[index % len(CLASS_COLORS)]
 
 
 # --- Class distribution ------------------------------------------------------------------------
@@ -47,7 +41,7 @@ def distribution_chart(distribution: pd.DataFrame, *, value: str = "count") -> g
         shown = rows["percent"].map("{:.1f}%".format) if value == "count" else rows["count"].map("{:,}".format)
         bars.append(go.Bar(
             name=split, x=[class_label(c) for c in rows["class"]], y=rows[value], text=list(shown),
-            marker_color=SPLIT_COLORS[i % len(SPLIT_COLORS)], textposition="outside", cliponaxis=False,
+            marker_color=cycle(SPLIT_COLORS, i), textposition="outside", cliponaxis=False,
             customdata=np.stack([rows["count"], rows["percent"]], axis=1),
             hovertemplate=f"{split} · %{{x}}<br>%{{customdata[0]:,}} images (%{{customdata[1]:.1f}}%)<extra></extra>",
         ))
@@ -78,7 +72,7 @@ def _mosaic(images, positions, hover, *, rows, columns, row_labels=None, column_
     markers = go.Scatter(
         x=[column * step + center for _, column in positions], y=[row * step + center for row, _ in positions],
         mode="markers", hovertext=list(hover), hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
-        marker=dict(symbol="square-open", size=tile_px * 0.9, color="#6C5CE7", line_width=3, opacity=0),
+        marker=dict(symbol="square-open", size=tile_px * 0.9, color=ACCENT, line_width=3, opacity=0),
         selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=0)),
     )
     axis = dict(showgrid=False, zeroline=False, constrain="domain", ticks="", tickmode="array")
@@ -151,7 +145,7 @@ def pixel_histogram_chart(profiles: ClassProfiles) -> go.Figure:
     fractions = profiles.pixel_fractions() * 100
     lines = [
         go.Scatter(x=np.arange(256), y=fractions[i], mode="lines", name=class_label(name),
-                   line=dict(color=class_color(i), width=2),
+                   line=dict(color=class_color(name), width=2),
                    hovertemplate=f"{name}: %{{y:.2f}}% of pixels at %{{x}}<extra></extra>")
         for i, name in enumerate(profiles.classes) if profiles.counts[i] > 0
     ]
@@ -176,14 +170,14 @@ def contrast_chart(contrast: dict[str, np.ndarray], thresholds: QualityThreshold
     for i, (split, values) in enumerate(contrast.items()):
         counts, _ = np.histogram(values, bins=edges)
         bars.append(go.Bar(x=edges[:-1] + CONTRAST_BIN / 2, y=counts, width=CONTRAST_BIN, name=split, opacity=0.75,
-                           marker_color=SPLIT_COLORS[i % len(SPLIT_COLORS)],
+                           marker_color=cycle(SPLIT_COLORS, i),
                            customdata=np.stack([edges[:-1], edges[1:]], axis=1),
                            hovertemplate=f"{split}: %{{y:,}} images with contrast "
                                          "%{customdata[0]:g}–%{customdata[1]:g}<extra></extra>"))
     marks = ((thresholds.near_blank_std, "near-blank", "right"),
              (thresholds.low_contrast_std, "low contrast", "left"))  # Labels either side: lines are close.
     shapes = [dict(type="line", x0=value, x1=value, y0=0, y1=1, yref="paper",
-                   line=dict(color="#C0392B", dash="dash")) for value, _, _ in marks]
+                   line=dict(color=RED, dash="dash")) for value, _, _ in marks]
     notes = [dict(x=value, y=1, yref="paper", text=f"{label} < {value:g}", showarrow=False, yanchor="bottom",
                   xanchor=side) for value, label, side in marks]
     return go.Figure(data=bars, layout=dict(

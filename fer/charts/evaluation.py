@@ -7,12 +7,9 @@ from typing import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
+from fer.charts.palette import BLUE, GREY, METRIC_COLORS, MODEL_COLORS, ORANGE, RIGHT_COLOR, WRONG_COLOR, cycle
 from fer.evaluate.scoring import Evaluation, confidence_histogram, reliability
 from fer.labels import EMOJI
-
-METRIC_COLORS = {"precision": "#3969AC", "recall": "#F2B701", "f1": "#11A579"}
-RIGHT_COLOR, WRONG_COLOR = "#11A579", "#E73F74"
-MODEL_COLORS = ("#3969AC", "#E68310", "#7F3C8D", "#80BA5A")
 
 
 def class_label(name: str) -> str:
@@ -79,15 +76,15 @@ def reliability_figure(evaluation: Evaluation) -> go.Figure:
     filled = bins.counts > 0
     figure = go.Figure()
     figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
-                       line=dict(color="#7F8C8D", dash="dash"), hoverinfo="skip")
+                       line=dict(color=GREY, dash="dash"), hoverinfo="skip")
     figure.add_bar(
-        name="accuracy", x=centres[filled], y=bins.accuracy[filled], width=1 / len(centres), marker_color="#3969AC",
+        name="accuracy", x=centres[filled], y=bins.accuracy[filled], width=1 / len(centres), marker_color=BLUE,
         customdata=np.stack([bins.confidence[filled], bins.counts[filled]], axis=-1),
         hovertemplate="mean confidence %{customdata[0]:.1%}<br>accuracy %{y:.1%}<br>"
                       "%{customdata[1]:,} images<extra></extra>",
     )
     figure.add_scatter(x=bins.confidence[filled], y=bins.accuracy[filled], mode="markers", name="bin (mean confidence)",
-                       marker=dict(color="#E68310", size=8), hoverinfo="skip")
+                       marker=dict(color=ORANGE, size=8), hoverinfo="skip")
     figure.update_layout(
         title=f"Expected calibration error {bins.ece:.1%}", height=360, bargap=0.05,
         margin=dict(t=40, b=10, l=10, r=10), legend=dict(orientation="h", y=-0.2),
@@ -105,7 +102,7 @@ def comparison_bars(evaluations: Mapping[str, Evaluation], *, metric: str = "f1"
     for i, (name, evaluation) in enumerate(evaluations.items()):
         figure.add_bar(name=name, x=[class_label(row.name) for row in evaluation.per_class],
                        y=[getattr(row, metric) for row in evaluation.per_class],
-                       marker_color=MODEL_COLORS[i % len(MODEL_COLORS)],
+                       marker_color=cycle(MODEL_COLORS, i),
                        hovertemplate=f"{name}<br>%{{x}} {metric} %{{y:.1%}}<extra></extra>")
     figure.update_layout(barmode="group", yaxis=dict(title=metric, range=[0, 1], tickformat=".0%"), height=340,
                          margin=dict(t=10, b=10, l=10, r=10), legend=dict(orientation="h", y=1.1))

@@ -10,8 +10,8 @@ from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-TRAIN_COLOR = "#1f77b4"
-VALIDATION_COLOR = "#ff7f0e"
+from fer.charts.palette import LEARNING_RATE_COLOR, TRAIN_COLOR, VALIDATION_COLOR
+
 METRIC_TITLES = {
     "loss": "Loss",
     "accuracy": "Accuracy",
@@ -50,7 +50,7 @@ def learning_rate_figure(records: Sequence[dict]) -> go.Figure:
     if points:
         figure.add_trace(go.Scatter(
             x=[r["epoch"] for r in points], y=[r["lr"] for r in points], name="learning rate",
-            mode="lines+markers", line={"color": "#2ca02c"},
+            mode="lines+markers", line={"color": LEARNING_RATE_COLOR},
             hovertemplate="epoch %{x}<br>learning rate %{y:.3g}<extra></extra>",
         ))
         figure.update_yaxes(type="log", exponentformat="power")

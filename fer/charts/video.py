@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from fer.labels import EMOJI
-from fer.serve.prediction import CLASS_COLORS, FALLBACK_COLOR
+from fer.charts.palette import CLASS_COLORS, FALLBACK_COLOR
 from fer.serve.video import VideoResult
 
 

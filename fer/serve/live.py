@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from fer.serve.detection import Box, Face, FaceDetector
-from fer.serve.prediction import Classifier, FacePrediction, annotate, classify_faces
+from fer.serve.drawing import annotate
+from fer.serve.prediction import Classifier, FacePrediction, classify_faces
 
 
 @dataclass(frozen=True)

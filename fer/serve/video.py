@@ -21,7 +21,8 @@ from fer.errors import FerError
 from fer.labels import CLASSES
 from fer.serve.detection import FaceDetector
 from fer.serve.live import FaceTracks, LiveConfig, TrackedFace
-from fer.serve.prediction import Classifier, annotate, classify_faces, face_json
+from fer.serve.drawing import annotate
+from fer.serve.prediction import Classifier, classify_faces, face_json
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif")
 

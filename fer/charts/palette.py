@@ -1,0 +1,40 @@
+"""Every colour FER Studio draws with: plotly charts (fer.charts) and boxes and tags on images (fer.serve.drawing)."""
+
+from __future__ import annotations
+
+ACCENT = "#6C5CE7"  # The theme's primaryColor (.streamlit/config.toml): selections and highlights.
+FALLBACK_COLOR = ACCENT  # For class names a custom model brings that are not ours.
+
+# One colour per expression, the same on a photo's boxes and tags and in every chart.
+CLASS_COLORS: dict[str, str] = {
+    "angry": "#E53935",
+    "disgust": "#7CB342",
+    "fear": "#8E24AA",
+    "happy": "#FBC02D",
+    "neutral": "#78909C",
+    "sad": "#1E88E5",
+    "surprise": "#FB8C00",
+}
+
+# Series that are not classes take Plotly's "Bold" qualitative colours, readable on white.
+BLUE, ORANGE, PURPLE, GREEN, TEAL, PINK, YELLOW = (
+    "#3969AC", "#E68310", "#7F3C8D", "#80BA5A", "#11A579", "#E73F74", "#F2B701")
+GREY = "#7F8C8D"  # Reference lines, e.g. a perfectly calibrated model's diagonal.
+RED = "#C0392B"  # Threshold lines.
+
+SPLIT_COLORS = (ACCENT, "#F39C12", "#16A085", GREY)  # Dataset splits, in order.
+MODEL_COLORS = (BLUE, ORANGE, PURPLE, GREEN)  # Models compared side by side, in order.
+METRIC_COLORS = {"precision": BLUE, "recall": YELLOW, "f1": TEAL}
+RIGHT_COLOR, WRONG_COLOR = TEAL, PINK
+# Training curves keep Plotly's default first three colours, which readers of Keras plots know.
+TRAIN_COLOR, VALIDATION_COLOR, LEARNING_RATE_COLOR = "#1f77b4", "#ff7f0e", "#2ca02c"
+
+
+def class_color(name: str) -> str:
+    """The colour of a class by name (the fallback for a class that is not ours)."""
+    return CLASS_COLORS.get(name, FALLBACK_COLOR)
+
+
+def cycle(colors: tuple[str, ...], index: int) -> str:
+    """The `index`-th colour of a sequence, starting over when there are more items than colours."""
+    return colors[index % len(colors)]
