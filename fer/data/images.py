@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import cv2
 import numpy as np
@@ -20,6 +21,12 @@ class ImageError(FerError):
     """A file is not a readable image."""
 
 
+def _unreadable(error: Exception) -> ImageError:
+    # PIL names the file it was handed, which for bytes is a repr ("<_io.BytesIO object at 0x…>"): not for users.
+    detail = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(error))
+    return ImageError(f"not a readable image ({type(error).__name__}: {detail})")
+
+
 def open_image(data: bytes, *, max_side: int = 2048) -> Image.Image:
     """Decode image bytes to an RGB or L image: first frame, EXIF orientation applied, downscaled.
 
@@ -34,7 +41,7 @@ def open_image(data: bytes, *, max_side: int = 2048) -> Image.Image:
         image.seek(0)
         image.load()
     except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError...)
-        raise ImageError(f"not a readable image ({type(error).__name__}: {error})") from error
+        raise _unreadable(error) from error
     image = ImageOps.exif_transpose(image) or image
     image = _to_8bit(image)
     if max(image.size) > max_side:
@@ -108,7 +115,7 @@ def _decode_face_with_pil(data: bytes) -> tuple[np.ndarray, list[str]]:
         image = Image.open(io.BytesIO(data))
         image.load()
     except Exception as error:
-        raise ImageError(f"not a readable image ({type(error).__name__}: {error})") from error
+        raise _unreadable(error) from error
     conversions = []
     if image.mode != "L":
         conversions.append(f"converted {image.mode} to grayscale")
