@@ -7,12 +7,13 @@ import shutil
 
 import pytest
 
-import fer.model.registry
 from fer.cli import main
 from fer.data.datasets import open_dataset
 from fer.evaluate.scoring import evaluate_split
 from fer.labels import CLASSES
 from fer.model.files import load_model
+from fer.model.registry import DEFAULT_MODEL_NAME
+from fer.paths import MODELS_DIR
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -52,10 +53,15 @@ def test_text_output_prints_the_same_numbers(capsys, tiny_model_path, kaggle_fol
     assert [int(n) for n in happy_row.split()[1:]] == truth.confusion[3].tolist()
 
 
-def test_model_defaults_to_the_registry_default(capsys, tiny_model_path, kaggle_folder, monkeypatch):
-    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda models_dir=None: tiny_model_path)
+def test_model_defaults_to_the_shipped_model(capsys, kaggle_folder):
     code, out, _ = run(capsys, "--dataset", kaggle_folder, "--split", "validation", "--json")
-    assert code == 0 and json.loads(out)["model"] == str(tiny_model_path)
+    assert code == 0
+    report = json.loads(out)
+    shipped = MODELS_DIR / f"{DEFAULT_MODEL_NAME}.keras"
+    assert report["model"] == str(shipped)
+    model, card = load_model(shipped)
+    truth = evaluate_split(model, card.classes, open_dataset(kaggle_folder), "validation").evaluation
+    assert report["accuracy"] == round(truth.accuracy, 6) and report["macro_f1"] == round(truth.macro_f1, 6)
 
 
 def test_a_model_with_other_classes_is_refused_clearly(capsys, tiny_model_path, kaggle_folder, tmp_path):
