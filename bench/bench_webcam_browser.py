@@ -8,14 +8,17 @@ camera, opens Predict → Webcam and clicks START. Printed, per run:
 - processed fps: frames the server analysed per second over `--seconds`, from the page's own
   "frames analysed" count (first and last change seen, so the page's refresh period cancels out);
 - the page's own "Processed frames per second" metric (median of what it showed);
-- shown fps: frames the browser's <video> presented per second (the camera's rate when it keeps up);
+- shown fps and size: frames the browser's <video> presented per second (the camera's rate when it keeps
+  up), and their size;
 - server and Chromium CPU: percent of one core over the window (from /proc), on a 2-core machine.
 
-`--env KEY=VALUE` passes settings to the server (e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false) and
-`--runs` repeats; `--profile out.svg` attaches py-spy to the server for the window.
+`--variant NAME:KEY=VALUE,...` compares server settings side by side (each variant's server started in
+turn, `--rounds` times, alternating); `--env KEY=VALUE` applies to all; `--runs` repeats START/STOP on
+one server; `--profile out.svg` attaches py-spy to the server for the window.
 
     .venv/bin/python bench/bench_webcam_browser.py
-    .venv/bin/python bench/bench_webcam_browser.py --env STREAMLIT_RUNNER_POST_SCRIPT_GC=true --runs 2
+    .venv/bin/python bench/bench_webcam_browser.py --rounds 2 --variant "gc on:STREAMLIT_RUNNER_POST_SCRIPT_GC=true" \
+        --variant "gc off:STREAMLIT_RUNNER_POST_SCRIPT_GC=false"
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ def pids_where(match) -> list[int]:
 
 def measure(url: str, server_pid: int, video: Path, seconds: float, profile: str | None) -> dict:
     """One START-to-STOP session in a fresh Chromium; returns the measured numbers."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -111,76 +115,107 @@ def measure(url: str, server_pid: int, video: Path, seconds: float, profile: str
             cpu_before = cpu_seconds([server_pid]), cpu_seconds(chromium)
             window_start = time.perf_counter()
             counts, metrics = [], []  # (time, frames analysed) at each change; the page's fps metric.
+            rss = [rss_mb(server_pid)]
             while time.perf_counter() - window_start < seconds:
-                text = page.locator('[data-testid="stCaptionContainer"]').filter(
-                    has_text="frames analysed").first.inner_text(timeout=10_000)
+                try:
+                    text = page.locator('[data-testid="stCaptionContainer"]').filter(
+                        has_text="frames analysed").first.inner_text(timeout=2_000)
+                    metric = page.locator('[data-testid="stMetricValue"]').first.inner_text(timeout=2_000)
+                except PlaywrightTimeout:  # The status hides while no frame has been analysed for 3 s.
+                    continue
                 count = int(re.search(r"([\d,]+) frames analysed", text).group(1).replace(",", ""))
                 if not counts or count != counts[-1][1]:
                     counts.append((time.perf_counter(), count))
-                metric = page.locator('[data-testid="stMetricValue"]').first.inner_text(timeout=10_000)
                 metrics.append(float(metric))
+                rss.append(rss_mb(server_pid))
                 time.sleep(0.25)
             elapsed = time.perf_counter() - window_start
             cpu_after = cpu_seconds([server_pid]), cpu_seconds(chromium)
             shown_after = video_element.evaluate("v => v.getVideoPlaybackQuality().totalVideoFrames")
+            size = video_element.evaluate("v => `${v.videoWidth}×${v.videoHeight}`")
             if spy:
                 spy.wait(timeout=60)
             component.get_by_role("button", name="STOP").click(timeout=30_000)
         finally:
             browser.close()
-    (first_time, first_count), (last_time, last_count) = counts[0], counts[-1]
+    (first_time, first_count), (last_time, last_count) = (counts[0], counts[-1]) if counts else ((0, 0), (1, 0))
     return {
         "first_label_s": round(first_label, 2),
         "processed_fps": round((last_count - first_count) / max(last_time - first_time, 1e-9), 1),
         "page_metric_fps": round(statistics.median(metrics), 1),
         "shown_fps": round((shown_after - shown_before) / elapsed, 1),
+        "shown_size": size,
         "server_cpu_pct": round(100 * (cpu_after[0] - cpu_before[0]) / elapsed),
         "chromium_cpu_pct": round(100 * (cpu_after[1] - cpu_before[1]) / elapsed),
-        "server_rss_mb": round(rss_mb(server_pid)),
+        "server_rss_mb": f"{rss[0]:.0f}→{rss[-1]:.0f} (max {max(rss):.0f})",
     }
+
+
+def run_variant(env: dict[str, str], video: Path, home: Path, seconds: float, runs: int,
+                profile: str | None) -> list[dict]:
+    """Start a server with `env`, measure `runs` START/STOP sessions against it, stop it."""
+    server = serve_app(home, env)
+    url = next(server)
+    port = url.rsplit(":", 1)[1]
+    server_pid = pids_where(lambda command: "streamlit run" in command and f"--server.port {port}" in command)[0]
+    try:
+        return [measure(url, server_pid, video, seconds, profile if run == 0 else None) for run in range(runs)]
+    except Exception:
+        log = (home / "streamlit.log").read_text().splitlines()[-30:]
+        print("server log (last lines):\n" + "\n".join(log), file=sys.stderr)
+        raise
+    finally:
+        next(server, None)  # Stops the server.
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement window after the first label")
-    parser.add_argument("--runs", type=int, default=1, help="START/STOP sessions against one server")
+    parser.add_argument("--runs", type=int, default=1, help="START/STOP sessions per server")
+    parser.add_argument("--rounds", type=int, default=1, help="times each variant's server is started, alternating")
     parser.add_argument("--model", help="model the server uses (FER_STUDIO_MODEL; default: the shipped model)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="server environment")
-    parser.add_argument("--profile", metavar="SVG", help="py-spy flame graph of the server over the first window")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="server settings compared side by side (default: one variant, as configured)")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy profile of the server over the first window "
+                        "(.svg: flame graph, else collapsed stacks)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    env = dict(item.split("=", 1) for item in args.env)
-    env.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
+    common = dict(item.split("=", 1) for item in args.env)
+    common.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
     if args.model:
-        env["FER_STUDIO_MODEL"] = str(Path(args.model).resolve())
+        common["FER_STUDIO_MODEL"] = str(Path(args.model).resolve())
+    variants = {"as configured": {}}
+    if args.variant:
+        variants = {}
+        for spec in args.variant:
+            name, _, settings = spec.partition(":")
+            variants[name] = dict(item.split("=", 1) for item in settings.split(",") if item)
     load = os.getloadavg()[0]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-webcam-") as scratch:
         scratch = Path(scratch)
         video = write_y4m(scratch / "face.y4m", [face_frame(shift) for shift in range(-20, 20, 2)], CAMERA_FPS)
-        server = serve_app(scratch, env)
-        url = next(server)
-        port = url.rsplit(":", 1)[1]
-        server_pid = pids_where(lambda command: "streamlit run" in command and f"--server.port {port}" in command)[0]
-        try:
-            rows = [measure(url, server_pid, video, args.seconds, args.profile if run == 0 else None)
-                    for run in range(args.runs)]
-        except Exception:
-            print("server log (last lines):\n" + "\n".join((scratch / "streamlit.log").read_text().splitlines()[-30:]),
-                  file=sys.stderr)
-            raise
-        finally:
-            next(server, None)  # Stops the server.
+        for round_number in range(args.rounds):
+            for name, settings in variants.items():
+                home = scratch / f"{name.replace(' ', '-')}-{round_number}"
+                home.mkdir()
+                profile = args.profile if round_number == 0 and len(variants) == 1 else None
+                for row in run_variant({**common, **settings}, video, home, args.seconds, args.runs, profile):
+                    rows.append({"variant": name, **row})
     if args.json:
-        print(json.dumps({"env": env, "rows": rows}, indent=2))
+        print(json.dumps({"env": common, "variants": variants, "rows": rows}, indent=2))
         return 0
-    print(f"server settings: {' '.join(args.env) or 'as configured'}; camera {CAMERA_FPS} fps 640×480; "
-          f"window {args.seconds:.0f} s; CPUs: {os.cpu_count()}; load before: {load:.2f}")
+    print(f"camera {CAMERA_FPS} fps 640×480; window {args.seconds:.0f} s; CPUs: {os.cpu_count()}; "
+          f"load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}")
+    for name, settings in variants.items():
+        print(f"  {name}: {', '.join(f'{key}={value}' for key, value in settings.items()) or 'as configured'}")
     header = list(rows[0])
-    print("| run | " + " | ".join(header) + " |")
-    print("|---" * (len(header) + 1) + "|")
-    for number, row in enumerate(rows, start=1):
-        print(f"| {number} | " + " | ".join(str(row[key]) for key in header) + " |")
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(row[key]) for key in header) + " |")
     return 0
 
 

@@ -1,5 +1,6 @@
-"""The Predict page in a real Chromium: upload a face photo and see its label; then the webcam,
-fed by Chromium's fake camera from a .y4m video of a face, shows live labels and takes a snapshot.
+"""The Predict page in a real Chromium: upload a face photo and see its label; upload a video and see
+its timeline; then the webcam, fed by Chromium's fake camera from a .y4m video of a face, shows live
+labels and takes a snapshot. Every wait names its timeout: a busy 2-core machine needs generous ones.
 
 These tests run their own server with FER_STUDIO_MODEL pointing at the session's tiny model, so
 they do not depend on which models are in models/.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,6 +22,7 @@ from fer.labels import CLASSES
 
 pytestmark = pytest.mark.browser
 LONG = 180_000  # ms: TensorFlow start-up and the first model load on a busy 2-core machine.
+SHORT = 30_000  # ms: a click or an element of a page that has already run.
 LABEL = "(" + "|".join(CLASSES) + ")"
 
 
@@ -95,9 +98,40 @@ def test_upload_a_face_photo_and_see_its_label(playwright_instance, predict_serv
         page.get_by_text(re.compile(rf"Face 1 · \S+ {LABEL} \d+%")).wait_for(timeout=LONG)
         wait_for_app(page)
         assert page.get_by_text("1 image · 1 face found").count() == 1
-        page.locator('[data-testid="stImage"] img').first.wait_for()  # The annotated photo.
-        page.locator(".js-plotly-plot").first.wait_for()  # Its probability chart.
+        page.locator('[data-testid="stImage"] img').first.wait_for(timeout=SHORT)  # The annotated photo.
+        page.locator(".js-plotly-plot").first.wait_for(timeout=SHORT)  # Its probability chart.
         assert page.get_by_role("button", name=re.compile("Download annotated image")).count() == 1
+        assert not page.console_errors
+    finally:
+        browser.close()
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_upload_a_video_and_see_its_timeline(playwright_instance, predict_server, tmp_path):
+    video = write_mp4(tmp_path / "clip.mp4", [face_frame(shift) for shift in range(0, 30, 2)] + [face_frame(0) * 0] * 5)
+    browser, page = open_page(playwright_instance)
+    try:
+        goto_predict(page, predict_server)
+        page.get_by_role("tab", name=re.compile("Video")).click(timeout=SHORT)
+        uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').nth(1)
+        uploader.set_input_files(str(video), timeout=SHORT)
+        summary = r"clip\.mp4 · 2\.0 s · 20 frames analysed · a face in 15 · 1 face tracked"
+        page.get_by_text(re.compile(summary)).wait_for(timeout=LONG)
+        wait_for_app(page)
+        page.get_by_text(re.compile(r"Face 1 · seen 0\.0–1\.4 s")).wait_for(timeout=SHORT)
+        assert page.locator('[data-testid="stVideo"]').count() == 1  # The annotated clip.
+        assert page.locator(".js-plotly-plot").count() == 2  # Shares and the face's timeline.
+        for name in ("Download annotated clip", "Download per-frame results"):
+            assert page.get_by_role("button", name=re.compile(name)).count() == 1
         assert not page.console_errors
     finally:
         browser.close()
@@ -111,15 +145,15 @@ def test_webcam_shows_live_labels_and_keeps_a_snapshot(playwright_instance, pred
     ])
     try:
         goto_predict(page, predict_server)
-        page.get_by_role("tab", name=re.compile("Webcam")).click()
+        page.get_by_role("tab", name=re.compile("Webcam")).click(timeout=SHORT)
         component = page.frame_locator('iframe[title*="webrtc_streamer"]')
-        component.get_by_role("button", name="START").click()
+        component.get_by_role("button", name="START").click(timeout=LONG)  # The component's iframe loads first.
         page.get_by_text(re.compile(rf"Live: face \d+ · \S+ {LABEL} \d+%")).wait_for(timeout=LONG)
-        page.get_by_text("Processed frames per second").wait_for()
+        page.get_by_text("Processed frames per second").wait_for(timeout=SHORT)
         snapshot = page.get_by_role("button", name=re.compile("Snapshot"))
-        page.wait_for_function("b => !b.disabled", arg=snapshot.element_handle())
-        snapshot.click()
-        page.get_by_text(re.compile(r"Snapshot · frame \d+ · [\d.]+ frames/s")).wait_for()
-        component.get_by_role("button", name="STOP").click()
+        page.wait_for_function("b => !b.disabled", arg=snapshot.element_handle(timeout=SHORT), timeout=LONG)
+        snapshot.click(timeout=SHORT)
+        page.get_by_text(re.compile(r"Snapshot · frame \d+ · [\d.]+ frames/s")).wait_for(timeout=LONG)
+        component.get_by_role("button", name="STOP").click(timeout=SHORT)
     finally:
         browser.close()
