@@ -1,0 +1,147 @@
+"""YuNet, the default face detector: turned, grouped, large and absent faces on scikit-image's real photos."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from fer.errors import FerError
+from fer.paths import MODELS_DIR
+from fer.serve.detection import (DEFAULT_DETECTOR, DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, Box, DetectorConfig,
+                                 YuNetDetector, eye_angle, make_detector)
+from fer.serve.prediction import Classifier, predict_image
+
+ASTRONAUT_FACE = Box(177, 66, 95, 95)  # Where her face is in the 512×512 photo (as in test_faces.py).
+
+
+@pytest.fixture(scope="module")
+def yunet() -> YuNetDetector:
+    return make_detector("yunet")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Classifier:
+    return Classifier.from_path(MODELS_DIR / "fer2013.keras")
+
+
+def portraits() -> list[np.ndarray]:
+    """Head-and-shoulders crops of the two photos of people scikit-image ships (RGB)."""
+    astronaut = data.astronaut()[10:330, 60:380]
+    cameraman = np.stack([data.camera()[30:300, 90:360]] * 3, axis=-1)
+    return [astronaut, cameraman]
+
+
+def centre_in(box: Box, left: int, top: int, side: int) -> bool:
+    x, y = box.x + box.width / 2, box.y + box.height / 2
+    return left <= x < left + side and top <= y < top + side
+
+
+def test_yunet_is_the_default_and_listed_first():
+    assert DEFAULT_DETECTOR == DETECTORS[0] == "yunet"
+    assert isinstance(make_detector(), YuNetDetector)
+    assert {"haar", "mtcnn"} <= set(DETECTORS)
+
+
+def test_yunet_finds_the_astronaut_with_five_landmarks_named_as_seen(yunet):
+    [face] = yunet.detect(data.astronaut())
+    assert face.box.iou(ASTRONAUT_FACE) > 0.5
+    assert PHOTO_CONFIG.yunet_min_score <= face.score <= 1
+    marks = face.landmarks
+    assert set(marks) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    assert marks["left_eye"][0] < marks["nose"][0] < marks["right_eye"][0]  # Left as seen in the image.
+    assert marks["mouth_left"][0] < marks["mouth_right"][0]
+    assert max(marks["left_eye"][1], marks["right_eye"][1]) < marks["nose"][1] < marks["mouth_left"][1]
+    assert abs(eye_angle(face)) < 5  # She holds her head upright.
+
+
+@pytest.mark.parametrize("turn", [30, -30])
+def test_a_turned_face_is_found_and_read_right(yunet, shipped, turn):
+    canvas = np.full((900, 900, 3), 200, np.uint8)
+    canvas[194:706, 194:706] = data.astronaut()
+    rotation = cv2.getRotationMatrix2D((450, 450), turn, 1.0)
+    turned = cv2.warpAffine(canvas, rotation, (900, 900), borderValue=(200, 200, 200))
+    [prediction] = predict_image(turned, shipped, yunet)
+    centre = rotation @ (194 + ASTRONAUT_FACE.x + 47, 194 + ASTRONAUT_FACE.y + 47, 1)  # Her face's centre, turned.
+    box = prediction.box
+    assert np.hypot(box.x + box.width / 2 - centre[0], box.y + box.height / 2 - centre[1]) < 30
+    assert prediction.label == "happy"  # As the model reads the upright photo.
+
+
+def test_every_face_of_a_group_canvas_is_found(yunet):
+    astronaut, cameraman = portraits()
+    canvas = np.full((800, 1400, 3), 235, np.uint8)
+    places = []
+    for number, (photo, side) in enumerate([(astronaut, 300), (cameraman, 280), (astronaut[:, ::-1], 240),
+                                            (cameraman[:, ::-1], 170), (astronaut, 200), (cameraman, 260)]):
+        left, top = 60 + (number % 3) * 460, 60 + (number // 3) * 380
+        canvas[top:top + side, left:left + side] = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
+        places.append((left, top, side))
+    faces = yunet.detect(canvas)
+    assert len(faces) == 6
+    assert all(any(centre_in(face.box, *place) for face in faces) for place in places)  # One in each portrait.
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket", "brick", "grass", "gravel"])
+def test_face_free_photos_give_no_face(yunet, name):
+    assert yunet.detect(getattr(data, name)()) == []
+
+
+def test_the_face_in_a_9000x6000_photo_is_found(yunet):
+    photo = np.full((6000, 9000, 3), 90, np.uint8)
+    photo[1500:3548, 3500:5548] = cv2.resize(data.astronaut(), (2048, 2048), interpolation=cv2.INTER_LINEAR)
+    [face] = yunet.detect(photo)
+    expected = Box(3500 + ASTRONAUT_FACE.x * 4, 1500 + ASTRONAUT_FACE.y * 4, ASTRONAUT_FACE.width * 4,
+                   ASTRONAUT_FACE.height * 4)
+    assert face.box.iou(expected) > 0.5
+    assert 3500 < face.landmarks["left_eye"][0] < face.landmarks["right_eye"][0] < 5548  # Mapped back to full size.
+
+
+def test_webcam_settings_find_a_face_in_a_frame():
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, 64:576] = cv2.resize(data.astronaut(), (512, 480))
+    [face] = make_detector("yunet", VIDEO_CONFIG).detect(frame)
+    assert face.box.iou(Box(64 + 177, round(66 * 480 / 512), 95, round(95 * 480 / 512))) > 0.4
+
+
+def test_threads_sharing_one_detector_get_their_own_answers(yunet):
+    """setInputSize and detect are one step under the lock: images of other sizes must not interleave."""
+    small = data.astronaut()
+    large = cv2.resize(small, (768, 768))
+    expected = {id(image): yunet.detect(image)[0].box for image in (small, large)}
+    wrong = []
+
+    def work(image):
+        for _ in range(6):
+            got = yunet.detect(image)
+            if len(got) != 1 or got[0].box.iou(expected[id(image)]) < 0.9:
+                wrong.append(got)
+
+    threads = [threading.Thread(target=work, args=(image,)) for image in (small, large, small, large)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def test_yunet_accepts_grayscale_and_rejects_non_images(yunet):
+    [face] = yunet.detect(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY))
+    assert face.box.iou(ASTRONAUT_FACE) > 0.5
+    assert yunet.detect(np.zeros((20, 20, 3), np.uint8)) == []  # Smaller than the smallest face searched for.
+    with pytest.raises(ValueError, match="uint8"):
+        yunet.detect(np.zeros((100, 100, 3), np.float32))
+
+
+def test_a_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FerError, match="YuNet face detector could not be loaded"):
+        YuNetDetector(PHOTO_CONFIG, tmp_path / "nothing.onnx")
+
+
+@pytest.mark.parametrize("score", [-0.1, 1.5])
+def test_the_score_threshold_is_validated(score):
+    with pytest.raises(ValueError, match="yunet_min_score"):
+        DetectorConfig(yunet_min_score=score)
