@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="FILE",
                          help="image files (jpg, png, webp, bmp, gif, ...) or video files (mp4, webm, mov, "
                               "animated gif: 10 frames a second are read, up to the first 2 minutes)")
-    predict.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
+    predict.add_argument("--model", help="a .keras model or a registered model's name (default: the shipped model, "
+                         "else the newest in models/); it runs on onnxruntime when its ONNX export is there")
     predict.add_argument("--detector", default="haar", choices=["haar", "mtcnn"])
     predict.add_argument("--whole-image", action="store_true",
                          help="read the whole image as one face when none is found")
@@ -60,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(command=_predict)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a dataset split (metrics, confusion matrix)")
-    evaluate.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
+    evaluate.add_argument("--model", help="a .keras model or a registered model's name (default: the shipped model, "
+                          "else the newest in models/); it runs on onnxruntime when its ONNX export is there")
     evaluate.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
     evaluate.add_argument("--split", default="validation", help="split to score (default: validation)")
     evaluate.add_argument("--tta", action="store_true",
@@ -68,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=512)
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(command=_evaluate)
+    export = commands.add_parser("export", help="export a model to ONNX or TFLite beside its .keras file")
+    export.add_argument("model", metavar="MODEL", help="a .keras model, or a registered model's name")
+    export.add_argument("--format", required=True, choices=["onnx", "tflite"])
+    export.add_argument("--quantise", action="store_true",
+                        help="onnx: also try float16 and int8 variants, score and time them, and serve the "
+                             "fastest within 0.3 points of float32's validation accuracy")
+    export.set_defaults(command=_export)
     return parser
 
 
@@ -165,9 +174,9 @@ def _predict(args) -> int:
     from fer.serve.detection import make_detector
     from fer.serve.prediction import Classifier, ImageResult, predict_file, prediction_json
     from fer.serve.video import is_video
-    from fer.model.registry import default_model_path
 
-    classifier = Classifier.from_path(args.model or default_model_path())
+    served = _serving_model(args.model)
+    classifier = Classifier(served.model, served.card.classes)
     detector = make_detector(args.detector)
     entries, failed = [], False
     for name in args.images:
@@ -224,25 +233,72 @@ def _predict_video(name: str, classifier, detector, as_json: bool) -> tuple[dict
     return video_json(result), True
 
 
+def _model_path(given: str | None) -> Path:
+    """A model given as a path or a registered model's name; the default model when none is given."""
+    from fer.model.registry import default_model_path
+    from fer.paths import MODELS_DIR
+
+    if not given:
+        return default_model_path()
+    path = Path(given)
+    if not path.exists() and path.suffix == "" and (MODELS_DIR / f"{given}.keras").exists():
+        return MODELS_DIR / f"{given}.keras"
+    return path
+
+
+def _serving_model(given: str | None):
+    """The model to predict with, on onnxruntime when it has an ONNX file (Keras otherwise, said once)."""
+    from fer.serve.runtime import load_for_serving
+
+    served = load_for_serving(_model_path(given))
+    if served.note:
+        print(f"note: {served.note}", file=sys.stderr)
+    return served
+
+
+def _export(args) -> int:
+    from fer.model import export
+
+    path = _model_path(args.model)
+    if path.suffix != ".keras" or not path.exists():
+        raise FerError(f"{path} is not a .keras model file; export takes a .keras file or a registered model's name")
+    if args.format == "tflite":
+        for variant in export.TFLITE_VARIANTS:
+            record = export.export_tflite(path, variant)
+            print(f"{record.file}: {record.bytes / 1e6:.1f} MB, validation accuracy {record.validation_accuracy:.4f} "
+                  f"on {record.validation_faces:,} faces of {record.validation_source}")
+        return 0
+    record = export.export_onnx(path)
+    print(f"{record.file}: {record.bytes / 1e6:.1f} MB; matches Keras within {record.max_abs_difference:.1e} "
+          f"(at most {export.PARITY_TOLERANCE:g}) on {record.parity_faces} faces of {record.parity_source}")
+    if args.quantise:
+        measured = export.export_onnx_variants(path, progress=lambda message: print(message, file=sys.stderr))
+        served = export.choose_served(measured)
+        print(f"{'variant':<14}{'accuracy':>10}{'ms/face (256)':>15}{'ms (1 face)':>13}")
+        for variant, result in measured.items():
+            print(f"{variant:<14}{result.accuracy:>10.4f}{result.ms_per_face_batch:>15.2f}{result.ms_one_face:>13.2f}"
+                  f"{'  served' if variant == served else ''}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from fer.data.datasets import open_dataset
     from fer.evaluate.scoring import evaluate_split
-    from fer.model.files import load_model
-    from fer.model.registry import default_model_path
 
     if args.batch_size < 1:
         raise FerError(f"--batch-size must be at least 1, got {args.batch_size}")
-    model_path = Path(args.model) if args.model else default_model_path()
+    model_path = _model_path(args.model)
     dataset = open_dataset(args.dataset)
     dataset.split(args.split)  # A clear error for a missing split before the model loads.
-    model, card = load_model(model_path)
+    served = _serving_model(model_path)
+    model, card = served.model, served.card
     result = evaluate_split(model, card.classes, dataset, args.split, tta=args.tta, model_name=str(model_path),
                             batch_size=args.batch_size)
     if args.json:
         print(json.dumps(result.report(dataset.source), indent=2))
         return 0
     evaluation = result.evaluation
-    print(f"model: {model_path}  ({card.preset or 'unknown preset'})")
+    print(f"model: {model_path}  ({card.preset or 'unknown preset'}; runs {served.file.name} on {served.runtime})")
     print(f"dataset: {dataset.source}  split '{args.split}': {evaluation.images:,} images"
           f"{'  with flip TTA' if args.tta else ''}, predicted in {result.seconds:.1f}s "
           f"({evaluation.images / max(result.seconds, 1e-9):,.0f} images/s)")

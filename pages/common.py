@@ -3,6 +3,9 @@
 The sidebar (app.py) writes the choices; pages read them through these helpers. Keys:
 - "dataset_source": a dataset path (folder, zip, CSV) or fer.data.datasets.DEMO (the default);
 - "model_path": the chosen model's .keras path (default: the shipped model, else the newest).
+
+Models are served on onnxruntime when they have an ONNX export (fer.serve.runtime), so no page
+imports TensorFlow until the user trains.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from fer.errors import FerError
 
 DATASET_KEY = "dataset_source"
 MODEL_KEY = "model_path"
+FALLBACK_TOLD_KEY = "runtime_notes_shown"  # Model files whose Keras fallback this session was told about.
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -48,11 +52,18 @@ def cached_dataset(source: str, _opened: Dataset | None = None) -> Dataset:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
-def cached_model(path: str, modified: float):
-    """Load a model and its card once; `modified` (the file's mtime) reloads a replaced file."""
-    from fer.model.files import load_model
+def cached_serving(path: str, modified: float):
+    """The model ready to serve (fer.serve.runtime.ServingModel), loaded once per server process;
+    `modified` (the file's mtime) reloads a replaced file."""
+    from fer.serve.runtime import load_for_serving
 
-    return load_model(path)
+    return load_for_serving(path)
+
+
+def cached_model(path: str, modified: float):
+    """(model, card) for serving: an ONNX model on onnxruntime, or the Keras model without an export."""
+    served = cached_serving(path, modified)
+    return served.model, served.card
 
 
 def active_dataset_source() -> str:
@@ -93,7 +104,12 @@ def load_model_or_warn(path: str | None):
         st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
         return None
     try:
-        return cached_model(path, os.path.getmtime(path))
+        served = cached_serving(path, os.path.getmtime(path))
     except (FerError, OSError) as error:
         st.error(f"Could not load the model: {error}")
         return None
+    told = st.session_state.setdefault(FALLBACK_TOLD_KEY, set())
+    if served.runtime == "keras" and path not in told:
+        told.add(path)
+        st.info(served.note or f"{os.path.basename(path)} runs on Keras: it has no ONNX export.")
+    return served.model, served.card

@@ -16,6 +16,34 @@ from fer.labels import CLASSES, IMAGE_SIZE
 
 
 @dataclass(frozen=True)
+class Export:
+    """One exported file of a model (fer.model.export), beside its `.keras` file, and what was measured on it."""
+
+    format: str  # "onnx" or "tflite".
+    variant: str  # "float32", "float16", "int8-dynamic", "int8-static" or "int8" (TFLite dynamic range).
+    file: str  # Its name, in the .keras file's folder.
+    bytes: int | None = None
+    created: str | None = None
+    # Agreement with the Keras model: the largest absolute difference of any class probability.
+    max_abs_difference: float | None = None
+    parity_faces: int | None = None
+    parity_source: str | None = None  # Which faces, e.g. "FER2013 validation" or "synthetic demo faces".
+    validation_accuracy: float | None = None
+    validation_faces: int | None = None
+    validation_source: str | None = None
+    ms_per_face_batch: float | None = None  # Crop → probabilities, batches of 256, on the exporting machine.
+    ms_one_face: float | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Export:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def to_dict(self) -> dict:
+        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything FER Studio records about a model. Only `name` and `classes` are always known."""
 
@@ -43,6 +71,8 @@ class ModelCard:
     history: list = field(default_factory=list)  # Per-epoch metrics of the run.
     ensemble: list = field(default_factory=list)  # Where each member came from.
     exported: str | None = None
+    exports: tuple[Export, ...] = ()  # ONNX and TFLite files beside the .keras file (fer.model.export).
+    serving: str | None = None  # The exported file the app serves (the chosen ONNX variant).
     notes: str | None = None
     extra: dict = field(default_factory=dict)  # Fields this version does not know, kept as they were.
 
@@ -57,6 +87,8 @@ class ModelCard:
                 fields[key] = tuple(fields[key])
             else:
                 fields.pop(key, None)
+        fields["exports"] = tuple(Export.from_dict(item) for item in fields.get("exports") or ()
+                                  if isinstance(item, dict))
         return cls(**fields, extra={key: value for key, value in values.items() if key not in known})
 
     def to_dict(self) -> dict:
@@ -64,7 +96,9 @@ class ModelCard:
         values = {}
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if item.name != "extra" and value not in (None, {}, []):
+            if item.name == "exports":
+                value = [export.to_dict() for export in value]
+            if item.name != "extra" and value not in (None, {}, [], ()):
                 values[item.name] = list(value) if isinstance(value, tuple) else value
         return {**values, **self.extra}
 
@@ -75,6 +109,15 @@ class ModelCard:
     def accuracy(self, split: str = "validation") -> float | None:
         value = (self.metrics.get(split) or {}).get("accuracy")
         return value if isinstance(value, (int, float)) else None
+
+    def export(self, format: str, variant: str = "float32") -> Export | None:
+        """The recorded export of this format and variant, if any."""
+        return next((item for item in self.exports if (item.format, item.variant) == (format, variant)), None)
+
+    def with_export(self, export: Export) -> ModelCard:
+        """A copy with `export` recorded, replacing an earlier record of the same format and variant."""
+        others = tuple(item for item in self.exports if (item.format, item.variant) != (export.format, export.variant))
+        return self.replace(exports=others + (export,))
 
     @property
     def label(self) -> str:

@@ -30,6 +30,8 @@ def load_model(path: str | Path) -> tuple[keras.Model, ModelCard]:
     path = Path(path)
     if not path.exists():
         raise FerError(f"model file {path} does not exist; expected a .keras file saved by FER Studio")
+    import fer.model.presets  # noqa: F401  (registers FER Studio's own layers, which saved models use)
+
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:

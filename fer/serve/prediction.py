@@ -1,9 +1,9 @@
 """Read the expression on every face in an image: detect, crop, classify in one batch (drawn by fer.serve.drawing).
 
-`Classifier` wraps a loaded model and classifies batches of 48×48 crops through Keras's compiled
-`predict_on_batch` (about 20× faster per call than `model.predict`, which sets up a whole
-prediction loop each time). `predict_file` turns one uploaded file into an `ImageResult`
-and never raises: a broken file becomes a result with an `error`, so a batch always finishes.
+`Classifier` wraps a loaded model (an ONNX model on onnxruntime, or a Keras model) and classifies
+batches of 48×48 crops through its `predict_on_batch` (for Keras, about 20× faster per call than
+`model.predict`, which sets up a whole prediction loop each time). `predict_file` turns one uploaded
+file into an `ImageResult` and never raises: a broken file becomes a result with an `error`, so a batch always finishes.
 """
 
 from __future__ import annotations
@@ -63,11 +63,12 @@ class Classifier:
 
     @classmethod
     def from_path(cls, path) -> Classifier:
-        """Load a FER Studio .keras model (and its card's class names); FerError if it cannot be loaded."""
-        from fer.model.files import load_model
+        """Load a FER Studio model for serving (its ONNX file when there is one, see fer.serve.runtime)
+        with its card's class names; FerError if it cannot be loaded."""
+        from fer.serve.runtime import load_for_serving
 
-        model, card = load_model(path)
-        return cls(model, card.classes)
+        served = load_for_serving(path)
+        return cls(served.model, served.card.classes)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """(N, C) float32 probabilities for (N, 48, 48) uint8 crops (rows in the input order)."""
@@ -98,7 +99,7 @@ class Classifier:
         return predictions
 
     def warm_up(self) -> None:
-        """Trace the compiled predict function now, so the first real face is not slow."""
+        """Run one face now (Keras traces its predict function), so the first real face is not slow."""
         self.probabilities(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
 
 
