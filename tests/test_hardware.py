@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from fer.train.hardware import cpu_bf16_units, cpu_name, mixed_bfloat16_advice, training_device
 
 
@@ -21,7 +23,23 @@ def test_cpu_name_is_the_model_name_and_core_count():
     assert cpu_name("flags : fpu") == f"CPU, {os.cpu_count()} cores"
 
 
-def test_training_device_without_a_gpu_is_the_cpu():
-    # The test machines have no GPU: every backend, and one Keras does not have, computes on the CPU.
-    assert training_device("tensorflow") == cpu_name()
+def tensorflow_gpus() -> list:
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
+def test_a_backend_keras_does_not_have_computes_on_the_cpu():
     assert training_device("no-such-backend") == cpu_name()
+
+
+def test_training_device_without_a_gpu_is_the_cpu():
+    if tensorflow_gpus():
+        pytest.skip("this machine has a GPU, so TensorFlow trains on it, not on the CPU")
+    assert training_device("tensorflow") == cpu_name()
+
+
+def test_training_device_with_a_gpu_is_the_gpu():
+    if not tensorflow_gpus():
+        pytest.skip("this machine has no GPU that TensorFlow can use")
+    assert training_device("tensorflow") != cpu_name()
