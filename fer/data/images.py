@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 
 import cv2
 import numpy as np
@@ -14,34 +13,107 @@ from fer.labels import IMAGE_SIZE
 
 # Above this, images are downscaled before anything else looks at them.
 MAX_PIXELS = 4096 * 4096
-Image.MAX_IMAGE_PIXELS = None  # We guard size ourselves (MAX_PIXELS) rather than refuse.
+Image.MAX_IMAGE_PIXELS = None  # We guard size ourselves (MAX_PIXELS, MAX_DECODE_PIXELS) rather than warn.
+# Above this, even after JPEG's reduced-scale decoding, an image is refused: 100 MP decode to 300 MB of RGB.
+MAX_DECODE_PIXELS = 100_000_000
 
 
 class ImageError(FerError):
-    """A file is not a readable image."""
+    """A file is not a readable image; the message says why in words."""
 
 
-def _unreadable(error: Exception) -> ImageError:
-    # PIL names the file it was handed, which for bytes is a repr ("<_io.BytesIO object at 0x…>"): not for users.
-    detail = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(error))
-    return ImageError(f"not a readable image ({type(error).__name__}: {detail})")
+# What a file's first bytes say it is, for the message when it cannot be decoded.
+_IMAGE_SIGNATURES = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+                     (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+_OTHER_SIGNATURES = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a zip archive"), (b"\x1aE\xdf\xa3", "a video"))
+READABLE_FORMATS = "PNG, JPEG, GIF, BMP, TIFF or WebP"
+
+
+def unreadable(data: bytes, error: BaseException | None = None) -> ImageError:
+    """An ImageError saying in words why `data` could not be decoded: empty, not an image (and what it
+    is instead), cut short, damaged, or too large. `error` is what the decoder raised, if anything.
+
+    Never PIL's own text, which names the file it was handed: for bytes, "<_io.BytesIO object at 0x…>".
+    """
+    return ImageError(f"not a readable image ({_why_unreadable(data, error)})")
+
+
+def _why_unreadable(data: bytes, error: BaseException | None) -> str:
+    if not data:
+        return "the file is empty"
+    if isinstance(error, (MemoryError, Image.DecompressionBombError)):
+        return "too large to decode in memory"
+    kind = _image_kind(data)
+    if kind is None:
+        what = _non_image_kind(data)
+        advice = ": save it as JPEG or PNG" if what.startswith("a HEIC") else ""
+        return f"{what}, not a {READABLE_FORMATS} image{advice}"
+    ends_early = _ends_early(kind, data)
+    if ends_early is None:  # No end marker to check (BMP, TIFF): trust the decoder's word.
+        ends_early = error is None or isinstance(error, EOFError) or "truncated" in str(error).lower()
+    if ends_early:
+        return f"the {kind} file is cut short: it ends after {len(data):,} bytes, before the whole picture"
+    return f"the {kind} file is damaged: its picture data cannot be decoded"
+
+
+def _ends_early(kind: str, data: bytes) -> bool | None:
+    """Whether the file stops before its format's end marker; None for formats without one."""
+    if kind == "PNG":
+        return b"IEND" not in data[-32:]
+    if kind == "JPEG":
+        return not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+    if kind == "GIF":
+        return not data.rstrip(b"\x00").endswith(b"\x3b")
+    if kind == "WebP":  # RIFF header: bytes 4..8 are the size of everything after them.
+        return len(data) < 8 + int.from_bytes(data[4:8], "little")
+    return None
+
+
+def _image_kind(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for signature, name in _IMAGE_SIGNATURES if data.startswith(signature)), None)
+
+
+def _non_image_kind(data: bytes) -> str:
+    if data[4:8] == b"ftyp":
+        heif = data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif")
+        return "a HEIC/HEIF photo" if heif else "a video"
+    named = next((name for signature, name in _OTHER_SIGNATURES if data.startswith(signature)), None)
+    if named:
+        return named
+    head = data[:1024]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as cut:
+        if cut.start < len(head) - 3:  # Only a character split by the 1 KB cut is allowed.
+            return "unknown binary data"
+    return "unknown binary data" if b"\x00" in head else "text"
 
 
 def open_image(data: bytes, *, max_side: int = 2048) -> Image.Image:
     """Decode image bytes to an RGB or L image: first frame, EXIF orientation applied, downscaled.
 
     Handles animated GIFs (first frame), CMYK, palette, alpha and 16-bit images. Raises
-    ImageError for bytes that are not an image or are truncated.
+    ImageError saying why for bytes that are empty, not an image, truncated, damaged or too large.
     """
+    if not data:
+        raise unreadable(data)
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS or max(image.size) > max_side:
             # draft() lets JPEG decode straight at a reduced scale: a 50 MP photo stays cheap.
             image.draft("RGB", (max_side, max_side))
+    except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError...)
+        raise unreadable(data, error) from error
+    if image.width * image.height > MAX_DECODE_PIXELS:
+        raise ImageError(f"not a readable image (too large: {image.width:,}×{image.height:,} pixels; "
+                         f"at most {MAX_DECODE_PIXELS // 1_000_000} megapixels)")
+    try:
         image.seek(0)
         image.load()
     except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError...)
-        raise _unreadable(error) from error
+        raise unreadable(data, error) from error
     image = ImageOps.exif_transpose(image) or image
     image = _to_8bit(image)
     if max(image.size) > max_side:
@@ -111,11 +183,13 @@ def decode_face(data: bytes) -> tuple[np.ndarray, list[str]]:
 
 
 def _decode_face_with_pil(data: bytes) -> tuple[np.ndarray, list[str]]:
+    if not data:
+        raise unreadable(data)
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except Exception as error:
-        raise _unreadable(error) from error
+    except Exception as error:  # As in open_image: many types, one message in words.
+        raise unreadable(data, error) from error
     conversions = []
     if image.mode != "L":
         conversions.append(f"converted {image.mode} to grayscale")
