@@ -26,8 +26,8 @@ from fer.serve.video import VIDEO_SUFFIXES, VideoConfig, VideoResult, is_video, 
 from pages.common import active_model_path, cached_model, load_model_or_warn
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
-DETECTOR_LABELS = {"yunet": "YuNet (finds turned and small faces)", "haar": "Haar cascade (fast)",
-                   "mtcnn": "MTCNN (finds more faces, slower)"}
+DETECTOR_LABELS = {"yunet": "YuNet (finds turned and small faces)", "haar": "Haar cascade (older; misses turned faces)",
+                   "mtcnn": "MTCNN (slow)"}
 DETECTOR_KEY = "predict_detector"
 RESULTS_KEY = "predict_results"  # {(file id, model, mtime, detector, whole image?): (ImageResult, JPEG bytes)}
 WHOLE_IMAGE_KEY = "predict_whole_{}"  # Per uploaded file: classify the whole image when no face is found.

@@ -145,3 +145,12 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path):
 def test_the_score_threshold_is_validated(score):
     with pytest.raises(ValueError, match="yunet_min_score"):
         DetectorConfig(yunet_min_score=score)
+
+
+def test_the_command_line_offers_every_detector_and_defaults_to_yunet():
+    from fer.cli import _parser
+
+    parser = _parser("predict")
+    assert parser.parse_args(["predict", "photo.jpg"]).detector == DEFAULT_DETECTOR
+    assert [parser.parse_args(["predict", "photo.jpg", "--detector", name]).detector for name in DETECTORS] == \
+        list(DETECTORS)
