@@ -261,7 +261,7 @@ def webcam_tab(classifier: Classifier, detector) -> None:
 
 
 st.title("📷 Predict")
-st.caption("Find every face in your photos or your webcam and read its expression.")
+st.caption("Find every face in your photos, videos or webcam and read its expression.")
 
 model_path = active_model_path()
 if load_model_or_warn(model_path) is None:

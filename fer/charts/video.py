@@ -44,8 +44,8 @@ def shares_figure(result: VideoResult) -> go.Figure:
             hovertemplate=f"%{{y}}: {name} in %{{x:.0%}} of its frames<extra></extra>",
         ))
     figure.update_layout(
-        barmode="stack", height=90 + 36 * len(faces), margin=dict(l=10, r=10, t=10, b=10),
+        barmode="stack", height=150 + 36 * len(faces), margin=dict(l=10, r=10, t=10, b=10),
         xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0),
+        legend=dict(orientation="h", yanchor="top", y=-0.25),  # Below the bars: seven classes wrap.
     )
     return figure

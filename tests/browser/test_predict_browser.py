@@ -128,8 +128,9 @@ def test_upload_a_video_and_see_its_timeline(playwright_instance, predict_server
         page.get_by_text(re.compile(summary)).wait_for(timeout=LONG)
         wait_for_app(page)
         page.get_by_text(re.compile(r"Face 1 · seen 0\.0–1\.4 s")).wait_for(timeout=SHORT)
+        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=LONG)  # Shares and the face's timeline.
+        assert page.locator(".js-plotly-plot").count() == 2
         assert page.locator('[data-testid="stVideo"]').count() == 1  # The annotated clip.
-        assert page.locator(".js-plotly-plot").count() == 2  # Shares and the face's timeline.
         for name in ("Download annotated clip", "Download per-frame results"):
             assert page.get_by_role("button", name=re.compile(name)).count() == 1
         assert not page.console_errors
