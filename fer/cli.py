@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=512)
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(command=_evaluate)
+    _add_audit(commands)
     export = commands.add_parser("export", help="export a model to ONNX or TFLite beside its .keras file")
     export.add_argument("model", metavar="MODEL", help="a .keras model, or a registered model's name")
     export.add_argument("--format", required=True, choices=["onnx", "tflite"])
@@ -320,4 +321,56 @@ def _evaluate(args) -> int:
         print("\ntop confusions:")
         for cell in confusions:
             print(f"  {cell['true']} → {cell['predicted']}: {cell['count']:,} ({cell['share']:.1%} of {cell['true']})")
+    return 0
+
+
+def _add_audit(commands) -> None:
+    audit = commands.add_parser("audit", help="rank a split's images by how much the model doubts their label")
+    audit.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
+    audit.add_argument("--split", default="validation", help="split to audit (default: validation)")
+    audit.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
+    audit.add_argument("--limit", type=int, help="show only the N most suspicious (default: 30; JSON: all)")
+    audit.add_argument("--out-of-fold", type=int, metavar="K",
+                       help="instead of the model, use probabilities of K small models each trained without "
+                            "one K-th of the split (for auditing the split the model was trained on)")
+    audit.add_argument("--json", action="store_true",
+                       help="print JSON: a list, most suspicious first, of {file, given, suggested, score}")
+    audit.set_defaults(command=_audit)
+
+
+def _audit(args) -> int:
+    from fer.data.datasets import open_dataset
+    from fer.explain.audit import (OutOfFold, audit_split, estimate_out_of_fold_seconds, fitted_split,
+                                   out_of_fold_probabilities, suspects_json)
+    from fer.model.files import load_model
+    from fer.model.registry import default_model_path
+
+    if args.limit is not None and args.limit < 1:
+        raise FerError(f"--limit must be at least 1, got {args.limit}")
+    dataset = open_dataset(args.dataset)
+    split = dataset.split(args.split)  # A clear error for a missing split before anything slow.
+    if args.out_of_fold is not None:
+        config = OutOfFold(folds=args.out_of_fold)
+        print(f"out-of-fold: {config.folds} {config.preset} models, {config.epochs} epochs each, about "
+              f"{estimate_out_of_fold_seconds(len(split), config) / 60:.0f} min", file=sys.stderr)
+        probabilities = out_of_fold_probabilities(dataset, args.split, config)
+        audit, model_name, card = audit_split(None, dataset.classes, dataset, args.split,
+                                              probabilities=probabilities), f"{config.folds}-fold", None
+    else:
+        model_path = Path(args.model) if args.model else default_model_path()
+        model, card = load_model(model_path)
+        audit, model_name = audit_split(model, card.classes, dataset, args.split), str(model_path)
+    if args.json:
+        print(json.dumps(suspects_json(audit.suspects[:args.limit]), indent=2))
+        return 0
+    print(f"model: {model_name}  dataset: {dataset.source}  split '{args.split}': {len(split):,} images, "
+          f"ranked in {audit.seconds:.1f}s")
+    if card is not None and fitted_split(card, args.split):
+        print(f"note: the model was trained on '{args.split}', so it has fitted these labels and doubts few of "
+              "them; --out-of-fold K gives probabilities from models that never saw each image")
+    suspects = audit.suspects[:args.limit or 30]
+    width = max(len(s.file) for s in suspects) + 2
+    print("file".ljust(width) + "given".ljust(10) + "suggested".ljust(11) + "score")
+    for suspect in suspects:
+        print(f"{suspect.file.ljust(width)}{suspect.given.ljust(10)}{suspect.suggested.ljust(11)}{suspect.score:.4f}")
     return 0
