@@ -5,6 +5,7 @@ and model for all pages (kept in st.session_state under pages.common's keys), th
 """
 
 import hashlib
+import logging
 import re
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ if "tensorflow" not in sys.modules:
 
 from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.data import synthetic
-from fer.errors import FerError
+from fer.errors import FerError, in_words
 from fer.labels import CLASSES
 from fer.paths import home_dir
 from fer.model.registry import list_models
@@ -67,8 +68,10 @@ def open_with_progress(source: str) -> Dataset:
 
 
 def describe(error: Exception) -> str:
-    """Our own errors explain themselves; others (a corrupt zip…) also need their type to make sense."""
-    return str(error) if isinstance(error, FerError) else f"{type(error).__name__}: {error}"
+    """The error in words for the sidebar; anything but our own errors also goes to the server log in full."""
+    if not isinstance(error, FerError):
+        logging.getLogger(__name__).error("Opening a dataset failed", exc_info=error)
+    return in_words(error)
 
 
 def activate(source: str, name: str) -> str | None:

@@ -224,3 +224,43 @@ def test_a_corrupt_zip_upload_is_refused_with_a_message(kaggle_zip, class_folder
     assert not app.exception
     assert "Could not open 'damaged.zip'" in app.sidebar.error[0].value
     assert app.session_state["dataset_source"] == str(class_folders)
+
+
+def test_a_foreign_error_while_opening_is_said_in_words(kaggle_zip, monkeypatch):
+    import fer.data.datasets
+
+    app = start(str(kaggle_zip))
+    real = fer.data.datasets.open_dataset
+
+    def failing(source, **kwargs):
+        if str(source).endswith("unreadable.zip"):
+            raise OSError(5, "Input/output error")
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(fer.data.datasets, "open_dataset", failing)
+    path = kaggle_zip.with_name("unreadable.zip")
+    open_path(app, str(path))
+    assert app.sidebar.error[0].value == (
+        f"Could not open '{path}': the server could not read it: input/output error. "
+        "The previous dataset stays active.")
+    assert app.session_state["dataset_source"] == str(kaggle_zip)
+
+
+@pytest.mark.parametrize("error, words", [
+    (MemoryError(), "it is too large to load into this server's memory"),
+    (EOFError(), "the file is cut short: it ends before all of its contents; download or copy it again"),
+    (PermissionError(13, "Permission denied"), "the server is not allowed to read it (permission denied)"),
+    (FileNotFoundError(2, "No such file or directory"), "it does not exist (any more)"),
+    (OSError(28, "No space left on device"), "the server could not read it: no space left on device"),
+    (ValueError("<_io.BytesIO object at 0x7f00>"),
+     "an unexpected problem stopped it from being read; the server's log has the details"),
+])
+def test_errors_that_are_not_ours_read_as_words(error, words):
+    from fer.errors import DatasetError, in_words
+
+    assert in_words(error) == words
+    assert in_words(DatasetError("x.zip is a damaged zip archive")) == "x.zip is a damaged zip archive"
+    try:
+        b"\xff".decode("utf-8")
+    except UnicodeDecodeError as undecodable:
+        assert in_words(undecodable) == "it is not UTF-8 text (byte 0 cannot be read); save it as UTF-8"
