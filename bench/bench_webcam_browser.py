@@ -10,7 +10,9 @@ camera, opens Predict → Webcam and clicks START. Printed, per run:
 - the page's own "Processed frames per second" metric (median of what it showed);
 - shown fps and size: frames the browser's <video> presented per second (the camera's rate when it keeps
   up), and their size;
-- server and Chromium CPU: percent of one core over the window (from /proc), on a 2-core machine.
+- server and Chromium CPU: percent of one core over the window (from /proc), on a 2-core machine;
+- the server's memory (RSS) over the window, and whether TensorFlow is loaded in it (Streamlit clears
+  the Keras session after every script and fragment run when Keras is imported).
 
 `--variant NAME:KEY=VALUE,...` compares server settings side by side (each variant's server started in
 turn, `--rounds` times, alternating); `--env KEY=VALUE` applies to all; `--runs` repeats START/STOP on
@@ -61,6 +63,11 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def loaded(pid: int, library: str) -> bool:
+    """Whether a process has a shared library whose path contains `library` mapped (e.g. TensorFlow's)."""
+    return library in Path(f"/proc/{pid}/maps").read_text()
 
 
 def pids_where(match) -> list[int]:
@@ -148,6 +155,7 @@ def measure(url: str, server_pid: int, video: Path, seconds: float, profile: str
         "server_cpu_pct": round(100 * (cpu_after[0] - cpu_before[0]) / elapsed),
         "chromium_cpu_pct": round(100 * (cpu_after[1] - cpu_before[1]) / elapsed),
         "server_rss_mb": f"{rss[0]:.0f}→{rss[-1]:.0f} (max {max(rss):.0f})",
+        "tensorflow_in_server": "yes" if loaded(server_pid, "_pywrap_tensorflow") else "no",
     }
 
 
