@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="a .keras model or a registered model's name (default: the shipped model, "
                          "else the newest in models/); it runs on onnxruntime when its ONNX export is there")
     predict.add_argument("--detector", default="yunet", choices=["yunet", "haar", "mtcnn"],
-                         help="face detector (default yunet: finds turned, small and many faces)")
+                         help="face detector (default %(default)s: finds turned, small and many faces)")
     predict.add_argument("--whole-image", action="store_true",
                          help="read the whole image as one face when none is found")
     predict.add_argument("--json", action="store_true",
