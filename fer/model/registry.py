@@ -50,11 +50,18 @@ def check_model_name(name: str, models_dir: str | Path | None = None) -> None:
 
 
 def register_model(model_path: str | Path, name: str, models_dir: Path = MODELS_DIR) -> Path:
-    """Copy a trained model and its card into `models_dir` as `name`; returns the new path."""
+    """Copy a trained model and its card into `models_dir` as `name`, and export it to ONNX beside them
+    (checked against Keras, see fer.model.export) so it is served on onnxruntime; returns the new path."""
     check_model_name(name)
     source = Path(model_path)
     target = Path(models_dir) / f"{name}.keras"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
-    write_card(target, read_card(source).replace(name=name))
+    write_card(target, read_card(source).replace(name=name, exports=(), serving=None))
+    from fer.model.export import export_onnx
+
+    try:
+        export_onnx(target)
+    except Exception:  # Registered all the same: serving exports again on first use, or says why it cannot.
+        pass
     return target
