@@ -88,6 +88,8 @@ def test_home_opens_on_the_demo_set_drawn_with_progress(monkeypatch):
     assert "the built-in demo faces" in sidebar_text(app) and "train 140 · validation 35" in sidebar_text(app)
     assert "175 synthetic 48×48 faces" in sidebar_text(app)
     assert any("Built-in demo faces" in block.value for block in app.markdown)
+    assert any("`built-in demo set`" in block.value for block in app.markdown)  # Its format, not kaggle-folder.
+    assert not any("kaggle-folder" in block.value for block in app.markdown)
 
 
 def test_a_path_that_does_not_exist_is_refused_and_the_dataset_stays(kaggle_zip, tmp_path):

@@ -20,7 +20,7 @@ import json
 import os
 import posixpath
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,7 @@ from fer.labels import CLASSES, FER2013_CSV_LABELS, IMAGE_SIZE, SPLIT_ALIASES, c
 from fer.paths import cache_dir
 
 DEMO = "demo"  # The name that opens the built-in synthetic demo set.
+DEMO_FORMAT = "built-in demo set"  # Its format, as pages and `fer info` name it (on disk it is a Kaggle folder).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
 LOADER_VERSION = 2  # Bump when decoding changes, so stale caches are not reused.
 SPLIT_ORDER = ("train", "validation", "test")
@@ -139,7 +140,9 @@ def open_dataset(
     if str(path) == DEMO:
         from fer.data.synthetic import demo_dataset_path
 
-        path = demo_dataset_path(progress=progress)
+        demo = open_dataset(demo_dataset_path(progress=progress), validation_fraction=validation_fraction, seed=seed,
+                            use_cache=use_cache, progress=progress)
+        return replace(demo, format=DEMO_FORMAT)
     source = Path(path).expanduser()
     if not source.exists():
         raise DatasetError(
