@@ -16,7 +16,8 @@ from fer.errors import FerError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return args.command(args)
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = "train") -> argparse.ArgumentParser:
+    """The command line; `train`'s TrainConfig options only when `command` is train, since their choices come
+    from fer.train.config, which imports Keras (seconds that `info` and `--help` need not spend)."""
     parser = argparse.ArgumentParser(prog="python -m fer", description="FER Studio command line.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -39,11 +42,13 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on a dataset")
     train.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
-    for option, kind, help_text in _TRAIN_OPTIONS.values():
-        # No default here: an option not given stays None and TrainConfig's default (the seed recipe) applies.
-        train.add_argument(option, type=kind, help=help_text)
+    if command == "train":
+        _add_train_options(train)
     train.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
-    train.add_argument("--out", help="run directory (default: runs/<time>-<preset>); resumes if it holds a checkpoint")
+    train.add_argument("--out", metavar="RUN_DIR",
+                       help="run directory (default: a new <time>-<preset> folder under $FER_STUDIO_HOME/runs, "
+                            "~/.cache/fer-studio/runs unless set, where the Train page lists it); resumes if it "
+                            "holds a checkpoint")
     train.add_argument("--register", metavar="NAME", help="also copy the best model to models/NAME.keras")
     train.set_defaults(command=_train)
 
@@ -112,23 +117,37 @@ def _info(args) -> int:
     return 0
 
 
-# TrainConfig field → its `python -m fer train` option, the option's type and help. The defaults
-# and the allowed values live in TrainConfig alone, which checks them (the CLI imports it lazily).
+# TrainConfig field → its `python -m fer train` option, the option's type and help. The defaults and
+# the allowed values live in fer.train.config alone: TrainConfig checks them, the help lists them.
 _TRAIN_OPTIONS = {  # field: (option, type, help)
-    "preset": ("--preset", str, "seed (the reference CNN, the default), vgg40 or tiny"),
+    "preset": ("--preset", str, None),
     "epochs": ("--epochs", int, None),
     "batch_size": ("--batch-size", int, None),
     "learning_rate": ("--learning-rate", float, None),
-    "optimizer": ("--optimizer", str, "adam (the default), adamw or sgd (Nesterov momentum 0.9)"),
-    "schedule": ("--schedule", str, "constant (the default), cosine (per step, after --warmup-epochs) or plateau"),
-    "warmup_epochs": ("--warmup-epochs", int, None),
+    "optimizer": ("--optimizer", str, None),
+    "schedule": ("--schedule", str, None),
+    "warmup_epochs": ("--warmup-epochs", int, "epochs of linear warm-up before the cosine decay"),
     "weight_decay": ("--weight-decay", float, "decoupled weight decay (adamw, sgd)"),
     "label_smoothing": ("--label-smoothing", float, None),
     "early_stopping_patience": ("--early-stopping", int, "stop after this many epochs without a validation gain"),
     "seed": ("--seed", int, None),
-    "dtype_policy": ("--dtype-policy", str, "float32 (the default) or mixed_bfloat16, faster only on CPUs with "
-                                             "bf16 units (see bench/bench_backends.py)"),
+    "dtype_policy": ("--dtype-policy", str, None),
 }
+
+
+def _add_train_options(train: argparse.ArgumentParser) -> None:
+    from fer.train.config import FIELD_CHOICES, TrainConfig
+
+    defaults = TrainConfig()
+    for field, (option, kind, help_text) in _TRAIN_OPTIONS.items():
+        choices = FIELD_CHOICES.get(field)
+        if choices:  # Listed, not enforced by argparse: TrainConfig's one-line error says what is allowed.
+            default = getattr(defaults, field)
+            help_text = "; ".join(f"{name}{' (the default)' if name == default else ''}: {description}"
+                                  for name, description in choices.items())
+        # No default here: an option not given stays None and TrainConfig's default (the seed recipe) applies.
+        train.add_argument(option, type=kind, help=help_text.replace("%", "%%") if help_text else None,
+                           metavar="{" + ",".join(choices) + "}" if choices else None)
 
 
 def train_command(config, dataset: str, out: str | None = None) -> str:
@@ -140,7 +159,7 @@ def train_command(config, dataset: str, out: str | None = None) -> str:
 
 
 def _train_config(args):
-    from fer.train.loop import TrainConfig
+    from fer.train.config import TrainConfig
 
     given = {field: getattr(args, option[2:].replace("-", "_")) for field, (option, *_) in _TRAIN_OPTIONS.items()}
     return TrainConfig(**{field: value for field, value in given.items() if value is not None},
@@ -149,18 +168,17 @@ def _train_config(args):
 
 def _train(args) -> int:
     from fer.data.datasets import open_dataset
-    from fer.paths import PROJECT_ROOT
     from fer.train.loop import ConsoleProgress, train
+    from fer.train.run_dir import RunDir
 
     config = _train_config(args)
     started = time.perf_counter()
     dataset = open_dataset(args.dataset)
     print(f"dataset: {dataset.source} ({sum(len(s) for s in dataset.splits.values()):,} images, "
           f"opened in {time.perf_counter() - started:.1f}s)")
-    run_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.preset}"
-    run_dir = Path(args.out) if args.out else PROJECT_ROOT / "runs" / run_name
-    print(f"run directory: {run_dir}")
-    result = train(dataset, config, run_dir, callbacks=[ConsoleProgress()])
+    run = RunDir(args.out) if args.out else RunDir.new(config.preset)
+    print(f"run directory: {run.path}")
+    result = train(dataset, config, run.path, callbacks=[ConsoleProgress()])
     print(f"best model: {result.model_path}")
     for split, metrics in result.card.metrics.items():
         print(f"  {split}: accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")

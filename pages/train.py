@@ -8,15 +8,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer.train import jobs
-
-from fer.train import reports as run_reports
-from fer.errors import FerError
-from fer.model.presets import PRESETS
-from fer.model.augmentation import NO_AUGMENTATION, Augmentation
-from fer.train.hardware import mixed_bfloat16_advice
-from fer.train.loop import DTYPE_POLICIES, TrainConfig, read_metrics
 from fer.charts.training import comparison_figure, curves_figure, learning_rate_figure
+from fer.errors import FerError
+from fer.model.augmentation import Augmentation
+from fer.train import jobs
+from fer.train import reports as run_reports
+from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, DTYPE_POLICIES, OPTIMIZERS, PRESET_CHOICES,
+                              SCHEDULES, TrainConfig, applied_augmentation, augmentation_for)
+from fer.train.hardware import mixed_bfloat16_advice
+from fer.train.run_dir import RunDir
 from pages import common
 
 RUN_KEY = "train_run"  # The run directory shown in the live view when no job is running.
@@ -28,63 +28,62 @@ STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "⏸️", "sto
 COMPARE_METRICS = ["val_accuracy", "val_loss", "accuracy", "loss"]
 
 
+def described(choices: dict[str, str]) -> str:
+    """A help text listing each choice with its description."""
+    return "\n".join(f"- **{name}**: {description}" for name, description in choices.items())
+
+
 def training_form(dataset) -> None:
-    """The run configuration; on Start, launch the job and show it."""
+    """The run configuration; on Start, launch the job and show it.
+
+    Not an st.form: the augmentation sliders follow the preset and the augmentation mode as they change.
+    """
     splits = dataset.split_names
-    with st.form("train_form"):
-        data, model, optimisation = st.columns(3)
-        train_split = data.selectbox("Train split", splits, index=splits.index("train") if "train" in splits else 0)
-        validation_options = [*splits, NO_VALIDATION]
-        validation_split = data.selectbox(
-            "Validation split", validation_options,
-            index=validation_options.index("validation") if "validation" in splits else len(splits))
-        seed = data.number_input("Random seed", min_value=0, value=DEFAULTS.seed, step=1)
-        preset = model.selectbox("Model preset", list(PRESETS), format_func=lambda name: f"{name}: "
-                                 f"{PRESETS[name].description}")
-        epochs = model.number_input("Epochs", min_value=1, max_value=500, value=DEFAULTS.epochs, step=1)
-        batch_size = model.select_slider("Batch size", [16, 32, 64, 128, 256], value=DEFAULTS.batch_size)
-        early_stopping = model.number_input("Early stopping patience (epochs, 0 = off)", min_value=0,
-                                            value=DEFAULTS.early_stopping_patience, step=1)
-        optimizer = optimisation.selectbox("Optimizer", ["adam", "adamw", "sgd"])
-        learning_rate = optimisation.number_input("Learning rate", min_value=1e-6, max_value=1.0,
-                                                  value=DEFAULTS.learning_rate, step=1e-4, format="%.5f")
-        schedule = optimisation.selectbox("Learning-rate schedule", ["constant", "cosine", "plateau"],
-                                          help="cosine: per-step decay after the warm-up; plateau: halve the "
-                                               "rate when validation loss stalls for 3 epochs")
-        warmup_epochs = optimisation.number_input("Warm-up epochs (cosine)", min_value=0, value=0, step=1)
-        weight_decay = optimisation.number_input("Weight decay (adamw, sgd)", min_value=0.0, value=0.0,
-                                                 step=1e-4, format="%.5f")
+    data, model, optimisation = st.columns(3)
+    train_split = data.selectbox("Train split", splits, index=splits.index("train") if "train" in splits else 0)
+    validation_options = [*splits, NO_VALIDATION]
+    validation_split = data.selectbox(
+        "Validation split", validation_options,
+        index=validation_options.index("validation") if "validation" in splits else len(splits))
+    seed = data.number_input("Random seed", min_value=0, value=DEFAULTS.seed, step=1)
+    preset = model.selectbox("Model preset", list(PRESET_CHOICES), index=list(PRESET_CHOICES).index(DEFAULTS.preset),
+                             format_func=lambda name: f"{name}: {PRESET_CHOICES[name]}")
+    epochs = model.number_input("Epochs", min_value=1, max_value=500, value=DEFAULTS.epochs, step=1)
+    batch_size = model.select_slider("Batch size", [16, 32, 64, 128, 256], value=DEFAULTS.batch_size)
+    early_stopping = model.number_input("Early stopping patience (epochs, 0 = off)", min_value=0,
+                                        value=DEFAULTS.early_stopping_patience, step=1)
+    optimizer = optimisation.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(DEFAULTS.optimizer),
+                                       help=described(OPTIMIZERS))
+    learning_rate = optimisation.number_input("Learning rate", min_value=1e-6, max_value=1.0,
+                                              value=DEFAULTS.learning_rate, step=1e-4, format="%.5f")
+    schedule = optimisation.selectbox("Learning-rate schedule", list(SCHEDULES),
+                                      index=list(SCHEDULES).index(DEFAULTS.schedule), help=described(SCHEDULES))
+    warmup_epochs = optimisation.number_input("Warm-up epochs (cosine)", min_value=0, value=DEFAULTS.warmup_epochs,
+                                              step=1)
+    weight_decay = optimisation.number_input("Weight decay (adamw, sgd)", min_value=0.0, value=DEFAULTS.weight_decay,
+                                             step=1e-4, format="%.5f")
 
-        left, right = st.columns(2)
-        with left.expander("Augmentation", expanded=True):
-            mode = st.radio("Augmentation", ["preset's own", "custom", "off"], horizontal=True,
-                            label_visibility="collapsed",
-                            help="The preset's own: what the architecture was designed with (see fer.model.presets).")
-            flip = st.checkbox("Horizontal flip", value=True)
-            rotation = st.slider("Rotation (± degrees)", 0, 45, 20)
-            zoom = st.slider("Zoom (±)", 0.0, 0.5, 0.2, 0.05)
-            shift = st.slider("Shift (± pixels)", 0, 8, 0)
-            crop = st.select_slider("Random crop size (0 = none)", [0, 44, 40, 36], value=0)
-            contrast = st.slider("Contrast (±)", 0.0, 0.5, 0.0, 0.05)
-        with right.expander("Loss and model", expanded=True):
-            class_weights = st.checkbox("Class weights (inverse class frequency)", value=DEFAULTS.class_weights)
-            label_smoothing = st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.05)
-            dtype_policy = st.selectbox("Compute precision", DTYPE_POLICIES, help=mixed_bfloat16_advice())
-            model_name = st.text_input("Register the finished model as", placeholder="the run's name",
-                                       help="The best epoch's model is copied to models/ under this name.")
-        submitted = st.form_submit_button("Start training", type="primary")
-
-    if not submitted:
+    left, right = st.columns(2)
+    with left.expander("Augmentation", expanded=True):
+        mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
+                        help=described(AUGMENTATION_MODES))
+        custom = augmentation_sliders(mode, preset)
+    with right.expander("Loss and model", expanded=True):
+        class_weights = st.checkbox("Class weights (inverse class frequency)", value=DEFAULTS.class_weights)
+        label_smoothing = st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.05)
+        dtype_policy = st.selectbox("Compute precision", list(DTYPE_POLICIES),
+                                    index=list(DTYPE_POLICIES).index(DEFAULTS.dtype_policy),
+                                    help=described(DTYPE_POLICIES) + "\n\n" + mixed_bfloat16_advice())
+        model_name = st.text_input("Register the finished model as", placeholder="the run's name",
+                                   help="The best epoch's model is copied to models/ under this name.")
+    if not st.button("Start training", type="primary"):
         return
-    augmentation = {"preset's own": None, "off": NO_AUGMENTATION}.get(mode) or Augmentation(
-        rotation_degrees=float(rotation), zoom=float(zoom), horizontal_flip=flip, shift_pixels=shift,
-        crop_size=crop, contrast=float(contrast))
     try:
         config = TrainConfig(
             preset=preset, epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
             optimizer=optimizer, schedule=schedule, warmup_epochs=int(warmup_epochs),
             weight_decay=float(weight_decay), label_smoothing=float(label_smoothing), class_weights=class_weights,
-            early_stopping_patience=int(early_stopping), seed=int(seed), augmentation=augmentation,
+            early_stopping_patience=int(early_stopping), seed=int(seed), augmentation=augmentation_for(mode, custom),
             dtype_policy=dtype_policy,
             train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
         )
@@ -97,6 +96,29 @@ def training_form(dataset) -> None:
         return
     st.session_state[RUN_KEY] = str(run_dir)
     st.rerun()
+
+
+def augmentation_sliders(mode: str, preset: str) -> Augmentation:
+    """The augmentation settings: editable for "custom"; otherwise disabled, showing what the run will apply."""
+    editable = mode == "custom"
+    shown = applied_augmentation(preset, augmentation_for(mode, CUSTOM_AUGMENTATION))  # Custom starts as the seed's.
+    # Keys per mode and preset: a disabled slider shows that preset's values, and custom keeps the user's own.
+    key = "custom" if editable else f"{mode}-{preset}"
+    settings = dict(disabled=not editable)
+    augmentation = Augmentation(
+        horizontal_flip=st.checkbox("Horizontal flip", value=shown.horizontal_flip, key=f"flip-{key}", **settings),
+        rotation_degrees=float(st.slider("Rotation (± degrees)", 0, 45, int(shown.rotation_degrees),
+                                         key=f"rotation-{key}", **settings)),
+        zoom=float(st.slider("Zoom (±)", 0.0, 0.5, float(shown.zoom), 0.05, key=f"zoom-{key}", **settings)),
+        shift_pixels=st.slider("Shift (± pixels)", 0, 8, shown.shift_pixels, key=f"shift-{key}", **settings),
+        crop_size=st.select_slider("Random crop size (0 = none)", [0, 44, 40, 36], value=shown.crop_size,
+                                   key=f"crop-{key}", **settings),
+        contrast=float(st.slider("Contrast (±)", 0.0, 0.5, float(shown.contrast), 0.05, key=f"contrast-{key}",
+                                 **settings)),
+    )
+    if not editable:
+        st.caption(f"{mode.capitalize()}: {AUGMENTATION_MODES[mode]}. Choose custom to change these.")
+    return augmentation
 
 
 def live_view(run_dir: str, ticking: bool) -> None:
@@ -112,7 +134,7 @@ def live_view(run_dir: str, ticking: bool) -> None:
         show_progress(run)
     elif run.status == "failed":
         st.error(f"Training failed: {run.error}")
-        st.code(jobs.log_tail(run.path, 25) or "(the log is empty)", language=None)
+        st.code(RunDir(run.path).log_tail(25) or "(the log is empty)", language=None)
     elif run.status == "stopped":
         st.info(f"Stopped after {run.epochs_done} of {run.epochs} epochs. Resume continues from the last checkpoint.")
     elif run.status == "finished":
@@ -123,7 +145,7 @@ def live_view(run_dir: str, ticking: bool) -> None:
                                                     "Evaluate and on Predict." if model else ""))
     controls(run)
 
-    records = read_metrics(run.path)
+    records = RunDir(run.path).read_metrics()
     if records:
         st.caption(f"Last epoch · {run_reports.describe_epoch(records[-1], run.epochs)}")
     loss, accuracy, rate = st.columns(3)
@@ -132,7 +154,7 @@ def live_view(run_dir: str, ticking: bool) -> None:
     rate.plotly_chart(learning_rate_figure(records), key=f"lr-{run.name}")
     if run.status != "failed":
         with st.expander("Log"):
-            st.code(jobs.log_tail(run.path, 40) or "(no log yet)", language=None)
+            st.code(RunDir(run.path).log_tail(40) or "(no log yet)", language=None)
 
 
 def show_progress(run: jobs.RunSummary) -> None:
@@ -191,13 +213,8 @@ def shown_run(runs: list[jobs.RunSummary], busy: list[Path]) -> str | None:
 
 def history(runs: list[jobs.RunSummary]) -> None:
     st.subheader("Run history")
-    table = run_reports.runs_table(runs)
-    percent = st.column_config.NumberColumn(format="percent")
-    st.dataframe(table, hide_index=True, column_config={
-        "best val acc": percent, "final train acc": percent, "final val acc": percent,
-        "final val loss": st.column_config.NumberColumn(format="%.4f"),
-        "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-    })
+    ticking = any(run.active for run in runs)
+    st.fragment(run_every=REFRESH_SECONDS if ticking else None)(runs_table)(ticking)
     with_metrics = [run.name for run in runs if run.final]
     if len(with_metrics) < 2:
         return
@@ -205,7 +222,20 @@ def history(runs: list[jobs.RunSummary]) -> None:
     names = picked.multiselect("Compare runs", with_metrics, default=with_metrics[:4])
     chosen_metric = metric.selectbox("Metric", COMPARE_METRICS)
     paths = {run.name: run.path for run in runs}
-    st.plotly_chart(comparison_figure({name: read_metrics(paths[name]) for name in names}, chosen_metric))
+    st.plotly_chart(comparison_figure({name: RunDir(paths[name]).read_metrics() for name in names}, chosen_metric))
+
+
+def runs_table(ticking: bool) -> None:
+    """Every run, read afresh on each tick while one trains, so a running run's row follows it."""
+    runs = jobs.list_runs()
+    if ticking and not any(run.active for run in runs):
+        st.rerun()  # The last run ended: redraw the page (comparison, form) and stop ticking.
+    percent = st.column_config.NumberColumn(format="%.1f%%")
+    st.dataframe(run_reports.runs_table(runs), hide_index=True, placeholder="", column_config={
+        **{column: percent for column in run_reports.PERCENT_COLUMNS},
+        "final val loss": st.column_config.NumberColumn(format="%.4f"),
+        "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+    })
 
 
 st.title("🏋️ Train")

@@ -19,7 +19,6 @@ training time.
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,9 @@ from fer.model.presets import (build_model, ensemble, shifted_view, transfer_wei
 from fer.model.cards import ModelCard  # noqa: E402
 from fer.model.files import load_model, save_model  # noqa: E402
 from fer.paths import MODELS_DIR  # noqa: E402
-from fer.train.loop import TrainConfig, finalize_card, read_metrics, read_state  # noqa: E402
+from fer.train.config import TrainConfig  # noqa: E402
+from fer.train.loop import finalize_card  # noqa: E402
+from fer.train.run_dir import RunDir  # noqa: E402
 
 TTA_CHOICES = {
     "none": (),
@@ -75,13 +76,15 @@ def member_mismatch(sources: list[Path], cards: list[ModelCard], fingerprint: st
 
 def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
     """A run directory's TrainConfig and the dataset it trained on ({"source", "fingerprint"}), from config.json."""
-    run_config = json.loads((run_dir / "config.json").read_text())
+    run_config = RunDir(run_dir).read_config()
+    if not run_config.get("config") or not run_config.get("dataset"):
+        raise FerError(f"{run_dir} has no readable config.json: it is not a training run directory")
     return TrainConfig.from_dict(run_config["config"]), run_config["dataset"]
 
 
 def run_facts(run_dir: Path, backend: str | None = None) -> dict:
     """Card fields a run directory records about its training: epochs, time, backend, command."""
-    (config, trained_on), state = read_run_config(run_dir), read_state(run_dir)
+    (config, trained_on), state = read_run_config(run_dir), RunDir(run_dir).read_state()
     backend = backend or "tensorflow"
     return {
         "epochs_trained": state.get("epochs_done"),
@@ -99,7 +102,7 @@ def with_run_facts(source: Path, member_card: ModelCard) -> ModelCard:
     A run's best.keras card is a snapshot from its best epoch: without this, the ensemble's card
     would count that member's training up to the best epoch only, and have no recipe for it.
     """
-    if member_card.recipe or not (source.parent / "state.json").exists():
+    if member_card.recipe or not RunDir(source.parent).state_file.exists():
         return member_card
     return member_card.replace(**run_facts(source.parent, member_card.training_backend))
 
@@ -183,7 +186,7 @@ def main() -> int:
 
     try:
         config, trained_on = read_run_config(args.run_dir)
-        sources = [args.run_dir / "best.keras", *args.ensemble_with]
+        sources = [RunDir(args.run_dir).best_model, *args.ensemble_with]
         loaded = [rebuilt(path, config) for path in sources]
         dataset_source = args.dataset or trained_on["source"]
         dataset = open_dataset(dataset_source)
@@ -234,7 +237,7 @@ def main() -> int:
         },
         validation_report=report(chosen["evaluation"], model=args.name, split=split,
                                  tta=chosen["forward_passes"] > 1, dataset=dataset_source),
-        history=read_metrics(args.run_dir),
+        history=RunDir(args.run_dir).read_metrics(),
         exported=time.strftime("%Y-%m-%d"),
     )
     member_cards = [with_run_facts(source, member_card)

@@ -1,11 +1,13 @@
-"""Run directories written by hand, as fer.train.loop and fer.train.jobs leave them (for job and page tests)."""
+"""Run directories written by hand, as fer.train.loop and fer.train.jobs leave them (for job and page tests).
+
+Written file by file on purpose: the tests check fer.train.run_dir reads what training writes."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from fer.train.loop import TrainConfig
+from fer.train.config import TrainConfig
 
 TINY = TrainConfig(preset="tiny", epochs=2, batch_size=8)
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fer.cli import main
 from fer.labels import CLASSES
 
@@ -42,6 +44,37 @@ def test_train_writes_a_model_with_its_card(kaggle_folder, tmp_path, capsys):
     assert json.loads((run / "best.json").read_text())["preset"] == "tiny"
 
 
+def test_train_without_out_writes_its_run_under_the_studio_home_where_the_train_page_lists_it(
+        kaggle_folder, fer_home, capsys):
+    from fer.train import jobs
+
+    assert main(["train", "--dataset", str(kaggle_folder), "--preset", "tiny", "--epochs", "1"]) == 0
+    [run] = jobs.list_runs()  # What the Train page shows.
+    assert run.path.parent == fer_home / "runs" and run.name.endswith("-tiny")
+    assert (run.status, run.epochs_done) == ("finished", 1)
+    assert f"run directory: {run.path}" in capsys.readouterr().out
+    assert not (ROOT / "runs" / run.name).exists()  # Nothing in the checkout.
+
+
+def test_train_help_lists_the_choices_declared_beside_train_config(capsys):
+    from fer.train.config import FIELD_CHOICES
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for choices in FIELD_CHOICES.values():
+        for name, description in choices.items():
+            assert f"{name}: {description}" in help_text or f"{name} (the default): {description}" in help_text
+    assert "$FER_STUDIO_HOME/runs" in help_text
+
+
+def test_info_does_not_load_keras():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = "import sys; from fer.cli import main; main(['info', '--dataset', 'x']); print('keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["info", "--dataset", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
@@ -63,7 +96,7 @@ def test_train_command_reproduces_the_config():
     import shlex
 
     from fer.cli import _parser, _train_config, train_command
-    from fer.train.loop import TrainConfig
+    from fer.train.config import TrainConfig
 
     config = TrainConfig(preset="vgg40", epochs=30, optimizer="sgd", learning_rate=0.05, schedule="cosine",
                          warmup_epochs=2, weight_decay=5e-4, label_smoothing=0.1, class_weights=True)
@@ -75,7 +108,7 @@ def test_train_command_reproduces_the_config():
 
 def test_train_options_left_out_take_the_seed_recipe_from_train_config():
     from fer.cli import _parser, _train_config
-    from fer.train.loop import TrainConfig
+    from fer.train.config import TrainConfig
 
     args = _parser().parse_args(["train", "--dataset", "demo", "--epochs", "3"])
     assert _train_config(args) == TrainConfig(epochs=3)

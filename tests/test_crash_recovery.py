@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from fer.labels import CLASSES
-from fer.train.loop import read_metrics, read_state
+from fer.train.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 3
@@ -80,10 +80,10 @@ def resume_to_the_end(dataset: Path, run: Path) -> str:
 
 
 def check_the_finished_run(run: Path, before_the_kill: dict) -> None:
-    assert [record["epoch"] for record in read_metrics(run)] == list(range(1, EPOCHS + 1))
+    assert [record["epoch"] for record in RunDir(run).read_metrics()] == list(range(1, EPOCHS + 1))
     assert Counter(complete_epochs_in_raw_file(run)) == Counter(range(1, EPOCHS + 1))  # No gap, no duplicate.
-    assert read_metrics(run)[0] == before_the_kill  # Epoch 1 was kept, not trained again.
-    state = read_state(run)
+    assert RunDir(run).read_metrics()[0] == before_the_kill  # Epoch 1 was kept, not trained again.
+    state = RunDir(run).read_state()
     assert state["status"] == "finished" and state["epochs_done"] == EPOCHS
     assert keras.models.load_model(run / "checkpoints" / "last.keras").optimizer.iterations.numpy() > 0
     assert json.loads((run / "best.json").read_text())["metrics"]["validation"]["images"] == 420
@@ -101,9 +101,9 @@ def test_a_run_killed_mid_epoch_resumes_from_its_last_complete_epoch(noise_faces
         kill(child)
     assert child.returncode == -signal.SIGKILL
     # The kill landed inside epoch 2: one complete epoch on disk, the run still marked running.
-    assert read_state(run)["epochs_done"] == 1 and read_state(run)["status"] == "running"
+    assert RunDir(run).read_state()["epochs_done"] == 1 and RunDir(run).read_state()["status"] == "running"
     assert complete_epochs_in_raw_file(run) == [1]
-    before_the_kill = read_metrics(run)[0]
+    before_the_kill = RunDir(run).read_metrics()[0]
 
     out = resume_to_the_end(noise_faces, run)
     assert "epoch 1/3" not in out and "epoch 2/3" in out and "epoch 3/3" in out
@@ -159,7 +159,7 @@ def test_a_run_killed_while_writing_its_checkpoint_keeps_the_previous_one(noise_
     assert complete_epochs_in_raw_file(run) == [1, 2]
     checkpoint = keras.models.load_model(run / "checkpoints" / "last.keras")
     assert int(checkpoint.optimizer.iterations.numpy()) == STEPS_PER_EPOCH
-    before_the_kill = read_metrics(run)[0]
+    before_the_kill = RunDir(run).read_metrics()[0]
 
     out = resume_to_the_end(noise_faces, run)
     assert "epoch 1/3" not in out and "epoch 2/3" in out and "epoch 3/3" in out

@@ -10,13 +10,18 @@ import time
 
 import pytest
 
+from pathlib import Path
+
 from dataset_files import write_faces
 from run_files import TINY, record, write_run
 from fer.train import jobs
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
 from fer.paths import runs_dir
-from fer.train.loop import TrainConfig, read_metrics
+from fer.train.config import TrainConfig
+from fer.train.run_dir import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # --- Helpers -------------------------------------------------------------------------------------
 
@@ -51,20 +56,21 @@ def test_job_trains_in_background_stops_after_a_batch_then_resumes_and_registers
     run_dir = jobs.start_job(str(faces), config, register_as="tiny-test", models_dir=models)
 
     assert jobs.active_runs() == [run_dir]
-    first = wait_for(lambda: read_metrics(run_dir), 150, "the first epoch's metrics")
+    first = wait_for(lambda: RunDir(run_dir).read_metrics(), 150, "the first epoch's metrics")
     assert jobs.run_summary(run_dir).status == "running"  # Metrics arrive while the run goes on.
     jobs.stop_job(run_dir)
     stopped = wait_for(lambda: (s := jobs.run_summary(run_dir)).status == "stopped" and s, 60, "the stop")
     assert 1 <= stopped.epochs_done < 4 and first[0]["epoch"] == 1
     assert (run_dir / "checkpoints" / "last.keras").exists()
     assert jobs.active_runs() == [] and not (models / "tiny-test.keras").exists()
-    assert "epoch 1/4" in jobs.log_tail(run_dir, 200)
+    assert "epoch 1/4" in RunDir(run_dir).log_tail(200)
+    assert RunDir(run_dir).log_tail(200).startswith(time.strftime("%Y-%m-%d"))  # The job's own first line.
 
     # The job body once more, in this process (a second TensorFlow start-up would double the test's time).
     assert jobs.run(run_dir) == 0
     done = jobs.run_summary(run_dir)
     assert done.status == "finished" and done.epochs_done == 4
-    assert [r["epoch"] for r in read_metrics(run_dir)] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in RunDir(run_dir).read_metrics()] == [1, 2, 3, 4]
     assert "epoch 4/4" in capsys.readouterr().out
     assert done.registered_model == str(models / "tiny-test.keras")
     assert json.loads((models / "tiny-test.json").read_text())["name"] == "tiny-test"
@@ -92,6 +98,34 @@ def test_job_stopped_while_starting_exits_before_training(kaggle_folder):
 
     assert jobs.run_summary(run_dir).status == "stopped"
     assert not (run_dir / "STOP").exists() and not (run_dir / "metrics.jsonl").exists()
+
+
+TENSORFLOW_START_UP = ("oneDNN", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard")
+
+
+def test_the_job_log_starts_with_the_jobs_own_lines_without_tensorflows_start_up(tmp_path):
+    run = RunDir(runs_dir() / "quiet")
+    run.write_job({"dataset": str(tmp_path / "missing"), "config": TINY.to_dict()})
+    with open(run.log_file, "w") as log:  # As _spawn starts a job, with the server's environment.
+        finished = subprocess.run([sys.executable, "-m", "fer.train.jobs", str(run.path)], stdout=log,
+                                  stderr=subprocess.STDOUT, cwd=ROOT, timeout=300)
+    text = run.log_file.read_text()
+    assert finished.returncode == 1  # Keras loaded, then the dataset was not there.
+    assert text.splitlines()[0].endswith(f"starting {run.name}"), text[:500]
+    assert not [noise for noise in TENSORFLOW_START_UP if noise in text], text[:1000]
+    assert "DatasetError" in text and "does not exist" in jobs.run_summary(run.path).error
+
+
+def test_held_stderr_is_dropped_when_the_block_succeeds_and_passed_on_when_it_fails(capfd):
+    with jobs._stderr_held():
+        os.write(2, b"start-up chatter\n")
+    assert capfd.readouterr().err == ""
+    with pytest.raises(ImportError), jobs._stderr_held():
+        os.write(2, b"why the import failed\n")
+        raise ImportError("no module")
+    assert capfd.readouterr().err == "why the import failed\n"
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"  # Stderr is back where it was.
 
 
 # --- The lock: one job at a time -----------------------------------------------------------------
@@ -313,5 +347,5 @@ def test_no_progress_before_the_job_writes_any():
 
 def test_log_tail_keeps_the_last_lines():
     run_dir = write_run(runs_dir() / "r", log="".join(f"line {i}\n" for i in range(100)))
-    assert jobs.log_tail(run_dir, 3) == "line 97\nline 98\nline 99"
-    assert jobs.log_tail(runs_dir() / "nothing") == ""
+    assert RunDir(run_dir).log_tail(3) == "line 97\nline 98\nline 99"
+    assert RunDir(runs_dir() / "nothing").log_tail() == ""

@@ -7,7 +7,7 @@ from fer.train import jobs
 from fer.train import reports as run_reports
 from fer.model.augmentation import Augmentation
 from fer.paths import runs_dir
-from fer.train.loop import TrainConfig
+from fer.train.config import TrainConfig
 
 
 def test_runs_table_compares_metrics_time_and_config():
@@ -18,7 +18,7 @@ def test_runs_table_compares_metrics_time_and_config():
     table = run_reports.runs_table(jobs.list_runs())
     row = table.iloc[0]
     assert row["run"] == "a" and row["status"] == "finished" and row["epochs"] == "2/2"
-    assert row["best val acc"] == 0.25 and row["final val acc"] == record(2)["val_accuracy"]
+    assert row["best val acc"] == 25.0 and row["final val acc"] == pytest.approx(100 * record(2)["val_accuracy"])
     assert row["train time"] == "2m 05s" and row["learning rate"] == 3e-3 and row["model"] == "a"
     assert row["augmentation"] == "flip, rot ±20°, zoom 0.2, contrast 0.2"
 

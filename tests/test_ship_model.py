@@ -11,7 +11,8 @@ import numpy as np
 from fer.data.datasets import open_dataset
 from fer.model.cards import ModelCard
 from fer.model.files import load_model
-from fer.train.loop import TrainConfig, train
+from fer.train.config import TrainConfig
+from fer.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

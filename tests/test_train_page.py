@@ -53,8 +53,15 @@ def running_run(name: str, sleepers, **state) -> Path:
 
 
 def test_page_offers_the_form_and_says_there_are_no_runs(app):
+    from fer.train.config import DTYPE_POLICIES, OPTIMIZERS, SCHEDULES
+
     assert not app.exception
     assert any(option.startswith("tiny: ") for option in by_label(app.selectbox, "Model preset").options)
+    # The form's choices are fer.train.config's, with TrainConfig's defaults selected.
+    for label, choices, default in (("Optimizer", OPTIMIZERS, "adam"), ("Learning-rate schedule", SCHEDULES,
+                                    "constant"), ("Compute precision", DTYPE_POLICIES, "float32")):
+        box = by_label(app.selectbox, label)
+        assert (box.options, box.value) == (list(choices), default)
     assert by_label(app.selectbox, "Train split").value == "train"
     assert by_label(app.selectbox, "Validation split").value == "validation"
     assert "No training runs yet" in texts(app.info)
@@ -64,6 +71,7 @@ def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers)
     by_label(app.selectbox, "Model preset").set_value("tiny")
     by_label(app.number_input, "Epochs").set_value(3)
     by_label(app.radio, "Augmentation").set_value("custom")
+    app.run()  # The sliders can be changed once custom is chosen.
     by_label(app.slider, "Rotation (± degrees)").set_value(10)
     by_label(app.checkbox, "Class weights (inverse class frequency)").check()
     by_label(app.text_input, "Register the finished model as").input("my-model")
@@ -145,3 +153,54 @@ def test_finished_runs_fill_the_history_and_the_comparison(app):
     by_label(app.selectbox, "Run").set_value("run-a")
     app.run()
     assert "Registered as **run-a**" in texts(app.success)
+
+
+def slider_state(app) -> dict:
+    """Label → (value, disabled) of the augmentation controls."""
+    controls = [*app.slider, *app.select_slider, by_label(app.checkbox, "Horizontal flip")]
+    return {control.label: (control.value, control.disabled) for control in controls
+            if control.label not in ("Label smoothing", "Batch size")}
+
+
+def test_augmentation_sliders_show_the_fixed_modes_values_disabled_and_custom_editable(app, sleepers):
+    # Default: the preset's own (seed: rotation 20°, zoom 0.2, flip), shown but not editable.
+    state = slider_state(app)
+    assert state["Rotation (± degrees)"] == (20, True) and state["Horizontal flip"] == (True, True)
+    assert all(disabled for _, disabled in state.values())
+
+    by_label(app.selectbox, "Model preset").set_value("vgg40")
+    app.run()
+    state = slider_state(app)  # vgg40's own: random 40×40 crops, rotation 15°, shift 4, contrast 0.2.
+    assert state["Rotation (± degrees)"] == (15, True) and state["Random crop size (0 = none)"] == (40, True)
+    assert state["Shift (± pixels)"] == (4, True) and state["Contrast (±)"] == (0.2, True)
+
+    by_label(app.radio, "Augmentation").set_value("off")
+    app.run()
+    state = slider_state(app)
+    assert state["Rotation (± degrees)"] == (0, True) and state["Horizontal flip"] == (False, True)
+
+    by_label(app.radio, "Augmentation").set_value("custom")
+    app.run()
+    state = slider_state(app)  # Custom starts from the seed recipe and can be changed.
+    assert state["Rotation (± degrees)"] == (20, False) and not any(disabled for _, disabled in state.values())
+
+    by_label(app.radio, "Augmentation").set_value("preset's own")
+    by_label(app.button, "Start training").click()
+    app.run()
+    [run_dir] = jobs.active_runs()
+    config = json.loads((run_dir / "job.json").read_text())["config"]
+    assert config["preset"] == "vgg40" and config["augmentation"] is None  # The preset's own, as before.
+
+
+def test_history_shows_a_running_runs_status_and_epochs_with_blank_unknowns_and_one_percent_format(app, sleepers):
+    running_run("epoch-three", sleepers, epochs_done=2, best_val_accuracy=0.2723, best_epoch=2)
+    app.run()
+    assert not app.exception
+    frame = app.dataframe[0]
+    row = frame.value.iloc[0]
+    assert (row["status"], row["epochs"], row["best val acc"]) == ("running", "2/3", pytest.approx(27.23))
+    assert row["model"] is None  # Not registered yet: an empty cell, …
+    assert frame.proto.HasField("placeholder") and frame.proto.placeholder == ""  # … shown blank, not "None".
+    columns = json.loads(frame.proto.columns)
+    assert {columns[name]["type_config"]["format"] for name in ("best val acc", "final train acc",
+                                                                "final val acc")} == {"%.1f%%"}

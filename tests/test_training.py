@@ -1,4 +1,4 @@
-"""fer.train.loop: run directories, model cards, resume, graceful stop, callbacks, distribution."""
+"""fer.train.loop and fer.train.config: run directories, model cards, resume, graceful stop, callbacks, distribution."""
 
 import json
 import os
@@ -14,7 +14,9 @@ import pytest
 from fer.data.datasets import dataset_from_arrays
 from fer.errors import FerError
 from fer.data.synthetic import make_faces
-from fer.train.loop import TrainConfig, class_weights, read_metrics, read_state, train
+from fer.train.config import TrainConfig
+from fer.train.loop import class_weights, train
+from fer.train.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,10 +46,10 @@ def test_a_run_directory_holds_config_metrics_checkpoints_and_a_model_card(small
     assert seen.epochs == [1, 2]
     assert (run / "checkpoints" / "last.keras").exists()
     assert result.model_path == run / "best.keras" and result.model_path.exists()
-    metrics = read_metrics(run)
+    metrics = RunDir(run).read_metrics()
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_second"} <= set(metrics[0])
-    assert read_state(run)["status"] == "finished" and read_state(run)["epochs_done"] == 2
+    assert RunDir(run).read_state()["status"] == "finished" and RunDir(run).read_state()["epochs_done"] == 2
     card = json.loads((run / "best.json").read_text())
     assert card["preset"] == "tiny" and card["classes"][0] == "angry"
     assert card["dataset"]["fingerprint"] == small_dataset.fingerprint
@@ -62,7 +64,7 @@ def test_resume_continues_from_the_last_checkpoint(small_dataset, tmp_path):
     seen = EpochsSeen()
     train(small_dataset, tiny(epochs=3), tmp_path / "run", callbacks=[seen])
     assert seen.epochs == [2, 3]
-    assert [m["epoch"] for m in read_metrics(tmp_path / "run")] == [1, 2, 3]
+    assert [m["epoch"] for m in RunDir(tmp_path / "run").read_metrics()] == [1, 2, 3]
 
 
 def test_resume_refuses_a_different_preset(small_dataset, tmp_path):
@@ -87,16 +89,16 @@ def test_a_stop_ends_after_the_current_batch_and_keeps_a_checkpoint(small_datase
     run = tmp_path / "run"
     result = train(small_dataset, tiny(epochs=3), run, callbacks=[StopAfter(run, batches=2)])
     assert result.stopped
-    state = read_state(run)
+    state = RunDir(run).read_state()
     assert state["status"] == "stopped" and state["epochs_done"] == 0
-    assert read_metrics(run)[0]["partial"] is True
+    assert RunDir(run).read_metrics()[0]["partial"] is True
     assert (run / "checkpoints" / "last.keras").exists() and (run / "best.keras").exists()
     # Resuming re-runs the interrupted epoch, then finishes.
     seen = EpochsSeen()
     train(small_dataset, tiny(epochs=3), run, callbacks=[seen])
     assert seen.epochs == [1, 2, 3]
-    assert read_state(run)["status"] == "finished"
-    assert [m["partial"] for m in read_metrics(run)] == [False, False, False]
+    assert RunDir(run).read_state()["status"] == "finished"
+    assert [m["partial"] for m in RunDir(run).read_metrics()] == [False, False, False]
 
 
 def test_class_weights_are_inverse_frequency():
@@ -107,7 +109,7 @@ def test_class_weights_are_inverse_frequency():
 def test_training_with_class_weights_and_cosine_schedule(small_dataset, tmp_path):
     config = tiny(class_weights=True, schedule="cosine", warmup_epochs=1, optimizer="sgd", learning_rate=0.05)
     train(small_dataset, config, tmp_path / "run", evaluate_splits=False)
-    rates = [m["lr"] for m in read_metrics(tmp_path / "run")]
+    rates = [m["lr"] for m in RunDir(tmp_path / "run").read_metrics()]
     assert rates[0] == pytest.approx(0.05, rel=0.05)  # End of warm-up: the peak rate.
     assert rates[1] < 0.01  # End of the cosine decay.
 
@@ -116,7 +118,7 @@ def test_resuming_with_more_epochs_anneals_the_cosine_schedule_over_the_new_leng
     config = dict(schedule="cosine", optimizer="sgd", learning_rate=0.05)
     train(small_dataset, tiny(epochs=1, **config), tmp_path / "run", evaluate_splits=False)
     train(small_dataset, tiny(epochs=4, **config), tmp_path / "run", evaluate_splits=False)
-    rates = [m["lr"] for m in read_metrics(tmp_path / "run")]
+    rates = [m["lr"] for m in RunDir(tmp_path / "run").read_metrics()]
     # Sized for 1 epoch the schedule would sit at its floor (0.0005) from epoch 1 on; resized for
     # 4 epochs it decays smoothly from where the step counter is.
     expected = [0.05 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * e / 4))) for e in (2, 3, 4)]
@@ -131,6 +133,16 @@ def test_bad_config_is_a_clear_error():
     with pytest.raises(FerError, match="unknown dtype policy 'float16'; choose float32 or mixed_bfloat16"):
         TrainConfig(dtype_policy="float16")
 
+
+
+def test_each_choice_is_declared_once_beside_the_config_and_checked_from_there():
+    from fer.train.config import FIELD_CHOICES, SCHEDULES
+
+    defaults = TrainConfig()
+    assert all(getattr(defaults, name) in choices for name, choices in FIELD_CHOICES.items())
+    with pytest.raises(FerError, match="unknown schedule 'linear'; choose constant, cosine or plateau"):
+        TrainConfig(schedule="linear")
+    assert list(SCHEDULES) == ["constant", "cosine", "plateau"]
 
 
 def test_config_round_trips_through_json():
@@ -148,12 +160,14 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from fer.data.datasets import dataset_from_arrays
         from fer.data.synthetic import make_faces
-        from fer.train.loop import TrainConfig, read_state, train
+        from fer.train.config import TrainConfig
+        from fer.train.loop import train
+        from fer.train.run_dir import RunDir
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         dataset = dataset_from_arrays({{"train": make_faces(8, seed=1), "validation": make_faces(2, seed=2)}})
         result = train(dataset, TrainConfig(preset="tiny", epochs=1, batch_size=16), {str(tmp_path / 'run')!r},
                        strategy=strategy)
-        print("replicas", strategy.num_replicas_in_sync, "status", read_state(result.run_dir)["status"])
+        print("replicas", strategy.num_replicas_in_sync, "status", RunDir(result.run_dir).read_state()["status"])
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)

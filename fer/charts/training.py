@@ -1,6 +1,6 @@
 """Plotly figures of training runs: loss and accuracy per epoch, learning rate, and run comparison.
 
-Every function takes metric records as fer.train.loop.read_metrics returns them (one dict per
+Every function takes metric records as fer.train.run_dir.RunDir.read_metrics returns them (one dict per
 epoch: epoch, loss, accuracy, val_loss, val_accuracy, lr, ..., partial) and returns a figure.
 """
 

@@ -162,7 +162,8 @@ def out_of_fold_probabilities(dataset, split: str, config: OutOfFold = OutOfFold
     from fer.data.datasets import dataset_from_arrays
     from fer.evaluate.scoring import predict_probabilities
     from fer.model.files import load_model
-    from fer.train.loop import TrainConfig, train
+    from fer.train.config import TrainConfig
+    from fer.train.loop import train
 
     images, labels = dataset.split(split).images, dataset.split(split).labels
     folds = fold_of(labels, config.folds, config.seed)

@@ -6,36 +6,39 @@ nothing but files:
 
     runs_dir()/job.lock   {"pid", "run"} of the job holding the slot (one job at a time by default;
                           FER_STUDIO_MAX_JOBS=N allows N, in job.lock, job.2.lock, ...)
-    RUN_DIR/job.json      what to run: the dataset source, the TrainConfig, the model name to register
-    RUN_DIR/log.txt       the job's stdout and stderr
-    RUN_DIR/STOP          created by stop_job(): training stops after the current batch (fer.train.loop)
 
-plus the files fer.train.loop writes into the run directory (state.json, metrics.jsonl, progress.json,
-checkpoints/last.keras, best.keras). A finished run copies its best model into models/ with
-fer.model.registry.register_model, where the Evaluate and Predict pages find it.
+and the run directory (fer.train.run_dir): job.json says what to run, log.txt gets the job's output,
+STOP asks it to stop, and training writes the rest. A finished run copies its best model into models/
+with fer.model.registry.register_model, where the Evaluate and Predict pages find it.
+
+This module does not import Keras: the job process loads it only once its stderr is held (see
+_load_keras_quietly), and the Train page reads runs through it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer.errors import FerError
 from fer.model.registry import check_model_name
 from fer.paths import MODELS_DIR, PROJECT_ROOT, runs_dir
-from fer.train.loop import TrainConfig, read_metrics, read_state
+from fer.train.run_dir import RunDir, read_json, write_json
+
+if TYPE_CHECKING:
+    from fer.train.config import TrainConfig
 
 ACTIVE = ("starting", "running", "stopping")  # Statuses of a run whose process is alive.
 SPAWN_GRACE_SECONDS = 60.0  # How long a lock may name the server (between lock and spawn) before it is stale.
-LOG_NAME = "log.txt"
 
 # Jobs this server process started. Polling them reaps finished children, so they do not linger
 # as zombies (a zombie still answers os.kill(pid, 0) and would look alive).
@@ -93,16 +96,6 @@ class RunSummary:
 # --- Starting, stopping, resuming ----------------------------------------------------------------
 
 
-def new_run_dir(preset: str, root: Path | None = None) -> Path:
-    """A fresh run directory path `<time>-<preset>` under `root` (default runs_dir()); not created."""
-    root = Path(root) if root is not None else runs_dir()
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}"
-    candidate, n = root / stem, 2
-    while candidate.exists():
-        candidate, n = root / f"{stem}-{n}", n + 1
-    return candidate
-
-
 def start_job(
     dataset: str,
     config: TrainConfig,
@@ -118,7 +111,7 @@ def start_job(
     the run's name) unless `register` is false. Returns the run directory. Raises JobBusy when a job
     already holds every slot, and FerError when the model name is invalid or already taken.
     """
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config.preset)
+    run_dir = Path(run_dir) if run_dir is not None else RunDir.new(config.preset).path
     register_as = (register_as or run_dir.name) if register else None
     if register_as is not None:
         check_model_name(register_as, models_dir)
@@ -137,7 +130,7 @@ def resume_job(run_dir: str | Path) -> Path:
         raise FerError(f"run {run_dir.name} is still going; there is nothing to resume")
     if summary.status == "finished":
         raise FerError(f"run {run_dir.name} has finished all its epochs; start a new run to train more")
-    spec = _read_json(run_dir / "job.json") or _spec_from_config(run_dir)
+    spec = RunDir(run_dir).read_job() or _spec_from_config(RunDir(run_dir))
     if not spec.get("dataset") or not spec.get("config"):
         raise FerError(f"{run_dir} does not say which dataset and config it ran; it cannot be resumed")
     return _launch(run_dir, {**spec, "resumed": time.time()})
@@ -145,29 +138,29 @@ def resume_job(run_dir: str | Path) -> Path:
 
 def stop_job(run_dir: str | Path) -> None:
     """Ask a running job to stop: it finishes the current batch, saves a checkpoint and exits."""
-    run_dir = Path(run_dir)
-    if not run_summary(run_dir).active:
-        raise FerError(f"run {run_dir.name} is not running")
-    (run_dir / "STOP").touch()
+    run = RunDir(run_dir)
+    if not run_summary(run.path).active:
+        raise FerError(f"run {run.name} is not running")
+    run.request_stop()
 
 
 def _launch(run_dir: Path, spec: dict) -> Path:
     run_dir = run_dir.resolve()  # Locks name runs by absolute path; the job compares its own against it.
     root = run_dir.parent
     with _slot(root) as lock:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "STOP").unlink(missing_ok=True)
-        _write_json(run_dir / "job.json", spec)
+        run = RunDir(run_dir)
+        run.clear_stop()
+        run.write_job(spec)
         child = _spawn(run_dir)
         _CHILDREN[child.pid] = child
-        _write_json(lock, {"pid": child.pid, "run": str(run_dir), "time": time.time()})
+        write_json(lock, {"pid": child.pid, "run": str(run_dir), "time": time.time()})
     return run_dir
 
 
 def _spawn(run_dir: Path) -> subprocess.Popen:
     """Start the job process: this interpreter, this environment (FER_STUDIO_HOME, KERAS_BACKEND…)."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(run_dir / LOG_NAME, "a") as log:
+    with open(RunDir(run_dir).log_file, "a") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "fer.train.jobs", str(run_dir)],
             cwd=PROJECT_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -199,7 +192,7 @@ def _slot(root: Path):
         for lock in _lock_paths(root):
             holder = _live_holder(lock)
             if holder is None:
-                _write_json(lock, {"pid": os.getpid(), "run": None, "time": time.time()})
+                write_json(lock, {"pid": os.getpid(), "run": None, "time": time.time()})
                 break
             busy.append(holder)
         else:
@@ -231,7 +224,7 @@ def _guard(root: Path):
 
 def _live_holder(lock: Path) -> dict | None:
     """The lock's contents if it names a live job (or a launch in progress), else None (removing it)."""
-    holder = _read_json(lock)
+    holder = read_json(lock)
     if not holder:
         lock.unlink(missing_ok=True)
         return None
@@ -260,7 +253,7 @@ def active_runs(root: Path | None = None) -> list[Path]:
 def _release(run_dir: Path) -> None:
     """Called by the job as it exits: free the slot it holds."""
     for lock in _lock_paths(run_dir.parent):
-        holder = _read_json(lock)
+        holder = read_json(lock)
         if holder.get("run") == str(run_dir) and holder.get("pid") == os.getpid():
             lock.unlink(missing_ok=True)
 
@@ -300,30 +293,26 @@ def _process_alive(pid, marker: str | None = None) -> bool:
 def run_summary(run_dir: str | Path) -> RunSummary:
     """Status, metrics and config of one run directory, judged from its files and the job lock."""
     _reap()
-    run_dir = Path(run_dir)
-    spec = _read_json(run_dir / "job.json")
-    config_file = _read_json(run_dir / "config.json")
-    state = read_state(run_dir)
-    records = read_metrics(run_dir)
-    complete = [r for r in records if not r.get("partial")]
-    status, error, pid = _status(run_dir, state, spec)
+    run = RunDir(run_dir)
+    spec, config_file, state = run.read_job(), run.read_config(), run.read_state()
+    complete = [r for r in run.read_metrics() if not r.get("partial")]
+    status, error, pid = _status(run, state, spec)
     config = config_file.get("config") or spec.get("config") or {}
-    started = spec.get("created") or _mtime(run_dir / "config.json") or _mtime(run_dir)
     return RunSummary(
-        name=run_dir.name, path=run_dir, status=status, error=error,
+        name=run.name, path=run.path, status=status, error=error,
         epochs_done=int(state.get("epochs_done", 0)), epochs=config.get("epochs"),
         best_accuracy=state.get("best_val_accuracy"), best_epoch=state.get("best_epoch"),
         final=complete[-1] if complete else {}, training_seconds=float(state.get("training_seconds", 0.0)),
-        started=started, dataset=spec.get("dataset") or config_file.get("dataset", {}).get("source", ""),
+        started=run.started(), dataset=spec.get("dataset") or config_file.get("dataset", {}).get("source", ""),
         config=config, registered_model=state.get("registered_model"), pid=pid,
     )
 
 
-def _status(run_dir: Path, state: dict, spec: dict) -> tuple[str, str | None, int | None]:
-    stopping = (run_dir / "STOP").exists()
-    absolute = str(run_dir.resolve())
-    holder = next((h for h in map(_read_json, _lock_paths(run_dir.parent)) if h.get("run") == absolute), None)
-    if holder and _process_alive(holder.get("pid"), marker=run_dir.name):
+def _status(run: RunDir, state: dict, spec: dict) -> tuple[str, str | None, int | None]:
+    stopping = run.stop_requested
+    absolute = str(run.path.resolve())
+    holder = next((h for h in map(read_json, _lock_paths(run.path.parent)) if h.get("run") == absolute), None)
+    if holder and _process_alive(holder.get("pid"), marker=run.name):
         pid = holder["pid"]
         if stopping:
             return "stopping", None, pid
@@ -331,7 +320,7 @@ def _status(run_dir: Path, state: dict, spec: dict) -> tuple[str, str | None, in
         return ("running" if running else "starting"), None, pid
     status, pid = state.get("status"), state.get("pid")
     if status == "running":  # A job without our lock (e.g. `python -m fer train --out`) or one that died.
-        if _process_alive(pid, marker=run_dir.name):
+        if _process_alive(pid, marker=run.name):
             return ("stopping" if stopping else "running"), None, pid
         return "failed", "the training process ended unexpectedly (killed or crashed); see the log", None
     if status in ("finished", "stopped", "failed"):
@@ -346,16 +335,15 @@ def list_runs(root: Path | None = None) -> list[RunSummary]:
     root = Path(root) if root is not None else runs_dir()
     if not root.exists():
         return []
-    found = [run_summary(path) for path in root.iterdir()
-             if path.is_dir() and ((path / "job.json").exists() or (path / "config.json").exists())]
+    found = [run_summary(path) for path in root.iterdir() if RunDir(path).is_run()]
     return sorted(found, key=lambda run: run.started, reverse=True)
 
 
 def read_progress(run_dir: str | Path, summary: RunSummary | None = None) -> Progress | None:
     """The live progress of a run, with an ETA; None before the job has written any."""
-    run_dir = Path(run_dir)
-    summary = summary or run_summary(run_dir)
-    progress = _read_json(run_dir / "progress.json")
+    run = RunDir(run_dir)
+    summary = summary or run_summary(run.path)
+    progress = run.read_progress()
     epochs = int(progress.get("epochs") or summary.epochs or 0)
     if not progress or not epochs:
         return None
@@ -377,7 +365,7 @@ def read_progress(run_dir: str | Path, summary: RunSummary | None = None) -> Pro
 
 
 def _eta(summary: RunSummary, batches_left: int, batches_per_epoch: int, images_per_second) -> float | None:
-    durations = [r["seconds"] for r in read_metrics(summary.path) if not r.get("partial") and r.get("seconds")]
+    durations = [r["seconds"] for r in RunDir(summary.path).read_metrics() if not r.get("partial") and r.get("seconds")]
     if durations:  # Whole epochs measured so far include validation, so they predict best.
         return batches_left / batches_per_epoch * sum(durations) / len(durations)
     batch_size = summary.config.get("batch_size")
@@ -386,54 +374,81 @@ def _eta(summary: RunSummary, batches_left: int, batches_per_epoch: int, images_
     return None
 
 
-def log_tail(run_dir: str | Path, lines: int = 40) -> str:
-    """The last `lines` lines of a run's log ('' when there is none)."""
-    try:
-        text = (Path(run_dir) / LOG_NAME).read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 # --- The job process -----------------------------------------------------------------------------
 
 
 def run(run_dir: str | Path) -> int:
     """The body of a job: open the dataset, train (resuming), register the best model; exit status."""
-    from fer.data.datasets import open_dataset
-    from fer.train.loop import ConsoleProgress, train
-
-    run_dir = Path(run_dir).resolve()
-    spec = _read_json(run_dir / "job.json")
+    directory = RunDir(Path(run_dir).resolve())
+    spec = directory.read_job()
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.get('resumed') else 'starting'}"
-          f" {run_dir.name}")
+          f" {directory.name}")
     try:
+        _load_keras_quietly()
+        from fer.data.datasets import open_dataset
+        from fer.train.config import TrainConfig
+        from fer.train.loop import ConsoleProgress, train
+
         config = TrainConfig.from_dict(spec["config"])
         dataset = open_dataset(spec["dataset"])
         print(f"dataset: {dataset.source} ({', '.join(f'{k} {len(v):,}' for k, v in dataset.splits.items())})")
-        if (run_dir / "STOP").exists():  # Stopped while the dataset was opening: train() would clear the flag.
-            (run_dir / "STOP").unlink(missing_ok=True)
-            _mark(run_dir, status="stopped")
+        if directory.stop_requested:  # Stopped while the dataset was opening: train() would clear the flag.
+            directory.clear_stop()
+            directory.update_state(status="stopped")
             print("stopped before training began")
             return 0
-        result = train(dataset, config, run_dir, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
-        (run_dir / "STOP").unlink(missing_ok=True)  # Handled; a later resume starts clean.
+        result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
+        directory.clear_stop()  # Handled; a later resume starts clean.
         if result.stopped:
-            print(f"stopped after epoch {read_state(run_dir).get('epochs_done', 0)}; resume to go on")
+            print(f"stopped after epoch {directory.read_state().get('epochs_done', 0)}; resume to go on")
         elif spec.get("register_as"):
             path = _register(result.model_path, spec["register_as"], Path(spec.get("models_dir") or MODELS_DIR))
-            _mark(run_dir, registered_model=str(path))
+            directory.update_state(registered_model=str(path))
             print(f"registered the best model as {path}")
         print("done")
         return 0
     except BaseException as error:  # Everything, so the page can show it; the traceback goes to the log.
         traceback.print_exc()
-        state = read_state(run_dir)
-        if state.get("status") != "failed":
-            _mark(run_dir, status="failed", error=f"{type(error).__name__}: {error}")
+        if directory.read_state().get("status") != "failed":
+            directory.update_state(status="failed", error=f"{type(error).__name__}: {error}")
         return 1
     finally:
-        _release(run_dir)
+        _release(directory.path)
+
+
+def _load_keras_quietly() -> None:
+    """Import Keras and its backend without the native libraries' start-up lines, so the log starts with ours.
+
+    TensorFlow 2.21's libraries log while they load, before absl logging is initialised, and that
+    early output ignores TF_CPP_MIN_LOG_LEVEL (set by fer/__init__.py before any import; later
+    messages obey it; tensorflow/tensorflow#100442): "oneDNN custom operations are on", "Could not
+    find cuda drivers" and absl's "All log messages before absl::InitializeLog()" line, twice over.
+    What the import writes to stderr is held, and passed on only if the import fails.
+    """
+    with _stderr_held():
+        import keras  # noqa: F401
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    """Send what this process writes to file descriptor 2 (native code included) to a temporary file while the
+    block runs; copy it to the real stderr only if the block raises."""
+    sys.stderr.flush()
+    real = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(real, 2)
+            held.seek(0)
+            os.write(2, held.read())
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(real, 2)
+            os.close(real)
 
 
 def _register(model_path: Path, name: str, models_dir: Path) -> Path:
@@ -445,39 +460,13 @@ def _register(model_path: Path, name: str, models_dir: Path) -> Path:
     return register_model(model_path, candidate, models_dir)
 
 
-def _mark(run_dir: Path, **changes) -> None:
-    _write_json(run_dir / "state.json", {**read_state(run_dir), **changes})
-
-
-def _spec_from_config(run_dir: Path) -> dict:
+def _spec_from_config(run: RunDir) -> dict:
     """A job spec for a run started elsewhere (the CLI), from the config.json fer.train.loop wrote."""
-    config_file = _read_json(run_dir / "config.json")
+    config_file = run.read_config()
     if not config_file:
         return {}
     return {"dataset": config_file.get("dataset", {}).get("source"), "config": config_file.get("config"),
-            "register_as": None, "created": _mtime(run_dir / "config.json")}
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Write atomically so a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, default=str))
-    os.replace(temporary, path)
+            "register_as": None, "created": run.started()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,10 +474,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m fer.train.jobs RUN_DIR", file=sys.stderr)
         return 2
-    run_dir = Path(argv[0]).resolve()
+    directory = RunDir(Path(argv[0]).resolve())
     # SIGTERM (e.g. a system shutdown) stops like the Stop button: after the batch, with a checkpoint.
-    signal.signal(signal.SIGTERM, lambda *_: (run_dir / "STOP").touch())
-    return run(run_dir)
+    signal.signal(signal.SIGTERM, lambda *_: directory.request_stop())
+    return run(directory.path)
 
 
 if __name__ == "__main__":

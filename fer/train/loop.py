@@ -1,25 +1,16 @@
-"""Train a preset on a dataset into a run directory, resumable, inside a tf.distribute strategy.
+"""Train a preset on a dataset into a run directory (fer.train.run_dir), resumable, inside a tf.distribute strategy.
 
-A run directory holds everything about one training run, so any process (the CLI, the Train
-page, a later session) can follow or resume it:
-
-    config.json         the TrainConfig and the dataset it ran on
-    metrics.jsonl       one line per epoch (loss, accuracy, val_*, lr, seconds, images/s)
-    progress.json       the current epoch and batch, rewritten every second or so
-    state.json          status, epochs done, best validation accuracy, training seconds
-    checkpoints/last.keras   model + optimizer after the latest epoch (resume starts here)
-    best.keras / best.json   the best model by validation accuracy, with its model card
-    STOP                created by whoever wants the run to stop after the current batch
+train() writes the run's config, per-epoch metrics, live progress, state and checkpoints through
+RunDir, and the best model with its card through fer.model.files; a STOP file ends it gracefully.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -28,59 +19,12 @@ import numpy as np
 
 from fer.data.datasets import Dataset
 from fer.errors import FerError
-from fer.train.hardware import training_device
-from fer.model.presets import PRESETS, build_model
-from fer.model.augmentation import Augmentation
 from fer.model.cards import ModelCard, read_card, write_card
 from fer.model.files import load_model, save_model
-
-
-DTYPE_POLICIES = ("float32", "mixed_bfloat16")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run. Defaults are the seed recipe from DEVELOPERS.md."""
-
-    preset: str = "seed"
-    epochs: int = 30
-    batch_size: int = 64  # Barely changes CPU speed; 64 is a common FER2013 choice.
-    learning_rate: float = 1e-3  # Adam 1e-3: the seed recipe.
-    optimizer: str = "adam"  # "adam", "adamw" or "sgd" (Nesterov momentum 0.9).
-    schedule: str = "constant"  # "constant", "cosine" (per step, with warmup) or "plateau".
-    warmup_epochs: int = 0
-    weight_decay: float = 0.0  # Decoupled weight decay for adamw / sgd.
-    label_smoothing: float = 0.0
-    class_weights: bool = False  # Weight the loss by inverse class frequency.
-    early_stopping_patience: int = 0  # Epochs without val_accuracy gain before stopping; 0 = off.
-    seed: int = 0
-    augmentation: Augmentation | None = None  # None: the preset's own augmentation.
-    dtype_policy: str = "float32"  # "mixed_bfloat16" is faster only on CPUs with bf16 units.
-    train_split: str = "train"
-    validation_split: str = "validation"
-
-    def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise FerError(f"unknown preset '{self.preset}'; choose one of: {', '.join(PRESETS)}")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise FerError(f"unknown optimizer '{self.optimizer}'; choose adam, adamw or sgd")
-        if self.schedule not in ("constant", "cosine", "plateau"):
-            raise FerError(f"unknown schedule '{self.schedule}'; choose constant, cosine or plateau")
-        if self.dtype_policy not in DTYPE_POLICIES:
-            raise FerError(f"unknown dtype policy '{self.dtype_policy}'; choose {' or '.join(DTYPE_POLICIES)}")
-        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise FerError("epochs and batch size must be at least 1 and the learning rate above 0")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        values = dict(values)
-        if values.get("augmentation") is not None:
-            values["augmentation"] = Augmentation(**values["augmentation"])
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in values.items() if k in known})
+from fer.model.presets import build_model
+from fer.train.config import TrainConfig
+from fer.train.hardware import training_device
+from fer.train.run_dir import RunDir
 
 
 @dataclass
@@ -122,31 +66,28 @@ def train(
     continues from it. `callbacks` are added to the Keras callbacks (e.g. to stream metrics).
     Under the TensorFlow backend the model is built inside `strategy` (default_strategy()).
     """
-    run_dir = Path(run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "STOP").unlink(missing_ok=True)
+    run = RunDir(run_dir)
+    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    run.clear_stop()
     train_split = dataset.split(config.train_split)
     validation = dataset.splits.get(config.validation_split)
     if len(train_split) == 0:
         raise FerError(f"the '{config.train_split}' split has no images to train on")
     keras.utils.set_random_seed(config.seed)
 
-    state = _read_json(run_dir / "state.json")
-    checkpoint = run_dir / "checkpoints" / "last.keras"
-    resuming = resume and checkpoint.exists() and state.get("epochs_done", 0) > 0
+    state = run.read_state()
+    resuming = resume and run.checkpoint.exists() and state.get("epochs_done", 0) > 0
     if resuming:
-        previous = TrainConfig.from_dict(_read_json(run_dir / "config.json").get("config", {}))
+        previous = TrainConfig.from_dict(run.read_config().get("config", {}))
         if previous.preset != config.preset:
-            raise FerError(f"{run_dir} holds a '{previous.preset}' run; cannot resume it as '{config.preset}'")
-        _drop_epochs_after(run_dir / "metrics.jsonl", state["epochs_done"])
+            raise FerError(f"{run.path} holds a '{previous.preset}' run; cannot resume it as '{config.preset}'")
+        run.drop_epochs_after(state["epochs_done"])
     else:
         state = {"epochs_done": 0, "best_val_accuracy": None, "training_seconds": 0.0}
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    _write_json(run_dir / "config.json", {
-        "config": config.to_dict(),
-        "dataset": {"source": dataset.source, "fingerprint": dataset.fingerprint,
-                    "format": dataset.format, "classes": list(dataset.classes), "counts": dataset.counts()},
-    })
+        run.clear_metrics()
+    run.write_config(config.to_dict(), {
+        "source": dataset.source, "fingerprint": dataset.fingerprint, "format": dataset.format,
+        "classes": list(dataset.classes), "counts": dataset.counts()})
 
     if strategy is None and keras.backend.backend() == "tensorflow":
         strategy = default_strategy()
@@ -154,7 +95,7 @@ def train(
     steps_per_epoch = -(-len(train_split) // config.batch_size)
     with scope:
         if resuming:
-            model = keras.models.load_model(checkpoint)
+            model = keras.models.load_model(run.checkpoint)
             if config.schedule == "cosine":
                 # The checkpoint's schedule was sized for the old epoch count; a resumed run with
                 # more or fewer epochs anneals over the new one (the step counter carries on).
@@ -169,8 +110,8 @@ def train(
         dataset.batches(config.validation_split, batch_size=256) if validation is not None and len(validation) else None
     )
     monitor = "val_accuracy" if validation_data is not None else "accuracy"
-    recorder = RunRecorder(run_dir, state, dataset, config, monitor, len(train_split))
-    all_callbacks = [recorder, StopFlag(run_dir / "STOP")]
+    recorder = RunRecorder(run, state, dataset, config, monitor, len(train_split))
+    all_callbacks = [recorder, StopFlag(run)]
     if config.schedule == "plateau":
         all_callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss" if validation_data else "loss",
                                                                factor=0.5, patience=3, min_lr=1e-6))
@@ -179,7 +120,7 @@ def train(
                                                            mode="max"))
     all_callbacks += list(callbacks)
 
-    _update_state(run_dir, state, status="running", pid=os.getpid())
+    _update_state(run, state, status="running", pid=os.getpid())
     try:
         model.fit(
             train_data,
@@ -192,17 +133,17 @@ def train(
             verbose=0,
         )
     except BaseException as error:
-        _update_state(run_dir, state, status="failed", error=f"{type(error).__name__}: {error}")
+        _update_state(run, state, status="failed", error=f"{type(error).__name__}: {error}")
         raise
-    stopped = (run_dir / "STOP").exists()
-    best_path = run_dir / "best.keras"
+    stopped = run.stop_requested
+    best_path = run.best_model
     if not best_path.exists():  # Stopped before the first epoch ended: keep what there is.
         recorder.save_best(model, {})
     card = read_card(best_path)
     if evaluate_splits and not stopped:
         card = finalize_card(best_path, dataset)
-    _update_state(run_dir, state, status="stopped" if stopped else "finished")
-    return TrainResult(run_dir, best_path, card, read_metrics(run_dir), stopped)
+    _update_state(run, state, status="stopped" if stopped else "finished")
+    return TrainResult(run.path, best_path, card, run.read_metrics(), stopped)
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -261,24 +202,24 @@ def finalize_card(model_path: Path, dataset: Dataset) -> ModelCard:
 
 
 class StopFlag(keras.callbacks.Callback):
-    """Stops training after the current batch once `flag` exists (a graceful stop)."""
+    """Stops training after the current batch once the run's STOP file exists (a graceful stop)."""
 
-    def __init__(self, flag: Path):
+    def __init__(self, run: RunDir):
         super().__init__()
-        self.flag = flag
+        self.run = run
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.flag.exists():
+        if self.run.stop_requested:
             self.model.stop_training = True
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Writes metrics.jsonl, progress.json, state.json and the checkpoints of a run directory."""
+    """Writes a run's metrics, progress, state, checkpoint and best model as epochs go by."""
 
-    def __init__(self, run_dir: Path, state: dict, dataset: Dataset, config: TrainConfig,
+    def __init__(self, run: RunDir, state: dict, dataset: Dataset, config: TrainConfig,
                  monitor: str, train_images: int):
         super().__init__()
-        self.run_dir, self.state, self.dataset, self.config = run_dir, state, dataset, config
+        self.run, self.state, self.dataset, self.config = run, state, dataset, config
         self.monitor, self.train_images = monitor, train_images
         self.last_progress = 0.0
         self.device = training_device(keras.backend.backend())
@@ -294,7 +235,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.last_progress = self.train_end
             seconds = self.train_end - self.epoch_start
             images = min(self.batches_done * self.config.batch_size, self.train_images)
-            _write_json(self.run_dir / "progress.json", {
+            self.run.write_progress({
                 "epoch": epoch_number(self.state), "epochs": self.config.epochs,
                 "batch": self.batches_done, "batches": self.batches_per_epoch,
                 "images_per_second": images / seconds if seconds > 0 else None,
@@ -321,8 +262,7 @@ class RunRecorder(keras.callbacks.Callback):
             "partial": partial,
             "time": time.time(),
         }
-        with open(self.run_dir / "metrics.jsonl", "a") as metrics:
-            metrics.write(json.dumps(record) + "\n")
+        self.run.append_metrics(record)
         self.state["training_seconds"] = self.state.get("training_seconds", 0.0) + (now - self.epoch_start)
         if not partial:
             self.state["epochs_done"] = epoch + 1
@@ -332,8 +272,8 @@ class RunRecorder(keras.callbacks.Callback):
             self.state["best_val_accuracy"] = score
             self.state["best_epoch"] = epoch + 1
             self.save_best(self.model, record)
-        save_checkpoint(self.model, self.run_dir / "checkpoints" / "last.keras")
-        _update_state(self.run_dir, self.state)
+        self.run.save_checkpoint(self.model)
+        _update_state(self.run, self.state)
 
     def save_best(self, model: keras.Model, record: dict) -> None:
         """Save `model` (without optimizer state) as best.keras with its model card."""
@@ -341,8 +281,8 @@ class RunRecorder(keras.callbacks.Callback):
         if "val_accuracy" in record:
             metrics[self.config.validation_split] = {"accuracy": record["val_accuracy"],
                                                      "loss": record.get("val_loss")}
-        save_model(export_copy(model), self.run_dir / "best.keras", ModelCard(
-            name=self.run_dir.name,
+        save_model(export_copy(model), self.run.best_model, ModelCard(
+            name=self.run.name,
             preset=self.config.preset,
             classes=tuple(self.dataset.classes),
             hyperparameters=self.config.to_dict(),
@@ -405,54 +345,10 @@ def epoch_number(state: dict) -> int:
     return state.get("epochs_done", 0) + 1
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The per-epoch records of a run; a re-run epoch (after a stop) replaces the earlier record."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    by_epoch: dict[int, dict] = {}
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # A line being written right now.
-        by_epoch[record["epoch"]] = record
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def save_checkpoint(model: keras.Model, path: Path) -> None:
-    """Save `model` with its optimizer to `path` atomically: a crash mid-save leaves the previous checkpoint whole."""
-    # One temporary name per checkpoint, so the next save overwrites what a killed one left behind.
-    temporary = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix.
-    model.save(temporary)
-    os.replace(temporary, path)
-
-
-def _drop_epochs_after(path: Path, epochs_done: int) -> None:
-    """Before resuming: drop complete records of epochs the checkpoint does not hold (a crash between writing
-    an epoch's metrics and its checkpoint), and a line cut short by a crash, since those epochs run again."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("partial") or record.get("epoch", 0) <= epochs_done:
-            kept.append(line + "\n")
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(kept))
-    os.replace(temporary, path)
-
-
-def read_state(run_dir: str | Path) -> dict:
-    return _read_json(Path(run_dir) / "state.json")
-
-
-def _update_state(run_dir: Path, state: dict, **changes) -> None:
+def _update_state(run: RunDir, state: dict, **changes) -> None:
+    """Change the training process's own copy of the state and write it whole."""
     state.update(changes)
-    _write_json(run_dir / "state.json", state)
+    run.write_state(state)
 
 
 def _float(value):
@@ -460,17 +356,3 @@ def _float(value):
         return round(float(value), 5)
     except (TypeError, ValueError):
         return value
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Write atomically so a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, default=str))
-    os.replace(temporary, path)

@@ -13,9 +13,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fer.train.jobs import RunSummary
 
+PERCENT_COLUMNS = ("best val acc", "final train acc", "final val acc")  # In percent (0–100), to show in one format.
+
 
 def runs_table(runs: list[RunSummary]):
-    """A pandas DataFrame comparing runs: status, best and final metrics, time and config."""
+    """A pandas DataFrame comparing runs: status, best and final metrics (accuracies in percent), time and config.
+
+    An unknown value (a running run's final metrics, a run without a registered model) is None, never text.
+    """
     import pandas as pd
 
     rows = []
@@ -26,10 +31,10 @@ def runs_table(runs: list[RunSummary]):
             "status": run.status,
             "preset": config.get("preset"),
             "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
-            "best val acc": run.best_accuracy,
+            "best val acc": _percent(run.best_accuracy),
             "best epoch": run.best_epoch,
-            "final train acc": final.get("accuracy"),
-            "final val acc": final.get("val_accuracy"),
+            "final train acc": _percent(final.get("accuracy")),
+            "final val acc": _percent(final.get("val_accuracy")),
             "final val loss": final.get("val_loss"),
             "images/s": final.get("images_per_second"),
             "train time": format_duration(run.training_seconds),
@@ -40,11 +45,15 @@ def runs_table(runs: list[RunSummary]):
             "augmentation": describe_augmentation(config.get("augmentation")),
             "class weights": config.get("class_weights"),
             "seed": config.get("seed"),
-            "dataset": Path(run.dataset).name if run.dataset else "",
-            "model": run.registered_model and Path(run.registered_model).stem,
+            "dataset": Path(run.dataset).name if run.dataset else None,
+            "model": Path(run.registered_model).stem if run.registered_model else None,
             "started": datetime.datetime.fromtimestamp(run.started).replace(microsecond=0),
         })
     return pd.DataFrame(rows)
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
 
 
 def describe_epoch(record: dict, epochs: int | None = None) -> str:

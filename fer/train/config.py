@@ -1,0 +1,103 @@
+"""The training config, and every choice it accepts declared once beside it.
+
+TrainConfig checks its values against these choices; `python -m fer train --help` and the Train
+page's form (its options, help texts and slider defaults) read them too. A learning rate typed into
+the form goes: pages/train.py → TrainConfig (here) → job.json (fer.train.jobs, for a background job)
+→ fer.train.loop.train → the optimizer → model.fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from fer.errors import FerError
+from fer.model.augmentation import NO_AUGMENTATION, SEED_AUGMENTATION, Augmentation
+from fer.model.presets import PRESETS
+
+# Each choice with a one-line description, the default first. The CLI's help and the form show these.
+PRESET_CHOICES = {name: preset.description for name, preset in PRESETS.items()}
+OPTIMIZERS = {
+    "adam": "Adam, the seed recipe",
+    "adamw": "Adam with decoupled weight decay (1e-4 unless a weight decay is given)",
+    "sgd": "SGD with Nesterov momentum 0.9",
+}
+SCHEDULES = {
+    "constant": "the same learning rate throughout",
+    "cosine": "per-step cosine decay to 1% of the rate, after the warm-up epochs",
+    "plateau": "halve the rate when the validation loss stalls for 3 epochs",
+}
+DTYPE_POLICIES = {
+    "float32": "32-bit floats throughout",
+    "mixed_bfloat16": "bfloat16 compute with float32 weights: faster only on CPUs with bf16 units",
+}
+AUGMENTATION_MODES = {
+    "preset's own": "the augmentation the preset was designed with",
+    "custom": "the settings given",
+    "off": "no random transforms",
+}
+CUSTOM_AUGMENTATION = SEED_AUGMENTATION  # Where custom settings start: the seed recipe (rotation 20°, zoom 20%, flip).
+
+# TrainConfig fields that take one of a set of choices.
+FIELD_CHOICES = {
+    "preset": PRESET_CHOICES,
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "dtype_policy": DTYPE_POLICIES,
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Defaults are the seed recipe from DEVELOPERS.md."""
+
+    preset: str = "seed"  # One of PRESET_CHOICES.
+    epochs: int = 30
+    batch_size: int = 64  # Barely changes CPU speed; 64 is a common FER2013 choice.
+    learning_rate: float = 1e-3  # Adam 1e-3: the seed recipe.
+    optimizer: str = "adam"  # One of OPTIMIZERS.
+    schedule: str = "constant"  # One of SCHEDULES.
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0  # Decoupled weight decay for adamw / sgd.
+    label_smoothing: float = 0.0
+    class_weights: bool = False  # Weight the loss by inverse class frequency.
+    early_stopping_patience: int = 0  # Epochs without val_accuracy gain before stopping; 0 = off.
+    seed: int = 0
+    augmentation: Augmentation | None = None  # None: the preset's own augmentation.
+    dtype_policy: str = "float32"  # One of DTYPE_POLICIES; "mixed_bfloat16" is faster only on CPUs with bf16 units.
+    train_split: str = "train"
+    validation_split: str = "validation"
+
+    def __post_init__(self):
+        for name, choices in FIELD_CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise FerError(f"unknown {name.replace('_', ' ')} '{value}'; choose {either(choices)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise FerError("epochs and batch size must be at least 1 and the learning rate above 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        values = dict(values)
+        if values.get("augmentation") is not None:
+            values["augmentation"] = Augmentation(**values["augmentation"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def either(choices) -> str:
+    """'a, b or c'."""
+    names = list(choices)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def augmentation_for(mode: str, custom: Augmentation) -> Augmentation | None:
+    """TrainConfig.augmentation for one of AUGMENTATION_MODES: None (the preset's own), `custom`, or none at all."""
+    return {"preset's own": None, "custom": custom, "off": NO_AUGMENTATION}[mode]
+
+
+def applied_augmentation(preset: str, augmentation: Augmentation | None) -> Augmentation:
+    """The augmentation a run of `preset` trains with: `augmentation`, or the preset's own when it is None."""
+    return augmentation if augmentation is not None else PRESETS[preset].augmentation
