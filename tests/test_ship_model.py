@@ -2,17 +2,18 @@
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from run_files import write_run
 from fer.data.datasets import open_dataset
 from fer.model.cards import ModelCard
 from fer.model.files import load_model
-from fer.train.config import TrainConfig
-from fer.train.loop import train
+from fer.train.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,9 +56,11 @@ def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kag
     assert model.predict(np.zeros((2, 48, 48, 1), "float32"), verbose=0).shape == (2, 7)
 
 
-def test_ship_model_refuses_a_missing_member_with_a_message(kaggle_folder, tmp_path):
-    run = tmp_path / "run"
-    train(open_dataset(kaggle_folder), TrainConfig(preset="tiny", epochs=1, batch_size=8), run, evaluate_splits=False)
+def test_ship_model_refuses_a_missing_member_with_a_message(tiny_model_path, tmp_path):
+    # The member is checked before anything is scored, so a run written by hand (no training) will do.
+    run = write_run(tmp_path / "run")
+    shutil.copy(tiny_model_path, run / "best.keras")
+    shutil.copy(tiny_model_path.with_suffix(".json"), run / "best.json")
     finished = subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_model.py"), str(run),
                                "--ensemble-with", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "x.keras")],
                               capture_output=True, text=True, timeout=300)

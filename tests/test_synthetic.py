@@ -46,27 +46,33 @@ def test_unknown_expression_is_rejected():
         draw_face("smug", np.random.default_rng(0))
 
 
-def fit_seed_cnn(labels_shuffled: bool) -> float:
-    """Train the seed CNN (its own recipe) for 3 epochs on 2,100 faces; return validation accuracy."""
+@pytest.fixture(scope="module")
+def training_faces():
+    """2,100 faces to train on and 350 to validate on (drawn once for both trainings below)."""
+    return make_faces(300, seed=1), make_faces(50, seed=2)
+
+
+def fit_seed_cnn(training_faces, *, epochs: int, labels_shuffled: bool) -> float:
+    """Train the seed CNN (its own recipe) on 2,100 faces; return its validation accuracy."""
     keras.utils.set_random_seed(0)
-    images, labels = make_faces(300, seed=1)
-    validation_images, validation_labels = make_faces(50, seed=2)
+    (images, labels), (validation_images, validation_labels) = training_faces
     if labels_shuffled:
         labels = np.random.default_rng(0).permutation(labels)
     model = build_model("seed")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
     model.fit(images[..., None].astype("float32"), keras.utils.to_categorical(labels, 7),
-              epochs=3, batch_size=16, verbose=0)
+              epochs=epochs, batch_size=16, verbose=0)
     _, accuracy = model.evaluate(validation_images[..., None].astype("float32"),
                                  keras.utils.to_categorical(validation_labels, 7), verbose=0)
     return accuracy
 
 
 @pytest.mark.slow
-def test_seed_cnn_learns_it_in_a_few_epochs():
-    assert fit_seed_cnn(labels_shuffled=False) >= 0.90
+def test_seed_cnn_learns_it_in_a_few_epochs(training_faces):
+    assert fit_seed_cnn(training_faces, epochs=2, labels_shuffled=False) >= 0.90  # Measured 0.95.
 
 
 @pytest.mark.slow
-def test_seed_cnn_on_shuffled_labels_stays_near_chance():
-    assert fit_seed_cnn(labels_shuffled=True) < 0.30  # Chance is 1/7 ≈ 0.14.
+def test_seed_cnn_on_shuffled_labels_stays_near_chance(training_faces):
+    # One epoch is enough for the control: with the true labels it already reaches 0.75 (measured).
+    assert fit_seed_cnn(training_faces, epochs=1, labels_shuffled=True) < 0.30  # Chance is 1/7 ≈ 0.14.
