@@ -13,7 +13,8 @@ from run_files import write_run
 from fer.data.datasets import open_dataset
 from fer.model.cards import ModelCard
 from fer.model.files import load_model
-from fer.train.loop import TrainConfig, train
+from fer.train.config import TrainConfig
+from fer.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
