@@ -129,3 +129,51 @@ def test_out_of_fold_probabilities_come_from_models_that_never_saw_the_image(mon
     audit = audit_split(None, CLASSES, dataset, "train", probabilities=probabilities)
     assert audit.out_of_fold and len(audit.suspects) == len(labels)
     assert len(suspects_json(audit.suspects)) == len(labels)
+
+
+# --- The Dataset page's audit section (AppTest through app.py) ---------------------------------
+
+
+@pytest.fixture
+def navigation_mode(monkeypatch):
+    """Run app.py as a server does once st.navigation has run (see tests/test_app_shell.py)."""
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    st.cache_data.clear()
+
+
+def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(navigation_mode, kaggle_folder, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from fer.paths import PROJECT_ROOT
+
+    model = save_model(build_model("tiny"), tmp_path / "tiny.keras", ModelCard(name="tiny", preset="tiny",
+                                                                                classes=CLASSES))
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
+    app.session_state["dataset_source"] = str(kaggle_folder)
+    app.session_state["model_path"] = str(model)
+    app.run()
+    app.switch_page("pages/dataset.py").run()
+    assert not app.exception, app.exception
+    next(button for button in app.button if button.label == "Audit").click().run()
+    assert not app.exception, app.exception
+    marks = [control for control in app.get("button_group") if control.key.startswith("audit_mark_")]
+    assert len(marks) == 14  # Every validation image of the fixture, on one page.
+    first = marks[0].key.removeprefix("audit_mark_")
+    marks[0].set_value("wrong").run()
+    assert app.session_state["dataset_audit_decisions"] == {first: "wrong"}
+    target = tmp_path / "corrected"
+    app.text_input(key="dataset_audit_target").set_value(str(target)).run()
+    next(button for button in app.button if button.label == "Write corrected copy").click().run()
+    assert not app.exception, app.exception
+    assert any(": 1 label changed" in success.value for success in app.success)
+    reopened = open_dataset(target, use_cache=False)
+    assert first not in reopened.split("validation").files  # It moved to its suggested class's folder.

@@ -1,0 +1,78 @@
+"""Plotly figures for seeing inside a model: a confusion matrix whose cells can be clicked, and the feature map."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from fer.charts.evaluation import class_label, confusion_heatmap
+from fer.evaluate.scoring import Evaluation
+
+if TYPE_CHECKING:  # fer.explain.features imports Keras; drawing a map must not.
+    from fer.explain.features import FeatureMap
+
+CLASS_COLORS = ("#E73F74", "#80BA5A", "#7F3C8D", "#F2B701", "#3969AC", "#11A579", "#E68310")
+
+
+def clickable_confusion(evaluation: Evaluation, *, normalized: bool = False) -> go.Figure:
+    """The confusion heatmap with a transparent marker on every cell: Plotly heatmaps send no point
+    selections, markers do, so a click on a cell selects its marker (customdata = [true, predicted])."""
+    figure = confusion_heatmap(evaluation, normalized=normalized)
+    labels = [class_label(name) for name in evaluation.classes]
+    count = len(labels)
+    true, predicted = np.divmod(np.arange(count * count), count)
+    counts, shares = evaluation.confusion, evaluation.normalized_confusion
+    figure.add_scatter(
+        x=[labels[p] for p in predicted], y=[labels[t] for t in true], mode="markers",
+        marker=dict(symbol="square", size=40, opacity=0), showlegend=False, name="cells",
+        customdata=np.stack([true, predicted, counts.ravel(), shares.ravel() * 100], axis=1),
+        hovertemplate="true %{y} → predicted %{x}<br>%{customdata[2]:,} images (%{customdata[3]:.1f}% of %{y})"
+                      "<br>click to see them<extra></extra>",
+        selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
+    )
+    figure.update_layout(clickmode="event+select", dragmode=False)
+    return figure
+
+
+def selected_cell(event) -> tuple[int, int] | None:
+    """(true, predicted) class indexes of the cell clicked in a `clickable_confusion` chart, from
+    st.plotly_chart's selection event; None when no cell is selected."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    for point in points:
+        data = point.get("customdata")
+        if data is not None and len(data) >= 2:
+            return int(data[0]), int(data[1])
+    return None
+
+
+def feature_map_figure(mapped: FeatureMap, labels: np.ndarray, predicted: np.ndarray,
+                       classes: Sequence[str]) -> go.Figure:
+    """The 2-D feature map, one colour per true class; each point's customdata is its index in the split."""
+    figure = go.Figure()
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    for index, name in enumerate(classes):
+        members = np.flatnonzero(labels == index)
+        if not len(members):
+            continue
+        figure.add_scattergl(
+            x=mapped.points[members, 0], y=mapped.points[members, 1], mode="markers", name=class_label(name),
+            marker=dict(size=5, color=CLASS_COLORS[index % len(CLASS_COLORS)], opacity=0.75),
+            customdata=np.stack([mapped.indexes[members], predicted[members]], axis=1),
+            text=[classes[p] for p in predicted[members]],
+            hovertemplate=f"true {name}, predicted %{{text}}<br>image %{{customdata[0]}}<extra></extra>",
+        )
+    axis = "PC" if mapped.method == "pca" else "t-SNE "
+    figure.update_layout(
+        height=520, margin=dict(t=10, b=10, l=10, r=10), legend=dict(itemsizing="constant"),
+        xaxis=dict(title=f"{axis}1", showticklabels=False), yaxis=dict(title=f"{axis}2", showticklabels=False),
+        clickmode="event+select", dragmode="lasso",
+    )
+    return figure
+
+
+def selected_points(event) -> list[int]:
+    """Split indexes of the points clicked or lassoed in a `feature_map_figure` chart."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    return [int(point["customdata"][0]) for point in points if point.get("customdata") is not None]
