@@ -9,7 +9,8 @@ from fer.charts import dataset as charts
 
 from fer.data import eda
 from fer.data.datasets import DEMO, Dataset
-from pages.common import active_dataset, active_dataset_source
+from pages import inside
+from pages.common import active_dataset, active_dataset_source, active_model_path
 
 SEED_KEY = "dataset_sample_seed"  # Bumped by "Re-roll": a new draw of samples per class.
 ALL_SPLITS = "all splits"
@@ -177,3 +178,4 @@ show_distribution(dataset)
 show_samples(dataset)
 show_profiles(dataset)
 show_quality(dataset)
+inside.show_audit(dataset, active_dataset_source(), active_model_path())
