@@ -19,6 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Every wait's default (clicks, fills, wait_for, navigation), in ms. Generous on purpose: on a busy 2-core
+# machine TensorFlow's start-up, the first model load or the demo set's drawing has made one step take
+# over 60 s (Playwright's own default is 30 s), and a wait that times out early fails a working page.
+TIMEOUT = 180_000
 
 
 def _require_browser():
@@ -93,6 +97,14 @@ def launch_chromium(playwright, extra_args=()):
     )
 
 
+def new_page(browser, **context_options):
+    """A page in a fresh 1400×1000 context whose waits all default to TIMEOUT (tabs it opens too)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, **context_options)
+    context.set_default_timeout(TIMEOUT)
+    context.set_default_navigation_timeout(TIMEOUT)
+    return context.new_page()
+
+
 @pytest.fixture(scope="session")
 def playwright_instance():
     _require_browser()
@@ -106,19 +118,17 @@ def playwright_instance():
 def page(playwright_instance, app_server):
     """A fresh browser page; fails the test on any console error the app logs."""
     browser = launch_chromium(playwright_instance)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
+    page = new_page(browser)
     page.console_errors = []
     page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
-    page.set_default_timeout(60_000)
     yield page
-    context.close()
+    page.context.close()
     browser.close()
 
 
 def wait_for_app(page) -> None:
     """Wait until Streamlit has finished running the script (no 'Running…' status)."""
-    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_selector('[data-testid="stApp"]', timeout=TIMEOUT)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=120_000
+        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=TIMEOUT
     )

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from browser.conftest import launch_chromium, serve_app, wait_for_app
+from browser.conftest import launch_chromium, new_page, serve_app, wait_for_app
 from fer.charts.evaluation import class_label
 from fer.labels import CLASSES
 
@@ -25,8 +25,7 @@ def evaluate_server(tiny_model_path, tmp_path_factory):
 
 def test_confusion_matrix_renders_and_toggles_to_row_shares(playwright_instance, evaluate_server):
     browser = launch_chromium(playwright_instance)
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(60_000)
+    page = new_page(browser)
     errors = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     try:
@@ -49,7 +48,7 @@ def test_confusion_matrix_renders_and_toggles_to_row_shares(playwright_instance,
         page.wait_for_function(
             "() => [...document.querySelectorAll('.st-key-confusion_matrix .heatmaplayer text')]"
             ".every(t => t.textContent.endsWith('%'))",
-            timeout=60_000,
+            timeout=LONG,
         )
         wait_for_app(page)
         assert not errors, errors

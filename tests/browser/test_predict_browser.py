@@ -42,7 +42,8 @@ def open_page(playwright, extra_args=()):
     page = context.new_page()
     page.console_errors = []
     page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(LONG)  # Every other wait: clicks, fills, uploads.
+    page.set_default_navigation_timeout(LONG)
     return browser, page
 
 
