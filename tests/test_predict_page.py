@@ -127,7 +127,11 @@ def test_results_are_reused_across_reruns_and_dropped_with_their_file(page, monk
 
 def test_webcam_tab_waits_for_start(page, streamer):
     assert streamer.kwargs["rtc_configuration"] == {"iceServers": []}  # Works offline on localhost.
-    assert streamer.kwargs["media_stream_constraints"] == {"video": True, "audio": False}
+    # 640×480 at up to 15 fps: what the page keeps up with (bench/bench_webcam_browser.py), no microphone.
+    assert streamer.kwargs["media_stream_constraints"] == {
+        "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 15, "max": 15}},
+        "audio": False,
+    }
     assert "Press **START**" in texts(page)
     snapshot = [button for button in page.button if "Snapshot" in button.label][0]
     assert snapshot.disabled
