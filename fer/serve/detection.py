@@ -207,7 +207,7 @@ class YuNetDetector:
             _, rows = self._net.detect(bgr)  # (N, 15): x, y, w, h, 5 landmarks (x, y), score; None if none
         faces = []
         for row in [] if rows is None else rows:
-            box = Box(*(int(round(value)) for value in row[:4])).scaled(1 / factor)
+            box = Box(*(int(round(value / factor)) for value in row[:4]))
             if min(box.width, box.height) < smallest / factor:
                 continue
             points = row[4:14].reshape(5, 2) / factor
