@@ -23,7 +23,8 @@ from fer.errors import FerError, in_words
 from fer.labels import CLASSES
 from fer.paths import home_dir
 from fer.model.registry import list_models
-from pages.common import DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset
+from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset,
+                          remember_choices, restore_choices)
 
 st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")
 
@@ -114,6 +115,8 @@ def dataset_picker() -> None:
     sidebar = st.sidebar
     sidebar.subheader("Dataset")
     st.session_state.setdefault(CHOICE_KEY, initial_choice())
+    if initial_choice() == CHOICES[1]:  # The active dataset is a path on the server, e.g. restored after a reload.
+        st.session_state.setdefault("dataset_path", active_dataset_source())
     choice = sidebar.radio("Source", CHOICES, key=CHOICE_KEY, on_change=use_demo_if_chosen,
                            label_visibility="collapsed")
     if choice == CHOICES[0]:
@@ -183,7 +186,9 @@ navigation = st.navigation([
     st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
     st.Page("pages/predict.py", title="Predict", icon="📷"),
 ])
+restore_choices()
 dataset_picker()
 active_dataset_summary()
 model_picker()
+remember_choices()  # Pages change the choices only in widget callbacks, which run before this script.
 navigation.run()

@@ -3,6 +3,9 @@
 The sidebar (app.py) writes the choices; pages read them through these helpers. Keys:
 - "dataset_source": a dataset path (folder, zip, CSV) or fer.data.datasets.DEMO (the default);
 - "model_path": the chosen model's .keras path (default: the shipped model, else the newest).
+Those two keys are the one live copy of the choices. `remember_choices` writes them through to the
+URL (?dataset=…&model=…, so a reload keeps them) and to fer.settings (so a new tab starts from the
+last choice); `restore_choices` reads them back once per browser session.
 
 Models are served on onnxruntime when they have an ONNX export (fer.serve.runtime), so no page
 imports TensorFlow until the user trains.
@@ -10,14 +13,20 @@ imports TensorFlow until the user trains.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.errors import FerError
+from fer.settings import Choices, read_choices, write_choices
 
 DATASET_KEY = "dataset_source"
 MODEL_KEY = "model_path"
 FALLBACK_TOLD_KEY = "runtime_notes_shown"  # Model files whose Keras fallback this session was told about.
+RESTORED_KEY = "choices_restored"  # Set once this browser session has read its URL and the settings file.
+SAVED_KEY = "choices_saved"  # The Choices this session last wrote to the settings file.
+DATASET_PARAM, MODEL_PARAM = "dataset", "model"  # The URL's query parameters.
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -96,6 +105,45 @@ def active_model_path() -> str | None:
         return None
 
 
+def restore_choices() -> None:
+    """Once per browser session, before the sidebar draws: the dataset and model named in the URL (a
+    reload), else the last ones saved in the settings file (a new tab). Choices already in the session,
+    sources that no longer exist and models that are gone are left alone."""
+    if st.session_state.get(RESTORED_KEY):
+        return
+    st.session_state[RESTORED_KEY] = True
+    saved = read_choices()
+    dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
+    model = st.query_params.get(MODEL_PARAM) or saved.model
+    if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or Path(dataset).exists()):
+        st.session_state[DATASET_KEY] = dataset
+    if MODEL_KEY not in st.session_state and model and Path(model).is_file():
+        st.session_state[MODEL_KEY] = model
+    st.session_state[SAVED_KEY] = current_choices()  # Restoring is not a new choice to save.
+
+
+def current_choices() -> Choices:
+    """This session's choices: the active dataset (the demo set by default) and the chosen model, if any."""
+    return Choices(active_dataset_source(), st.session_state.get(MODEL_KEY) or None)
+
+
+def remember_choices() -> None:
+    """Write this session's choices to the URL and, when they changed here, to the settings file.
+
+    Only a change made in this session is saved, so an idle tab never overwrites another tab's newer choice.
+    """
+    choices = current_choices()
+    for param, value in ((DATASET_PARAM, choices.dataset), (MODEL_PARAM, choices.model)):
+        if value is None:
+            if param in st.query_params:
+                del st.query_params[param]  # e.g. a model named in the URL that no longer exists.
+        elif st.query_params.get(param) != value:
+            st.query_params[param] = value
+    if choices != st.session_state.get(SAVED_KEY):
+        write_choices(choices)
+        st.session_state[SAVED_KEY] = choices
+
+
 def load_model_or_warn(path: str | None):
     """(model, card) for `path`, or None after telling the user what to do."""
     import os
@@ -113,3 +161,32 @@ def load_model_or_warn(path: str | None):
         told.add(path)
         st.info(served.note or f"{os.path.basename(path)} runs on Keras: it has no ONNX export.")
     return served.model, served.card
+
+
+def model_downloads(path: str) -> None:
+    """'Download this model': each of its files with its measured validation accuracy, and a button that
+    makes the TFLite files (in a child process: TensorFlow's converter stays out of the server)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fer.model.export import downloads, missing_tflite
+
+    for number, item in enumerate(downloads(path)):
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        accuracy = f" · validation accuracy {item.accuracy:.1%}" if item.accuracy is not None else ""
+        left.markdown(f"**{item.label}** · {item.path.stat().st_size / 1e6:.1f} MB{accuracy}  \n"
+                      f":gray[{item.note}]")
+        right.download_button("Download", data=lambda file=item.path: file.read_bytes(), file_name=item.path.name,
+                              mime="application/octet-stream", key=f"download-{number}", on_click="ignore")
+    missing = missing_tflite(path)
+    if missing and st.button(f"Make TFLite {' and '.join(missing)}", help="runs python -m fer export MODEL "
+                             "--format tflite and scores each file on the validation faces (a minute or two)"):
+        with st.spinner("Converting to TFLite and scoring on the validation faces…"):
+            done = subprocess.run([sys.executable, "-m", "fer", "export", path, "--format", "tflite"],
+                                  capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+        if done.returncode != 0:
+            errors = [line.removeprefix("error: ") for line in done.stderr.splitlines() if line.startswith("error: ")]
+            st.error(f"Could not make the TFLite files: {(errors or ['the converter failed'])[-1]}")
+        else:
+            st.rerun()

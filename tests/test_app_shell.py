@@ -266,3 +266,60 @@ def test_errors_that_are_not_ours_read_as_words(error, words):
         b"\xff".decode("utf-8")
     except UnicodeDecodeError as undecodable:
         assert in_words(undecodable) == "it is not UTF-8 text (byte 0 cannot be read); save it as UTF-8"
+
+
+@pytest.fixture
+def two_models(tmp_path, monkeypatch):
+    """Two registered (empty) model files, 'newer' the default; returns their paths."""
+    import fer.model.registry
+
+    models = []
+    for name in ("newer", "older"):
+        path = tmp_path / f"{name}.keras"
+        path.write_bytes(b"")
+        models.append(RegisteredModel(path, ModelCard.from_dict({"name": name, "path": str(path), "preset": "tiny"})))
+    monkeypatch.setattr(fer.model.registry, "list_models", lambda: models)
+    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: models[0].path)
+    return [str(model.path) for model in models]
+
+
+def reopen(query_params: dict | None = None) -> AppTest:
+    """A new browser session: a reload (with the URL's query parameters) or a new tab (without)."""
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.query_params.update(query_params or {})
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_a_reload_keeps_the_chosen_dataset_and_model(kaggle_zip, two_models):
+    app = start()
+    open_path(app, str(kaggle_zip))
+    app.sidebar.selectbox(key="model_picker").set_value(two_models[1]).run()
+    assert app.query_params == {"dataset": str(kaggle_zip), "model": two_models[1]}
+    reloaded = reopen(app.query_params)
+    assert reloaded.session_state["dataset_source"] == str(kaggle_zip)
+    assert reloaded.session_state["model_path"] == two_models[1]
+    assert reloaded.sidebar.selectbox(key="model_picker").value == two_models[1]
+    assert reloaded.sidebar.radio(key="dataset_choice").value == PATH_CHOICE
+    assert reloaded.sidebar.text_input(key="dataset_path").value == str(kaggle_zip)
+    assert str(kaggle_zip) in sidebar_text(reloaded)
+
+
+def test_a_new_tab_starts_from_the_last_choice_and_an_idle_tab_does_not_undo_it(kaggle_zip, fer_csv, two_models):
+    first = start()
+    open_path(first, str(kaggle_zip))
+    fresh = reopen()  # No query parameters: a new tab.
+    assert fresh.session_state["dataset_source"] == str(kaggle_zip)
+    assert fresh.query_params["dataset"] == str(kaggle_zip)
+    open_path(fresh, str(fer_csv))
+    first.run()  # The first tab reruns without changing anything: its older choice is not saved again.
+    assert first.session_state["dataset_source"] == str(kaggle_zip)
+    assert reopen().session_state["dataset_source"] == str(fer_csv)
+
+
+def test_a_url_naming_a_missing_dataset_or_model_falls_back(tmp_path, two_models):
+    app = reopen({"dataset": str(tmp_path / "gone.zip"), "model": str(tmp_path / "gone.keras")})
+    assert "the built-in demo faces" in sidebar_text(app)
+    assert app.sidebar.selectbox(key="model_picker").value == two_models[0]
+    assert app.query_params == {"dataset": DEMO}  # The URL now says what is shown.
