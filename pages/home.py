@@ -7,7 +7,7 @@ import streamlit as st
 from fer.data.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
 from fer.model.cards import read_card
-from pages.common import active_dataset, active_dataset_source, active_model_path
+from pages.common import active_dataset, active_dataset_source, active_model_path, model_downloads
 
 st.title("🙂 FER Studio")
 st.markdown(
@@ -50,3 +50,7 @@ with right, st.container(border=True):
                 st.code(card.recipe, language="bash", wrap_lines=True)
         if card.created:
             st.caption(f"Created {card.created}")
+
+if model_path is not None:
+    with st.expander("⬇️ Download this model: .keras, ONNX, TFLite and its card"):
+        model_downloads(model_path)

@@ -106,6 +106,21 @@ def test_tflite_exports_load_and_predict(model_copy, synthetic_faces):
         np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-3)
         assert np.abs(probabilities - expected).max() < 0.05  # Quantised weights: close, not equal.
         assert read_card(model_copy).export("tflite", variant).validation_accuracy == record.validation_accuracy
+    offered = {item.label: item for item in export.downloads(model_copy)}
+    assert list(offered) == ["Keras (.keras)", "TFLite float16", "TFLite int8", "Model card (.json)"]
+    assert offered["TFLite int8"].accuracy == read_card(model_copy).export("tflite", "int8").validation_accuracy
+    assert export.missing_tflite(model_copy) == []
+
+
+def test_downloads_offer_the_files_that_exist_with_their_accuracy(model_copy):
+    assert [item.label for item in export.downloads(model_copy)] == ["Keras (.keras)", "Model card (.json)"]
+    assert export.missing_tflite(model_copy) == ["float16", "int8"]
+    record = export.export_onnx(model_copy)
+
+    offered = {item.label: item for item in export.downloads(model_copy)}
+    assert list(offered) == ["Keras (.keras)", "ONNX float32", "Model card (.json)"]
+    assert offered["ONNX float32"].path == model_copy.with_suffix(".onnx")
+    assert f"matches Keras within {record.max_abs_difference:.0e}" in offered["ONNX float32"].note
 
 
 def test_cli_export_writes_onnx_and_reports_the_check(model_copy, capsys):

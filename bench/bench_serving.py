@@ -1,0 +1,230 @@
+"""Serving without TensorFlow (issue 19): the new path (onnxruntime) against the old one (Keras), side by side.
+
+Every part runs the old and the new path in turn in one run, so a CPU shared with other work slows
+both alike; the table gives medians and the old/new ratio. Parts (`--parts`, default all):
+
+- crop: crop → probabilities with the shipped model, ms a face in batches of 256 and for one face:
+  Keras `predict_on_batch`, onnxruntime float32, and the served variant (the card's `serving`), plus
+  onnxruntime settings (threads, graph optimisation, spinning) on the served file;
+- predict: `python -m fer predict PHOTO`, the whole process (old: FER_STUDIO_RUNTIME=keras);
+- evaluate: `python -m fer evaluate --dataset FER2013` on its 3,589 validation faces, whole process;
+- coldstart: `streamlit run app.py` until Home is fully rendered in Chromium (the browser is started
+  first), with a fresh FER_STUDIO_HOME (a new user: the demo set is drawn) and a warm one; then
+  the Predict page opened on that server until its model is loaded (old: FER_STUDIO_RUNTIME=keras).
+
+    .venv/bin/python bench/bench_serving.py
+    .venv/bin/python bench/bench_serving.py --parts crop predict --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+MODEL = ROOT / "models" / "fer2013.keras"
+FER2013 = ROOT.parent / "shared" / "datasets" / "fer2013" / "images.zip"
+PARTS = ("crop", "predict", "evaluate", "coldstart")
+
+
+def row(name: str, old: list[float] | None, new: list[float], target: str = "", unit: str = "s") -> str:
+    new_median = statistics.median(new)
+    if old:
+        old_median = statistics.median(old)
+        return (f"| {name} | {old_median:.2f} {unit} | {new_median:.2f} {unit} | {old_median / new_median:.1f}× "
+                f"| {target} | {len(new)} |")
+    return f"| {name} | | {new_median:.2f} {unit} | | {target} | {len(new)} |"
+
+
+# --- crop → probabilities ------------------------------------------------------------------------------
+
+
+def bench_crop(rounds: int) -> list[str]:
+    import numpy as np
+
+    from fer.model import export
+    from fer.model.files import load_model
+    from fer.serve.runtime import OnnxModel, SessionSettings, served_file
+
+    faces = export.sample(export.validation_faces(export.read_card(MODEL)), 256, seed=7)
+    served = served_file(MODEL)
+    float32 = MODEL.with_suffix(".onnx")
+    models = {"Keras predict_on_batch (old)": load_model(MODEL)[0], "onnxruntime float32": OnnxModel(float32),
+              f"onnxruntime {served.name} (served)": OnnxModel(served)}
+    settings = {
+        "2 threads": SessionSettings(intra_op_threads=2),
+        "1 thread": SessionSettings(intra_op_threads=1),
+        "basic graph optimisation": SessionSettings(optimization="basic"),
+        "spinning threads": SessionSettings(spinning=True),
+    }
+    models |= {f"served, {name}": OnnxModel(served, value) for name, value in settings.items()}
+    batch = faces.images.astype(np.float32)
+    wall = {name: ([], []) for name in models}
+    cpu = {name: ([], []) for name in models}
+    for model in models.values():
+        model.predict_on_batch(batch)  # Warm up (Keras traces its function).
+    for _ in range(rounds):  # The models in turn in every round, so a shared CPU slows them alike.
+        for name, model in models.items():
+            for column, (inputs, repeats) in enumerate(((batch, 1), (batch[:1], 20))):
+                started, started_cpu = time.perf_counter(), time.process_time()
+                for _ in range(repeats):
+                    model.predict_on_batch(inputs)
+                faces_done = repeats * len(inputs)
+                wall[name][column].append((time.perf_counter() - started) * 1000 / faces_done)
+                cpu[name][column].append((time.process_time() - started_cpu) * 1000 / faces_done)
+    lines = ["| model | ms a face, batches of 256 (CPU ms) | ms, one face (CPU ms) |", "|---|---|---|"]
+    lines += [f"| {name} | {statistics.median(wall[name][0]):.2f} ({statistics.median(cpu[name][0]):.2f}) | "
+              f"{statistics.median(wall[name][1]):.2f} ({statistics.median(cpu[name][1]):.2f}) |" for name in models]
+    pixels = faces.images.astype(np.float32)
+    difference = np.abs(models["onnxruntime float32"].predict_on_batch(pixels)
+                        - np.asarray(models["Keras predict_on_batch (old)"].predict_on_batch(pixels))).max()
+    lines.append(f"\nonnxruntime float32 vs Keras on these 256 faces: max |difference| {difference:.1e}")
+    return lines
+
+
+# --- whole processes -------------------------------------------------------------------------------------
+
+
+def timed_process(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def bench_processes(name: str, command: list[str], runs: int, target: str) -> str:
+    old, new = [], []
+    for _ in range(runs):  # Alternating, so both see the same load.
+        old.append(timed_process(command, {"FER_STUDIO_RUNTIME": "keras"}))
+        new.append(timed_process(command, {}))
+    return row(name, old, new, target)
+
+
+def photo() -> Path:
+    from PIL import Image
+    from skimage import data
+
+    path = Path(tempfile.mkdtemp()) / "astronaut.jpg"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+# --- cold start in Chromium -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env={**os.environ, "FER_STUDIO_HOME": str(home), **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                return server, url
+        except OSError:
+            time.sleep(0.05)
+        if server.poll() is not None:
+            raise SystemExit("streamlit exited early")
+
+
+def rendered(page) -> None:
+    """Streamlit has finished the script run (no 'Running…' icon) and the page's content is there."""
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')"
+        " && document.querySelectorAll('[data-testid=\"stMarkdown\"]').length > 0", timeout=120_000)
+
+
+def cold_start(browser, home: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(seconds from `streamlit run` to Home rendered, then seconds to open Predict with its model loaded)."""
+    started = time.perf_counter()
+    server, url = start_server(home, env)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_text("Active model").wait_for(timeout=120_000)
+        rendered(page)
+        home_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        page.goto(f"{url}/predict")
+        page.locator("h1", has_text="Predict").wait_for(timeout=120_000)
+        rendered(page)
+        predict_seconds = time.perf_counter() - started
+        page.close()
+        return home_seconds, predict_seconds
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def bench_coldstart(runs: int) -> list[str]:
+    from browser.conftest import launch_chromium
+    from playwright.sync_api import sync_playwright
+
+    fresh, warm, predict_old, predict_new = [], [], [], []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as home:
+                fresh.append(cold_start(browser, Path(home), {})[0])  # A new user: the demo set is drawn.
+                seconds, old = cold_start(browser, Path(home), {"FER_STUDIO_RUNTIME": "keras"})
+                predict_old.append(old)
+                seconds, new = cold_start(browser, Path(home), {})
+                warm.append(seconds)
+                predict_new.append(new)
+        browser.close()
+    return [row("cold start → Home rendered, fresh FER_STUDIO_HOME (demo set drawn)", None, fresh, "≤ 3 s"),
+            row("cold start → Home rendered, warm FER_STUDIO_HOME", None, warm, "≤ 3 s"),
+            row("then open Predict until its model is loaded", predict_old, predict_new)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--runs", type=int, default=3, help="runs of each whole-process measurement")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of the crop timings")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
+    if "crop" in args.parts:
+        print("\n".join(bench_crop(args.rounds)) + "\n")
+    header = ["| measurement | old (Keras) | new (onnxruntime) | old / new | target | runs |",
+              "|---|---|---|---|---|---|"]
+    lines = []
+    if "predict" in args.parts:
+        lines.append(bench_processes("`python -m fer predict PHOTO`, whole process",
+                                     [sys.executable, "-m", "fer", "predict", str(photo())], args.runs, "≤ 2.5 s"))
+    if "evaluate" in args.parts:
+        lines.append(bench_processes("`python -m fer evaluate` on FER2013 validation (3,589), whole process",
+                                     [sys.executable, "-m", "fer", "evaluate", "--dataset", str(FER2013)],
+                                     args.runs, "≤ 10 s"))
+    if "coldstart" in args.parts:
+        lines += bench_coldstart(args.runs)
+    if lines:
+        print("\n".join(header + lines))
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
