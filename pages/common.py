@@ -3,6 +3,9 @@
 The sidebar (app.py) writes the choices; pages read them through these helpers. Keys:
 - "dataset_source": a dataset path (folder, zip, CSV) or fer.data.datasets.DEMO (the default);
 - "model_path": the chosen model's .keras path (default: the shipped model, else the newest).
+Those two keys are the one live copy of the choices. `remember_choices` writes them through to the
+URL (?dataset=…&model=…, so a reload keeps them) and to fer.settings (so a new tab starts from the
+last choice); `restore_choices` reads them back once per browser session.
 
 Models are served on onnxruntime when they have an ONNX export (fer.serve.runtime), so no page
 imports TensorFlow until the user trains.
@@ -10,14 +13,20 @@ imports TensorFlow until the user trains.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.errors import FerError
+from fer.settings import Choices, read_choices, write_choices
 
 DATASET_KEY = "dataset_source"
 MODEL_KEY = "model_path"
 FALLBACK_TOLD_KEY = "runtime_notes_shown"  # Model files whose Keras fallback this session was told about.
+RESTORED_KEY = "choices_restored"  # Set once this browser session has read its URL and the settings file.
+SAVED_KEY = "choices_saved"  # The Choices this session last wrote to the settings file.
+DATASET_PARAM, MODEL_PARAM = "dataset", "model"  # The URL's query parameters.
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -94,6 +103,45 @@ def active_model_path() -> str | None:
         return str(default_model_path())
     except FerError:
         return None
+
+
+def restore_choices() -> None:
+    """Once per browser session, before the sidebar draws: the dataset and model named in the URL (a
+    reload), else the last ones saved in the settings file (a new tab). Choices already in the session,
+    sources that no longer exist and models that are gone are left alone."""
+    if st.session_state.get(RESTORED_KEY):
+        return
+    st.session_state[RESTORED_KEY] = True
+    saved = read_choices()
+    dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
+    model = st.query_params.get(MODEL_PARAM) or saved.model
+    if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or Path(dataset).exists()):
+        st.session_state[DATASET_KEY] = dataset
+    if MODEL_KEY not in st.session_state and model and Path(model).is_file():
+        st.session_state[MODEL_KEY] = model
+    st.session_state[SAVED_KEY] = current_choices()  # Restoring is not a new choice to save.
+
+
+def current_choices() -> Choices:
+    """This session's choices: the active dataset (the demo set by default) and the chosen model, if any."""
+    return Choices(active_dataset_source(), st.session_state.get(MODEL_KEY) or None)
+
+
+def remember_choices() -> None:
+    """Write this session's choices to the URL and, when they changed here, to the settings file.
+
+    Only a change made in this session is saved, so an idle tab never overwrites another tab's newer choice.
+    """
+    choices = current_choices()
+    for param, value in ((DATASET_PARAM, choices.dataset), (MODEL_PARAM, choices.model)):
+        if value is None:
+            if param in st.query_params:
+                del st.query_params[param]  # e.g. a model named in the URL that no longer exists.
+        elif st.query_params.get(param) != value:
+            st.query_params[param] = value
+    if choices != st.session_state.get(SAVED_KEY):
+        write_choices(choices)
+        st.session_state[SAVED_KEY] = choices
 
 
 def load_model_or_warn(path: str | None):
