@@ -12,6 +12,11 @@ EMOJI: dict[str, str] = {
     "surprise": "😮",
 }
 
+
+def class_label(name: str) -> str:
+    """A class name with its emoji, as charts and tables show it ('happy' → '😄 happy'; others as they are)."""
+    return f"{EMOJI[name]} {name}" if name in EMOJI else name
+
 # fer2013.csv numbers its labels in this (non-alphabetical) order.
 FER2013_CSV_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -18,15 +18,10 @@ from PIL import Image
 
 from fer.charts.palette import ACCENT, RED, SPLIT_COLORS, class_color, cycle
 from fer.data.eda import ClassProfiles, QualityThresholds, Sample
-from fer.labels import EMOJI, IMAGE_SIZE
+from fer.labels import IMAGE_SIZE, class_label
 
 GAP = 2  # White pixels between mosaic tiles.
 TILE_PX = 72  # On-screen size of one 48×48 tile in a mosaic's default height.
-
-
-def class_label(name: str) -> str:
-    """A class name with its emoji, as axis labels show it."""
-    return f"{EMOJI[name]} {name}" if name in EMOJI else name
 
 
 # --- Class distribution ------------------------------------------------------------------------

@@ -9,12 +9,7 @@ import plotly.graph_objects as go
 
 from fer.charts.palette import BLUE, GREY, METRIC_COLORS, MODEL_COLORS, ORANGE, RIGHT_COLOR, WRONG_COLOR, cycle
 from fer.evaluate.scoring import Evaluation, confidence_histogram, reliability
-from fer.labels import EMOJI
-
-
-def class_label(name: str) -> str:
-    """A class name with its emoji, as the axes show it."""
-    return f"{EMOJI[name]} {name}" if name in EMOJI else name
+from fer.labels import class_label
 
 
 def confusion_heatmap(evaluation: Evaluation, *, normalized: bool = False, title: str | None = None) -> go.Figure:

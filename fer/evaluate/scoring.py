@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from fer.errors import FerError
-from fer.labels import EMOJI, IMAGE_SIZE
+from fer.labels import IMAGE_SIZE, class_label
 
 BATCH_SIZE = 512  # Large batches keep the CPU busy; 512 × 48 × 48 float32 inputs are only 4.7 MB.
 CALIBRATION_BINS = 10  # The usual choice for expected calibration error (Guo et al., 2017).
@@ -384,7 +384,7 @@ def per_class_table(evaluation: Evaluation):
     import pandas as pd
 
     return pd.DataFrame(
-        [(f"{EMOJI.get(row.name, '')} {row.name}".strip(), row.precision, row.recall, row.f1, row.support)
+        [(class_label(row.name), row.precision, row.recall, row.f1, row.support)
          for row in evaluation.per_class],
         columns=["class", "precision", "recall", "F1", "support"],
     )

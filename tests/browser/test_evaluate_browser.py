@@ -11,7 +11,7 @@ import re
 import pytest
 
 from browser.conftest import launch_chromium, new_page, serve_app, wait_for_app
-from fer.charts.evaluation import class_label
+from fer.labels import class_label
 from fer.labels import CLASSES
 
 pytestmark = pytest.mark.browser
