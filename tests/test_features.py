@@ -55,3 +55,29 @@ def test_a_map_has_a_point_per_image(method):
 def test_an_unknown_map_method_is_refused_in_words():
     with pytest.raises(FerError, match="choose pca or tsne"):
         feature_map(np.zeros((5, 3)), np.arange(5), method="umap")
+
+
+def test_the_train_page_previews_the_presets_augmented_faces(monkeypatch, kaggle_folder):
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    from fer.paths import PROJECT_ROOT
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # Run app.py as a server does once st.navigation has run.
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    st.cache_data.clear()
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
+    app.session_state["dataset_source"] = str(kaggle_folder)
+    app.run()
+    app.switch_page("pages/train.py").run()
+    assert not app.exception, app.exception
+    app.toggle(key="train_augmentation_preview").set_value(True).run()
+    assert not app.exception, app.exception
+    rows = list(app.get("image"))
+    assert len(rows) == 6 and all(len(row.proto.imgs) == 7 for row in rows)  # Each face, then 6 draws.
