@@ -346,7 +346,8 @@ def _add_audit(commands) -> None:
     audit = commands.add_parser("audit", help="rank a split's images by how much the model doubts their label")
     audit.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
     audit.add_argument("--split", default="validation", help="split to audit (default: validation)")
-    audit.add_argument("--model", help="a .keras model (default: the shipped model, else the newest in models/)")
+    audit.add_argument("--model", help="a .keras model or a registered model's name (default: the shipped model, "
+                       "else the newest in models/); it runs on onnxruntime when its ONNX export is there")
     audit.add_argument("--limit", type=int, help="show only the N most suspicious (default: 30; JSON: all)")
     audit.add_argument("--out-of-fold", type=int, metavar="K",
                        help="instead of the model, use probabilities of K small models each trained without "
@@ -360,9 +361,6 @@ def _audit(args) -> int:
     from fer.data.datasets import open_dataset
     from fer.explain.audit import (OutOfFold, audit_split, estimate_out_of_fold_seconds, fitted_split,
                                    out_of_fold_probabilities, suspects_json)
-    from fer.model.files import load_model
-    from fer.model.registry import default_model_path
-
     if args.limit is not None and args.limit < 1:
         raise FerError(f"--limit must be at least 1, got {args.limit}")
     dataset = open_dataset(args.dataset)
@@ -375,9 +373,9 @@ def _audit(args) -> int:
         audit, model_name, card = audit_split(None, dataset.classes, dataset, args.split,
                                               probabilities=probabilities), f"{config.folds}-fold", None
     else:
-        model_path = Path(args.model) if args.model else default_model_path()
-        model, card = load_model(model_path)
-        audit, model_name = audit_split(model, card.classes, dataset, args.split), str(model_path)
+        served = _serving_model(args.model)
+        card = served.card
+        audit, model_name = audit_split(served.model, card.classes, dataset, args.split), str(_model_path(args.model))
     if args.json:
         print(json.dumps(suspects_json(audit.suspects[:args.limit]), indent=2))
         return 0
