@@ -21,14 +21,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fer.model.augmentation  # noqa: F401  (registers the layer keras.models.load_model meets in a checkpoint)
 from fer.labels import CLASSES
 from fer.train.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 3
-IMAGES = 2100  # 1,680 to train on, 420 to validate (the 20% split of class folders).
+IMAGES = 1400  # 1,120 to train on, 280 to validate (the 20% split of class folders).
 BATCH_SIZE = 2
-STEPS_PER_EPOCH = 1680 // BATCH_SIZE
+STEPS_PER_EPOCH = 1120 // BATCH_SIZE
 
 
 @pytest.fixture
@@ -79,34 +80,38 @@ def resume_to_the_end(dataset: Path, run: Path) -> str:
     return finished.stdout
 
 
-def check_the_finished_run(run: Path, before_the_kill: dict) -> None:
+def check_the_finished_run(run: Path, before_the_kill: list[dict]) -> None:
     assert [record["epoch"] for record in RunDir(run).read_metrics()] == list(range(1, EPOCHS + 1))
     assert Counter(complete_epochs_in_raw_file(run)) == Counter(range(1, EPOCHS + 1))  # No gap, no duplicate.
-    assert RunDir(run).read_metrics()[0] == before_the_kill  # Epoch 1 was kept, not trained again.
+    assert RunDir(run).read_metrics()[:len(before_the_kill)] == before_the_kill  # Kept, not trained again.
     state = RunDir(run).read_state()
     assert state["status"] == "finished" and state["epochs_done"] == EPOCHS
     assert keras.models.load_model(run / "checkpoints" / "last.keras").optimizer.iterations.numpy() > 0
-    assert json.loads((run / "best.json").read_text())["metrics"]["validation"]["images"] == 420
+    assert json.loads((run / "best.json").read_text())["metrics"]["validation"]["images"] == 280
     assert not [path.name for path in (run / "checkpoints").iterdir() if path.name != "last.keras"]
 
 
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_from_its_last_complete_epoch(noise_faces, tmp_path):
     run = tmp_path / "run"
-    child = subprocess.Popen(train_command(noise_faces, run), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             cwd=ROOT)
+    child = subprocess.Popen(train_command(noise_faces, run), stdout=subprocess.DEVNULL,
+                             stderr=open(tmp_path / "stderr.txt", "w"), cwd=ROOT)
     try:
-        wait_for(lambda: read_json(run / "progress.json").get("epoch") == 2, child, "epoch 2 under way")
+        # Killed once an epoch after the first is under way (how far it got depends on the machine's speed).
+        wait_for(lambda: read_json(run / "progress.json").get("epoch", 0) >= 2, child, "epoch 2 under way")
     finally:
         kill(child)
     assert child.returncode == -signal.SIGKILL
-    # The kill landed inside epoch 2: one complete epoch on disk, the run still marked running.
-    assert RunDir(run).read_state()["epochs_done"] == 1 and RunDir(run).read_state()["status"] == "running"
-    assert complete_epochs_in_raw_file(run) == [1]
-    before_the_kill = RunDir(run).read_metrics()[0]
+    state = RunDir(run).read_state()
+    done = state["epochs_done"]
+    assert 1 <= done < EPOCHS and state["status"] == "running"  # Killed, not finished, and nothing said so.
+    # Complete epochs on disk; one more when the kill fell between an epoch's metrics line and its checkpoint.
+    assert complete_epochs_in_raw_file(run) in (list(range(1, done + 1)), list(range(1, done + 2)))
+    before_the_kill = RunDir(run).read_metrics()[:done]
 
     out = resume_to_the_end(noise_faces, run)
-    assert "epoch 1/3" not in out and "epoch 2/3" in out and "epoch 3/3" in out
+    assert f"epoch {done}/{EPOCHS}" not in out  # It went on from the last complete epoch.
+    assert all(f"epoch {epoch}/{EPOCHS}" in out for epoch in range(done + 1, EPOCHS + 1))
     check_the_finished_run(run, before_the_kill)
 
 
@@ -149,7 +154,8 @@ def test_a_run_killed_while_writing_its_checkpoint_keeps_the_previous_one(noise_
     run = tmp_path / "run"
     command = train_command(noise_faces, run)
     child = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, *command[3:]], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             stderr=open(tmp_path / "stderr.txt", "w"), cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         wait_for((run / "SAVING").exists, child, "the epoch-2 checkpoint save")
     finally:
@@ -159,7 +165,7 @@ def test_a_run_killed_while_writing_its_checkpoint_keeps_the_previous_one(noise_
     assert complete_epochs_in_raw_file(run) == [1, 2]
     checkpoint = keras.models.load_model(run / "checkpoints" / "last.keras")
     assert int(checkpoint.optimizer.iterations.numpy()) == STEPS_PER_EPOCH
-    before_the_kill = RunDir(run).read_metrics()[0]
+    before_the_kill = RunDir(run).read_metrics()[:1]
 
     out = resume_to_the_end(noise_faces, run)
     assert "epoch 1/3" not in out and "epoch 2/3" in out and "epoch 3/3" in out
