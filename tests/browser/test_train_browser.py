@@ -24,7 +24,7 @@ def settle(page) -> None:
 
 def open_from_sidebar(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
-    page.wait_for_url(f"**/{title.lower()}")
+    page.wait_for_url(re.compile(rf"/{title.lower()}(\?|$)"))  # The query keeps the chosen dataset and model.
     settle(page)
 
 
@@ -35,7 +35,7 @@ def choose(page, label: str, option: str) -> None:
 
 
 def history_cell(page, text):
-    """Cells of the run history table whose text is `text` (the grid's accessible cells)."""
+    """Cells of the run history table whose text is `text` (the grid's accessible cells, drawn hidden)."""
     pattern = text if isinstance(text, re.Pattern) else re.compile(f"^{re.escape(text)}$")
     return page.locator('[data-testid="stDataFrame"] [role="gridcell"]').filter(has_text=pattern)
 
@@ -69,7 +69,7 @@ def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_s
         page.get_by_role("button", name="Start training").click()
         page.get_by_text(re.compile(r"Epoch [123]/3 · batch \d+/\d+")).wait_for(timeout=LONG)
         # The history's row follows the run without a reload (it used to stay at "starting · 0/3").
-        history_cell(page, "running").wait_for(timeout=30_000)
+        history_cell(page, "running").wait_for(state="attached", timeout=30_000)
         assert history_cell(page, "None").count() == 0  # Unknowns (no validation accuracy yet) are blank.
 
         page.reload()  # The run goes on without the browser: after the reload the page finds it again.
@@ -87,7 +87,7 @@ def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_s
         page.get_by_text(f"Registered as {name}").wait_for()
         assert all(path.exists() for path in registered)
         settle(page)
-        history_cell(page, "finished").wait_for()  # The run history, its accuracies in one format.
+        history_cell(page, "finished").wait_for(state="attached")  # The run history, its accuracies in one format.
         assert history_cell(page, re.compile(r"^\d+\.\d%$")).count() >= 3
 
         for title in ("Evaluate", "Predict"):
