@@ -74,6 +74,36 @@ def faces_with_gradcam(path: str | None, faces: list[np.ndarray], *, key: str) -
         return faces
 
 
+def show_photo_heatmaps(data: bytes, detector, path: str | None, *, whole_image: bool, key: str) -> None:
+    """Predict page: on request, each face of a photo as the model read it (48×48), with its Grad-CAM."""
+    import cv2
+
+    from fer.data.images import open_image, to_rgb
+    from fer.serve.detection import Face, crop_face
+    from fer.serve.prediction import whole_image_box
+
+    if path is None or not st.toggle("Grad-CAM: where the evidence is", key=key,
+                                     help="Each face as the model reads it, with red where the evidence for its "
+                                          "top class lies. Loads the Keras model on first use."):
+        return
+    rgb = to_rgb(open_image(data))  # The same decoding and detection as the prediction, so the same crops.
+    faces = detector.detect(rgb)
+    if not faces and whole_image:
+        faces = [Face(whole_image_box(rgb.shape[1], rgb.shape[0]), 1.0)]
+    if not faces:
+        return
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    crops = np.stack([crop_face(gray, face) for face in faces])
+    try:
+        overlays = heatmap_overlays(path, os.path.getmtime(path), crops)
+    except FerError as error:
+        st.warning(f"No Grad-CAM for this model: {error}")
+        return
+    with st.container(key=f"{key}_faces"):
+        st.image([picture for pair in zip(crops, overlays) for picture in pair], width=96,
+                 caption=[text for number in range(1, len(crops) + 1) for text in (f"face {number}", "Grad-CAM")])
+
+
 # --- Clickable confusion matrix -----------------------------------------------------------------
 
 

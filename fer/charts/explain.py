@@ -27,7 +27,8 @@ def clickable_confusion(evaluation: Evaluation, *, normalized: bool = False) -> 
     figure.add_scatter(
         x=[labels[p] for p in predicted], y=[labels[t] for t in true], mode="markers",
         marker=dict(symbol="square", size=40, opacity=0), showlegend=False, name="cells",
-        customdata=np.stack([true, predicted, counts.ravel(), shares.ravel() * 100], axis=1),
+        # Plain lists: a NumPy array travels as a typed array, whose rows reach Python as {"0": …} dicts.
+        customdata=np.stack([true, predicted, counts.ravel(), shares.ravel() * 100], axis=1).tolist(),
         hovertemplate="true %{y} → predicted %{x}<br>%{customdata[2]:,} images (%{customdata[3]:.1f}% of %{y})"
                       "<br>click to see them<extra></extra>",
         selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
@@ -39,12 +40,22 @@ def clickable_confusion(evaluation: Evaluation, *, normalized: bool = False) -> 
 def selected_cell(event) -> tuple[int, int] | None:
     """(true, predicted) class indexes of the cell clicked in a `clickable_confusion` chart, from
     st.plotly_chart's selection event; None when no cell is selected."""
-    points = ((event or {}).get("selection") or {}).get("points") or []
-    for point in points:
-        data = point.get("customdata")
-        if data is not None and len(data) >= 2:
+    for point in _points(event):
+        data = _listed(point.get("customdata"))
+        if len(data) >= 2:
             return int(data[0]), int(data[1])
     return None
+
+
+def _points(event) -> list[dict]:
+    return ((event or {}).get("selection") or {}).get("points") or []
+
+
+def _listed(data) -> list:
+    """A point's customdata as a list: the browser sends a row of a 2-D customdata as {"0": …, "1": …}."""
+    if isinstance(data, dict):
+        return [data[key] for key in sorted(data, key=int)]
+    return list(data) if data is not None else []
 
 
 def feature_map_figure(mapped: FeatureMap, labels: np.ndarray, predicted: np.ndarray,
@@ -59,7 +70,7 @@ def feature_map_figure(mapped: FeatureMap, labels: np.ndarray, predicted: np.nda
         figure.add_scattergl(
             x=mapped.points[members, 0], y=mapped.points[members, 1], mode="markers", name=class_label(name),
             marker=dict(size=5, color=CLASS_COLORS[index % len(CLASS_COLORS)], opacity=0.75),
-            customdata=np.stack([mapped.indexes[members], predicted[members]], axis=1),
+            customdata=np.stack([mapped.indexes[members], predicted[members]], axis=1).tolist(),
             text=[classes[p] for p in predicted[members]],
             hovertemplate=f"true {name}, predicted %{{text}}<br>image %{{customdata[0]}}<extra></extra>",
         )
@@ -74,5 +85,4 @@ def feature_map_figure(mapped: FeatureMap, labels: np.ndarray, predicted: np.nda
 
 def selected_points(event) -> list[int]:
     """Split indexes of the points clicked or lassoed in a `feature_map_figure` chart."""
-    points = ((event or {}).get("selection") or {}).get("points") or []
-    return [int(point["customdata"][0]) for point in points if point.get("customdata") is not None]
+    return [int(_listed(point.get("customdata"))[0]) for point in _points(event) if point.get("customdata") is not None]
