@@ -30,6 +30,7 @@ from fer.evaluate.scoring import (
 )
 from fer.model.cards import read_card
 from fer.model.registry import list_models
+from pages import inside
 from pages.common import (
     MODEL_KEY,
     active_dataset,
@@ -159,7 +160,7 @@ def show_confusion(result: Evaluation) -> None:
                                 label_visibility="collapsed")
     left, right = st.columns([3, 2])
     with left.container(key="confusion_matrix"):
-        st.plotly_chart(charts.confusion_heatmap(result, normalized=view == VIEWS[1]))
+        inside.confusion_chart(result, normalized=view == VIEWS[1])
     right.markdown("**Top confusions**")
     cells = top_confusions(result, limit=8)
     right.markdown("\n".join(
@@ -175,7 +176,7 @@ def show_per_class(result: Evaluation) -> None:
     st.plotly_chart(charts.per_class_bars(result))
 
 
-def show_mistakes(result: Evaluation, images: np.ndarray) -> None:
+def show_mistakes(result: Evaluation, images: np.ndarray, path: str | None = None) -> None:
     options = [ANY, *result.classes]
     left, right = st.columns(2)
     true_class = left.selectbox("True class", options, key="evaluate_true")
@@ -189,7 +190,8 @@ def show_mistakes(result: Evaluation, images: np.ndarray) -> None:
                "most sure about come first (confident mistakes are often label noise).")
     shown = mistakes[:GALLERY_SIZE]
     with st.container(key="mistakes_gallery"):
-        st.image([images[m.index] for m in shown], width=96,
+        st.image(inside.faces_with_gradcam(path, [images[m.index] for m in shown], key="evaluate_mistakes_gradcam"),
+                 width=96,
                  caption=[f"{m.true} → {m.predicted} {m.confidence:.0%}" for m in shown])
 
 
@@ -278,12 +280,15 @@ confusion_tab, class_tab, mistakes_tab, calibration_tab, compare_tab = st.tabs(
     ["Confusion matrix", "Per class", "Mistakes", "Calibration", "Compare models"])
 with confusion_tab:
     show_confusion(result)
+    inside.show_cell_faces(result, dataset.split(split).images, path)
 with class_tab:
     show_per_class(result)
 with mistakes_tab:
-    show_mistakes(result, dataset.split(split).images)
+    show_mistakes(result, dataset.split(split).images, path)
 with calibration_tab:
     show_calibration(result)
 with compare_tab:
     show_comparison(result, path, options, dataset, split, tta)
+with st.expander("What the network learned: a map of its features"):
+    inside.show_feature_map(path, dataset, split, result)
 show_downloads(result, path, split, tta, seconds)
