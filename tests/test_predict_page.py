@@ -76,7 +76,8 @@ def test_before_any_upload_the_page_invites_one(page):
     assert {"jpg", "png", "webp", "bmp", "gif"} <= {t.lstrip(".") for t in page.file_uploader[0].allowed_type}
     assert "Drop one or more photos" in page.info[0].value
     assert [str(option) for option in page.radio(key="predict_detector").options] == [
-        "Haar cascade (fast)", "MTCNN (finds more faces, slower)"]
+        "YuNet (finds turned and small faces)", "Haar cascade (older; misses turned faces)", "MTCNN (slow)"]
+    assert page.radio(key="predict_detector").value == "yunet"  # The first option, the default detector.
 
 
 def test_a_batch_with_a_face_a_blank_and_a_broken_file(page):
