@@ -49,16 +49,21 @@ CAMERA_FPS = 15
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by these processes (0 for any that has gone)."""
-    total = 0.0
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds used so far by each of these processes that is still running."""
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-    return total
+        used[pid] = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    return used
+
+
+def cpu_percent(before: dict[int, float], after: dict[int, float], seconds: float) -> int:
+    """Percent of one core used between two `cpu_seconds` readings by the processes alive at both."""
+    return round(100 * sum(after[pid] - before[pid] for pid in before.keys() & after.keys()) / seconds)
 
 
 def rss_mb(pid: int) -> float:
@@ -165,8 +170,8 @@ def measure(url: str, server_pid: int, video: Path, seconds: float, profile: str
         "page_metric_fps": round(statistics.median(metrics), 1),
         "shown_fps": round((shown_after - shown_before) / elapsed, 1),
         "shown_size": size,
-        "server_cpu_pct": round(100 * (cpu_after[0] - cpu_before[0]) / elapsed),
-        "chromium_cpu_pct": round(100 * (cpu_after[1] - cpu_before[1]) / elapsed),
+        "server_cpu_pct": cpu_percent(cpu_before[0], cpu_after[0], elapsed),
+        "chromium_cpu_pct": cpu_percent(cpu_before[1], cpu_after[1], elapsed),
         "server_rss_mb": f"{rss[0]:.0f}→{rss[-1]:.0f} (max {max(rss):.0f})",
         "tensorflow_in_server": "yes" if loaded(server_pid, "_pywrap_tensorflow") else "no",
     }
