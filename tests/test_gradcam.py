@@ -113,3 +113,39 @@ def test_a_wrong_sized_face_is_refused_in_words():
 
     with pytest.raises(FerError, match="48×48 grayscale"):
         GradCam(build_model("tiny"))(np.zeros((2, 32, 32), np.uint8))
+
+
+def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(monkeypatch, kaggle_folder,
+                                                                           tiny_model_path):
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # Run app.py as a server does once st.navigation has run.
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    st.cache_data.clear()
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=240)
+    app.session_state["dataset_source"] = str(kaggle_folder)
+    app.session_state["model_path"] = str(tiny_model_path)
+    app.run()
+    app.switch_page("pages/evaluate.py").run()
+    assert not app.exception, app.exception
+
+    def gallery() -> list:
+        return [image for image in app.get("image") if any(
+            "→" in str(caption) for caption in [item.caption for item in image.proto.imgs])]
+
+    plain = [item.url for item in gallery()[0].proto.imgs]
+    app.toggle(key="evaluate_mistakes_gradcam").set_value(True).run()
+    assert not app.exception, app.exception
+    heated = [item.url for item in gallery()[0].proto.imgs]
+    assert len(heated) == len(plain) and heated != plain  # The same faces, now with their heat maps.
+
+    next(button for button in app.button if button.label == "Draw the map").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state["evaluate_feature_map"]["map"].points.shape == (14, 2)
