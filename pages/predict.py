@@ -23,6 +23,7 @@ from fer.serve.drawing import annotate, encode_image
 from fer.serve.live import LiveProcessor, LiveResult
 from fer.serve.prediction import Classifier, ImageResult, predict_file, results_table
 from fer.serve.video import VIDEO_SUFFIXES, VideoConfig, VideoResult, is_video, predict_video, video_table
+from pages import inside
 from pages.common import active_model_path, cached_model, load_model_or_warn
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
@@ -80,7 +81,7 @@ def show_faces(result_faces, chart_key: str) -> None:
         st.plotly_chart(probability_figure(face), key=f"{chart_key}-{number}", config=CHART_CONFIG)
 
 
-def show_result(file, result: ImageResult, picture: bytes | None) -> None:
+def show_result(file, result: ImageResult, picture: bytes | None, detector=None, model_path: str | None = None) -> None:
     with st.container(border=True):
         st.markdown(f"**{result.name}**")
         if result.error:
@@ -100,6 +101,9 @@ def show_result(file, result: ImageResult, picture: bytes | None) -> None:
                 st.checkbox("Classify the whole image as one face", key=whole_key,
                             help="For photos that are already a close crop of one face, which detectors can miss.")
             show_faces(result.faces, f"chart-{file.file_id}")
+            if result.faces and detector is not None:
+                inside.show_photo_heatmaps(file.getvalue(), detector, model_path, key=f"gradcam-{file.file_id}",
+                                           whole_image=bool(st.session_state.get(whole_key)))
 
 
 def upload_tab(classifier: Classifier, detector, model_key: tuple) -> None:
@@ -133,7 +137,7 @@ def upload_tab(classifier: Classifier, detector, model_key: tuple) -> None:
         st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), file_name="predictions.csv",
                            mime="text/csv", icon="⬇️", key="download-results")
     for file, (result, picture) in zip(files, outcomes):
-        show_result(file, result, picture)
+        show_result(file, result, picture, detector, model_key[0])
 
 
 def live_processor(classifier: Classifier, detector) -> LiveProcessor:
