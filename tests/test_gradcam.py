@@ -149,3 +149,31 @@ def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(monkey
     next(button for button in app.button if button.label == "Draw the map").click().run()
     assert not app.exception, app.exception
     assert app.session_state["evaluate_feature_map"]["map"].points.shape == (14, 2)
+
+
+def test_the_predict_page_shows_each_faces_grad_cam_on_request(tiny_model_path, monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    import streamlit_webrtc
+    from PIL import Image
+    from skimage import data
+    from streamlit.testing.v1 import AppTest
+
+    from pages.common import MODEL_KEY
+
+    idle = SimpleNamespace(state=SimpleNamespace(playing=False))
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda *args, **kwargs: idle)  # No webcam here.
+    app = AppTest.from_file(str(PROJECT_ROOT / "pages" / "predict.py"), default_timeout=240)
+    app.session_state[MODEL_KEY] = str(tiny_model_path)
+    app.run()
+    photo = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(photo, "PNG")
+    app.file_uploader[0].set_value(("astronaut.png", photo.getvalue(), "image/png")).run()
+    assert not app.exception, app.exception
+    toggle = next(toggle for toggle in app.toggle if toggle.key.startswith("gradcam-"))
+    toggle.set_value(True).run()
+    assert not app.exception, app.exception
+    pairs = [image for image in app.get("image")
+             if [item.caption for item in image.proto.imgs][:2] == ["face 1", "Grad-CAM"]]
+    assert len(pairs) == 1 and len(pairs[0].proto.imgs) == 2  # One face found: its crop and its heat map.
