@@ -72,23 +72,26 @@ def fresh_server(tmp_path):
     yield from serve_app(tmp_path)
 
 
-def test_a_deep_link_as_the_first_request_gets_the_app_shell(playwright_instance, fresh_server):
+@pytest.mark.parametrize("title", ["Predict", "Train"])
+def test_a_deep_link_as_the_first_request_gets_the_app_shell(playwright_instance, fresh_server, title):
     browser = launch_chromium(playwright_instance)
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     page.set_default_timeout(60_000)
     try:
-        for _ in range(2):  # the first request after start, then a reload
-            page.goto(f"{fresh_server}/predict")
+        page.goto(f"{fresh_server}/{PAGES[title]}")  # the first request after the server started
+        for reload in (False, True):
+            if reload:
+                page.reload()
             settle(page)
-            page.get_by_role("heading", name="Predict").first.wait_for()
+            page.get_by_role("heading", name=title).first.wait_for()
             sidebar = page.get_by_test_id("stSidebar")
             assert sidebar.get_by_text("Active:").count() == 1  # the dataset picker ran
             assert sidebar.get_by_role("heading", name="Model").count() == 1
             navigation = page.get_by_test_id("stSidebarNav")
             assert navigation.get_by_role("link").count() == len(PAGES)  # not app, common, dataset, …
-            for title in PAGES:
-                assert navigation.get_by_role("link", name=title).count() == 1
-            assert page.url.rstrip("/").endswith("/predict")
+            for name in PAGES:
+                assert navigation.get_by_role("link", name=name).count() == 1
+            assert page.url.split("?")[0].rstrip("/").endswith(f"/{PAGES[title]}")
     finally:
         browser.close()
 
