@@ -1,1 +1,4 @@
-"""Plotly figures, one module per page: dataset, training, evaluation; colours in palette."""
+"""Plotly figures, one module per page or view: dataset, training, evaluation, explain, prediction, video.
+
+Every colour they use comes from palette, which fer.serve.drawing shares for boxes drawn on images.
+"""
