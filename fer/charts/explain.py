@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from fer.charts.evaluation import class_label, confusion_heatmap
+from fer.charts.evaluation import confusion_heatmap
+from fer.charts.palette import class_color
 from fer.evaluate.scoring import Evaluation
+from fer.labels import class_label
 
 if TYPE_CHECKING:  # fer.explain.features imports Keras; drawing a map must not.
     from fer.explain.features import FeatureMap
-
-CLASS_COLORS = ("#E73F74", "#80BA5A", "#7F3C8D", "#F2B701", "#3969AC", "#11A579", "#E68310")
 
 
 def clickable_confusion(evaluation: Evaluation, *, normalized: bool = False) -> go.Figure:
@@ -69,7 +69,7 @@ def feature_map_figure(mapped: FeatureMap, labels: np.ndarray, predicted: np.nda
             continue
         figure.add_scattergl(
             x=mapped.points[members, 0], y=mapped.points[members, 1], mode="markers", name=class_label(name),
-            marker=dict(size=5, color=CLASS_COLORS[index % len(CLASS_COLORS)], opacity=0.75),
+            marker=dict(size=5, color=class_color(name), opacity=0.75),
             customdata=np.stack([mapped.indexes[members], predicted[members]], axis=1).tolist(),
             text=[classes[p] for p in predicted[members]],
             hovertemplate=f"true {name}, predicted %{{text}}<br>image %{{customdata[0]}}<extra></extra>",
