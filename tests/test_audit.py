@@ -177,3 +177,10 @@ def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(navigation_mo
     assert any(": 1 label changed" in success.value for success in app.success)
     reopened = open_dataset(target, use_cache=False)
     assert first not in reopened.split("validation").files  # It moved to its suggested class's folder.
+
+
+def test_a_corrected_copy_never_replaces_its_source(kaggle_zip):
+    dataset = open_dataset(kaggle_zip, use_cache=False)
+    first = dataset.split("train").files[0]
+    with pytest.raises(FerError, match="must not replace"):
+        corrected_copy(dataset, "train", {first: "sad"}, kaggle_zip.with_suffix(""))

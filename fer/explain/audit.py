@@ -224,6 +224,12 @@ def corrected_copy(dataset, split: str, relabels: Mapping[str, str], target: str
     a Kaggle or class-folder tree as a folder or zip (files byte-for-byte, relabelled ones moved to their new
     class folder), or a fer2013.csv with the emotion codes changed. Returns the path written."""
     target = Path(target)
+    if dataset.format == "fer2013-csv":
+        target = target.with_suffix(".csv")
+    elif dataset.format.endswith("-zip"):
+        target = target.with_suffix(".zip")
+    if target.resolve() == Path(dataset.source).resolve():
+        raise FerError("the corrected copy must not replace the dataset it is made from; choose another name")
     files = set(dataset.split(split).files)
     unknown = [name for name in relabels if name not in files]
     if unknown:
@@ -263,7 +269,6 @@ def _corrected_tree(dataset, split: str, relabels: Mapping[str, str], target: Pa
     class_index = {name: i for i, name in enumerate(dataset.classes)}
     renamed = {file: _moved(file, depth, folders.get(class_index[new], new)) for file, new in relabels.items()}
     if dataset.format.endswith("-zip"):
-        target = target.with_suffix(".zip")
         temporary = target.with_name(f".{target.name}.tmp")
         with zipfile.ZipFile(source) as archive, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as out:
             for info in archive.infolist():
@@ -291,6 +296,5 @@ def _corrected_csv(dataset, split: str, relabels: Mapping[str, str], target: Pat
     for file, new in relabels.items():
         row = int(file.removeprefix("row ")) - 2  # "row N" counts the header as line 1.
         table.loc[row, emotion] = str(FER2013_CSV_LABELS.index(new))
-    target = target.with_suffix(".csv")
     table.to_csv(target, index=False)
     return target
