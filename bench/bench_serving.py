@@ -9,11 +9,14 @@ both alike; the table gives medians and the old/new ratio. Parts (`--parts`, def
 - predict: `python -m fer predict PHOTO`, the whole process (old: FER_STUDIO_RUNTIME=keras);
 - evaluate: `python -m fer evaluate --dataset FER2013` on its 3,589 validation faces, whole process;
 - coldstart: `streamlit run app.py` until Home is fully rendered in Chromium (the browser is started
-  first), with a fresh FER_STUDIO_HOME (a new user: the demo set is drawn) and a warm one; then
-  the Predict page opened on that server until its model is loaded (old: FER_STUDIO_RUNTIME=keras).
+  first), with a fresh FER_STUDIO_HOME (a new user: the demo set is drawn) and a warm one (old: the
+  app before this change, from `--old-tree`); then the Predict page opened on that server until its
+  model is loaded (old: FER_STUDIO_RUNTIME=keras).
 
     .venv/bin/python bench/bench_serving.py
     .venv/bin/python bench/bench_serving.py --parts crop predict --runs 5
+    mkdir /tmp/old && git archive 4824ef3 | tar -x -C /tmp/old   # the app before issue 19
+    .venv/bin/python bench/bench_serving.py --parts coldstart --old-tree /tmp/old
 """
 
 from __future__ import annotations
@@ -131,12 +134,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, env: dict[str, str], tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env={**os.environ, "FER_STUDIO_HOME": str(home), **env},
+        cwd=tree, env={**os.environ, "FER_STUDIO_HOME": str(home), **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     while True:
@@ -157,19 +160,24 @@ def rendered(page) -> None:
         " && document.querySelectorAll('[data-testid=\"stMarkdown\"]').length > 0", timeout=120_000)
 
 
-def cold_start(browser, home: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(seconds from `streamlit run` to Home rendered, then seconds to open Predict with its model loaded)."""
+def cold_start(browser, home: Path, env: dict[str, str], tree: Path = ROOT) -> tuple[float, float | None]:
+    """(seconds from `streamlit run` to Home rendered, then seconds to open Predict with its model loaded;
+    None for another tree, whose pages differ)."""
     started = time.perf_counter()
-    server, url = start_server(home, env)
+    server, url = start_server(home, env, tree)
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
-        page.get_by_text("Active model").wait_for(timeout=120_000)
+        # Home's last element: the download section here, the model's box in an old tree.
+        page.get_by_text("Download this model" if tree == ROOT else "Active model").wait_for(timeout=120_000)
         rendered(page)
         home_seconds = time.perf_counter() - started
+        if tree != ROOT:
+            page.close()
+            return home_seconds, None
         started = time.perf_counter()
         page.goto(f"{url}/predict")
-        page.locator("h1", has_text="Predict").wait_for(timeout=120_000)
+        page.get_by_text("(change it in the sidebar)").wait_for(timeout=120_000)  # Drawn once the model is loaded.
         rendered(page)
         predict_seconds = time.perf_counter() - started
         page.close()
@@ -179,24 +187,25 @@ def cold_start(browser, home: Path, env: dict[str, str]) -> tuple[float, float]:
         server.wait(timeout=20)
 
 
-def bench_coldstart(runs: int) -> list[str]:
+def bench_coldstart(runs: int, old_tree: Path | None) -> list[str]:
     from browser.conftest import launch_chromium
     from playwright.sync_api import sync_playwright
 
-    fresh, warm, predict_old, predict_new = [], [], [], []
+    fresh, warm, warm_old, predict_old, predict_new = [], [], [], [], []
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as home:
                 fresh.append(cold_start(browser, Path(home), {})[0])  # A new user: the demo set is drawn.
-                seconds, old = cold_start(browser, Path(home), {"FER_STUDIO_RUNTIME": "keras"})
-                predict_old.append(old)
+                if old_tree:
+                    warm_old.append(cold_start(browser, Path(home), {}, old_tree)[0])
+                predict_old.append(cold_start(browser, Path(home), {"FER_STUDIO_RUNTIME": "keras"})[1])
                 seconds, new = cold_start(browser, Path(home), {})
                 warm.append(seconds)
                 predict_new.append(new)
         browser.close()
     return [row("cold start → Home rendered, fresh FER_STUDIO_HOME (demo set drawn)", None, fresh, "≤ 3 s"),
-            row("cold start → Home rendered, warm FER_STUDIO_HOME", None, warm, "≤ 3 s"),
+            row("cold start → Home rendered, warm FER_STUDIO_HOME (old: `--old-tree`)", warm_old, warm, "≤ 3 s"),
             row("then open Predict until its model is loaded", predict_old, predict_new)]
 
 
@@ -205,6 +214,8 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--runs", type=int, default=3, help="runs of each whole-process measurement")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of the crop timings")
+    parser.add_argument("--old-tree", type=Path, help="the app before this change, for the cold start's old column "
+                        "(e.g. git archive 4824ef3 | tar -x -C /tmp/old)")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
     if "crop" in args.parts:
@@ -220,7 +231,7 @@ def main() -> None:
                                      [sys.executable, "-m", "fer", "evaluate", "--dataset", str(FER2013)],
                                      args.runs, "≤ 10 s"))
     if "coldstart" in args.parts:
-        lines += bench_coldstart(args.runs)
+        lines += bench_coldstart(args.runs, args.old_tree)
     if lines:
         print("\n".join(header + lines))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")

@@ -24,6 +24,7 @@ import numpy as np
 
 from fer.errors import FerError
 from fer.model.cards import ModelCard, read_card
+from fer.paths import PROJECT_ROOT
 
 RUNTIME_VARIABLE = "FER_STUDIO_RUNTIME"  # "keras" serves every model on Keras (for comparisons).
 EXPORT_TIMEOUT_S = 600
@@ -147,7 +148,7 @@ def _export_in_child(path: Path) -> tuple[Path | None, str]:
     """Export `path` to ONNX in a child process (TensorFlow stays out of this one); (file or None, why not)."""
     command = [sys.executable, "-m", "fer", "export", str(path), "--format", "onnx"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S,
+        done = subprocess.run(command, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S, cwd=PROJECT_ROOT,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     except (OSError, subprocess.TimeoutExpired) as error:
         return None, f"exporting it to ONNX failed ({_first_line(error)})"
