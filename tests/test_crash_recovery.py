@@ -89,6 +89,7 @@ def check_the_finished_run(run: Path, before_the_kill: list[dict]) -> None:
     assert keras.models.load_model(run / "checkpoints" / "last.keras").optimizer.iterations.numpy() > 0
     assert json.loads((run / "best.json").read_text())["metrics"]["validation"]["images"] == 280
     assert not [path.name for path in (run / "checkpoints").iterdir() if path.name != "last.keras"]
+    assert not list(run.glob(".*.tmp.keras"))  # A killed save's half file was replaced by a whole one.
 
 
 @pytest.mark.slow
@@ -115,33 +116,38 @@ def test_a_run_killed_mid_epoch_resumes_from_its_last_complete_epoch(noise_faces
     check_the_finished_run(run, before_the_kill)
 
 
-# A child that trains through the real CLI, with Keras's save slowed down in the middle of writing epoch 2's
-# checkpoint: it writes half a file, says so, and waits to be killed. A crash at that moment must leave the
-# previous checkpoint whole.
+# A child that trains through the real CLI with Keras's save stalled in the middle of one file: it writes half
+# the file, says so, and waits to be killed. STALL picks the file: epoch 2's checkpoint, or the first best model
+# (end of epoch 1). A crash at that moment must leave the previous file whole, or none, never half of one.
 SLOW_SAVE = textwrap.dedent("""
+    import os
     import sys
+    import time
     from pathlib import Path
 
     import keras
 
     from fer.cli import main
 
+    RUN = Path(sys.argv[-1])
     real_save = keras.Model.save
-    saves = []
+
+    def stalls(path):
+        if os.environ["STALL"] == "checkpoint":
+            return path.parent.name == "checkpoints" and len(read_epochs()) >= 2
+        return path.parent == RUN and "best" in path.name
 
     def slow_save(self, filepath, *args, **kwargs):
-        saves.append(filepath)
-        if Path(filepath).parent.name == "checkpoints" and len(read_epochs()) >= 2:
+        if stalls(Path(filepath)):
             real_save(self, filepath, *args, **kwargs)
             whole = Path(filepath).read_bytes()
             Path(filepath).write_bytes(whole[: len(whole) // 2])
-            (Path(sys.argv[-1]) / "SAVING").touch()
-            import time
+            (RUN / "SAVING").touch()
             time.sleep(600)
         return real_save(self, filepath, *args, **kwargs)
 
     def read_epochs():
-        metrics = Path(sys.argv[-1]) / "metrics.jsonl"
+        metrics = RUN / "metrics.jsonl"
         return metrics.read_text().splitlines() if metrics.exists() else []
 
     keras.Model.save = slow_save
@@ -149,18 +155,23 @@ SLOW_SAVE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
-def test_a_run_killed_while_writing_its_checkpoint_keeps_the_previous_one(noise_faces, tmp_path):
-    run = tmp_path / "run"
-    command = train_command(noise_faces, run)
+def kill_while_saving(stall: str, dataset: Path, run: Path) -> None:
+    """Train with the save of `stall` ('checkpoint' or 'best') stalled half-written, and SIGKILL it there."""
+    command = train_command(dataset, run)
     child = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, *command[3:]], stdout=subprocess.DEVNULL,
-                             stderr=open(tmp_path / "stderr.txt", "w"), cwd=ROOT,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             stderr=open(run.parent / "stderr.txt", "w"), cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "STALL": stall})
     try:
-        wait_for((run / "SAVING").exists, child, "the epoch-2 checkpoint save")
+        wait_for((run / "SAVING").exists, child, f"the stalled {stall} save")
     finally:
         kill(child)
     (run / "SAVING").unlink()
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_writing_its_checkpoint_keeps_the_previous_one(noise_faces, tmp_path):
+    run = tmp_path / "run"
+    kill_while_saving("checkpoint", noise_faces, run)
     # Epoch 2's metrics line was written before the kill, but its checkpoint was not: epoch 1's is still whole.
     assert complete_epochs_in_raw_file(run) == [1, 2]
     checkpoint = keras.models.load_model(run / "checkpoints" / "last.keras")
@@ -170,3 +181,15 @@ def test_a_run_killed_while_writing_its_checkpoint_keeps_the_previous_one(noise_
     out = resume_to_the_end(noise_faces, run)
     assert "epoch 1/3" not in out and "epoch 2/3" in out and "epoch 3/3" in out
     check_the_finished_run(run, before_the_kill)
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_writing_its_first_best_model_leaves_none_not_half_of_one(noise_faces, tmp_path):
+    run = tmp_path / "run"
+    kill_while_saving("best", noise_faces, run)
+    assert not (run / "best.keras").exists() and not (run / "best.json").exists()
+    assert not (run / "checkpoints" / "last.keras").exists()  # Saved after the best model: not reached.
+
+    out = resume_to_the_end(noise_faces, run)  # Nothing to resume from: it starts again and finishes.
+    assert "epoch 1/3" in out and "epoch 3/3" in out
+    check_the_finished_run(run, [])
