@@ -53,7 +53,7 @@ from fer.data.datasets import open_dataset  # noqa: E402
 from fer.serve.detection import PHOTO_CONFIG, VIDEO_CONFIG, Face, crop_face, make_detector  # noqa: E402
 from fer.serve.prediction import Classifier  # noqa: E402
 
-# Face-free photos bundled with scikit-image, none of them used by tests/test_faces.py.
+# Face-free photos bundled with scikit-image, none of them used by tests/test_detection.py.
 SCENE_PHOTOS = ("moon", "retina", "hubble_deep_field", "immunohistochemistry", "clock", "coins", "page", "text",
                 "colorwheel", "cell")
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -424,7 +424,8 @@ def main() -> int:
     accuracy = commands.add_parser("accuracy", help="pasted FER2013 validation faces through detect → crop → classify")
     accuracy.add_argument("--dataset", required=True, help="FER2013 (folder, .zip or .csv); its validation split")
     accuracy.add_argument("--faces", type=int, default=1000, help="validation faces sampled, one scene each")
-    accuracy.add_argument("--detector", default="yunet")
+    accuracy.add_argument("--detector", default="yunet",
+                          help="yunet, or haar/mtcnn (their scores are not 0..1 like the threshold table's)")
     accuracy.add_argument("--min-score", type=float, default=0.3, help="YuNet's threshold while detecting")
     accuracy.add_argument("--threshold", type=float, default=PHOTO_CONFIG.yunet_min_score,
                           help="the threshold the pipeline rows apply (default: the shipped PHOTO_CONFIG's)")
