@@ -57,6 +57,7 @@ def model_offered(page, name: str) -> bool:
 def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_server, tmp_path):
     name = f"browser-tiny-{os.getpid()}"
     registered = [ROOT / "models" / f"{name}.keras", ROOT / "models" / f"{name}.json"]
+    exported = ROOT / "models" / f"{name}.onnx"  # Registering exports the model to ONNX beside it.
     failed = []  # Which resources the console's "Failed to load resource" errors were about.
     page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
     try:
@@ -102,5 +103,5 @@ def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_s
         page.screenshot(path=tmp_path / "failure.png", full_page=True)  # Look here when it fails.
         raise
     finally:
-        for path in registered:  # Registered models land in the repository's models/ folder.
+        for path in [*registered, exported]:  # Registered models land in the repository's models/ folder.
             path.unlink(missing_ok=True)
