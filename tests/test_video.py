@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from pathlib import Path
 
 import av
@@ -50,11 +51,15 @@ def clip(tmp_path_factory) -> Path:
 
 
 class FakeDetector:
-    """One face at a fixed box in any frame brighter than the empty background."""
+    """One face at a fixed box in any frame brighter than the empty background; keeps the frames it saw."""
 
     name = "fake"
 
+    def __init__(self):
+        self.images = []
+
     def detect(self, image):
+        self.images.append(image)
         return [Face(Box(200, 100, 200, 200), 0.99)] if image.mean() > 80 else []
 
 
@@ -88,6 +93,20 @@ def test_a_generated_clip_gives_the_expected_timeline(clip, shipped):
     labels = [face.prediction.label for _, face in result.timeline(1)]
     assert labels.count("happy") >= 18, labels  # The shipped model reads the astronaut as happy.
     assert result.shares()[1]["happy"] == labels.count("happy") / 20
+
+
+def test_a_phone_video_stored_sideways_is_read_upright(tmp_path):
+    upright = face_frame()  # (480, 640, 3)
+    sideways = np.ascontiguousarray(np.rot90(upright, 1))  # Stored turned left, as the sensor saw it.
+    video = write_mp4(tmp_path / "portrait.mp4", [sideways] * 3)
+    raw = bytearray(video.read_bytes())
+    # The track header's display matrix, as phones write it: turn 90° clockwise when showing.
+    matrix_at = raw.find(b"tkhd") + 4 + 40
+    raw[matrix_at:matrix_at + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 640 << 16, 0, 0x40000000)
+    detector = FakeDetector()
+    result = predict_video(bytes(raw), FakeClassifier(), detector, config=VideoConfig(clip=False))
+    assert (result.width, result.height) == (640, 480)
+    assert np.abs(detector.images[0].astype(int) - upright).mean() < 8  # Upright again (H.264 blurs a little).
 
 
 def test_frames_are_sampled_at_the_rate_not_every_frame(tmp_path):

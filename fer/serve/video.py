@@ -200,7 +200,11 @@ def _sampled(container, stream, config: VideoConfig, reading: _Reading) -> Itera
             continue  # Decoded (later frames depend on it) but not analysed.
         next_time = (math.floor(moment / step + 1e-6) + 1) * step
         width, height = _fit(frame.width, frame.height, config.max_side)
-        yield moment, frame.to_ndarray(format="rgb24", width=width, height=height)
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+        # Phones store portrait video sideways with a rotation to apply on display (counterclockwise
+        # degrees; np.rot90 turns counterclockwise too): faces must be upright for the detector.
+        turns = round((frame.rotation or 0) / 90) % 4
+        yield moment, np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
