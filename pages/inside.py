@@ -50,16 +50,25 @@ def gradcam(path: str, modified: float):
 
 
 @st.cache_data(show_spinner="Computing Grad-CAM…", max_entries=32)
-def heatmap_overlays(path: str, modified: float, faces: np.ndarray) -> list[np.ndarray]:
-    """Each (48, 48) face with the Grad-CAM of the model's top class over it, as RGB."""
+def heatmap_overlays(path: str, modified: float, faces: np.ndarray,
+                     labels: tuple[str, ...] | None = None) -> list[np.ndarray]:
+    """Each (48, 48) face with the Grad-CAM of the class named in `labels` (default: the model's top class
+    for the face) over it, as RGB."""
     from fer.explain.gradcam import overlay
+    from fer.model.cards import read_card
 
-    maps = gradcam(path, modified)(faces).maps
+    classes = None
+    if labels is not None:
+        order = list(read_card(path).classes)
+        classes = [order.index(label) for label in labels]
+    maps = gradcam(path, modified)(faces, classes).maps
     return [overlay(face, heat) for face, heat in zip(faces, maps)]
 
 
-def faces_with_gradcam(path: str | None, faces: list[np.ndarray], *, key: str) -> list[np.ndarray]:
-    """`faces` as they are, or with their Grad-CAM heat maps when the user turns the toggle on."""
+def faces_with_gradcam(path: str | None, faces: list[np.ndarray], *, key: str,
+                       labels: list[str] | None = None) -> list[np.ndarray]:
+    """`faces` as they are, or with the Grad-CAM heat maps of `labels` (the classes the page shows as
+    predicted; default: the model's own top class) when the user turns the toggle on."""
     if not faces or path is None:
         return faces
     shown = st.toggle("Grad-CAM: where the evidence for the predicted class is", key=key,
@@ -68,8 +77,9 @@ def faces_with_gradcam(path: str | None, faces: list[np.ndarray], *, key: str) -
     if not shown:
         return faces
     try:
-        return heatmap_overlays(path, os.path.getmtime(path), np.stack(faces))
-    except FerError as error:
+        return heatmap_overlays(path, os.path.getmtime(path), np.stack(faces),
+                                None if labels is None else tuple(labels))
+    except (FerError, ValueError) as error:  # ValueError: a class the model's card does not name.
         st.warning(f"No Grad-CAM for this model: {error}")
         return faces
 
@@ -130,7 +140,8 @@ def show_cell_faces(result: Evaluation, images: np.ndarray, path: str | None) ->
     st.markdown(f"{len(members):,} faces: {what}" + (f" (the {CELL_GALLERY} most confident)"
                                                      if len(members) > CELL_GALLERY else ""))
     shown = members[:CELL_GALLERY]
-    faces = faces_with_gradcam(path, [images[i] for i in shown], key="evaluate_cell_gradcam")
+    faces = faces_with_gradcam(path, [images[i] for i in shown], key="evaluate_cell_gradcam",
+                               labels=[names[predicted]] * len(shown))
     captions = [f"{names[predicted]} {result.probabilities[i, predicted]:.0%}" + (
         "" if true == predicted else f" · {names[true]} {result.probabilities[i, true]:.0%}") for i in shown]
     with st.container(key="confusion_cell_faces"):
