@@ -190,7 +190,8 @@ def show_mistakes(result: Evaluation, images: np.ndarray, path: str | None = Non
                "most sure about come first (confident mistakes are often label noise).")
     shown = mistakes[:GALLERY_SIZE]
     with st.container(key="mistakes_gallery"):
-        st.image(inside.faces_with_gradcam(path, [images[m.index] for m in shown], key="evaluate_mistakes_gradcam"),
+        st.image(inside.faces_with_gradcam(path, [images[m.index] for m in shown], key="evaluate_mistakes_gradcam",
+                                           labels=[m.predicted for m in shown]),
                  width=96,
                  caption=[f"{m.true} → {m.predicted} {m.confidence:.0%}" for m in shown])
 
