@@ -89,6 +89,8 @@ def show_result(file, result: ImageResult, picture: bytes | None, detector=None,
             return
         for note in result.notes:
             st.caption(f"ℹ️ {note}")
+        if is_video(file.name, file.getvalue()):
+            st.caption("🎞️ The Video tab reads every frame of this animation and follows each face.")
         left, right = st.columns([3, 2])
         left.image(picture, width="stretch")
         left.download_button("Download annotated image", picture, file_name=f"{Path(result.name).stem}-annotated.jpg",
@@ -174,7 +176,7 @@ def video_tab(classifier: Classifier, detector, model_key: tuple) -> None:
                 f"up to the first {config.max_seconds:g} seconds. Each face gets an emotion timeline.")
         return
     if not is_video(file.name, file.getvalue()):  # A still GIF is a photo.
-        show_result(file, *analysed(file, classifier, detector, model_key))
+        show_result(file, *analysed(file, classifier, detector, model_key), detector, model_key[0])
         return
     key = (file.file_id, *model_key, detector.name)
     stored = st.session_state.get(VIDEO_KEY)
