@@ -235,7 +235,7 @@ def main() -> int:
         return 0
     print(f"camera {CAMERA_FPS} fps 640×480; window {args.seconds:.0f} s; CPUs: {os.cpu_count()}; "
           f"load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}")
-    for name, settings in variants.items():
+    for name, settings in variants.items() if args.variant else ():
         print(f"  {name}: {', '.join(f'{key}={value}' for key, value in settings.items()) or 'as configured'}")
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")
