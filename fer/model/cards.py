@@ -44,6 +44,48 @@ class Export:
 
 
 @dataclass(frozen=True)
+class Teacher:
+    """A model whose softened probabilities a student was trained on (fer.train.distill)."""
+
+    path: str  # The teacher's .keras file as given to training.
+    name: str | None = None
+    preset: str | None = None
+    validation_accuracy: float | None = None  # From the teacher's own card.
+    members: tuple[str, ...] = ()  # An ensemble teacher's member files, from its card.
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Teacher:
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {key: value for key, value in values.items() if key in known}
+        fields["members"] = tuple(fields.get("members") or ())
+        return cls(**fields)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["members"] = list(self.members)
+        return {key: value for key, value in values.items() if value not in (None, [])}
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """How a student was distilled: loss = α·T²·KL(teacher_T ‖ student_T) + (1−α)·CE(labels)."""
+
+    teachers: tuple[Teacher, ...]
+    temperature: float
+    alpha: float
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Distillation:
+        return cls(teachers=tuple(Teacher.from_dict(item) for item in values.get("teachers") or ()
+                                  if isinstance(item, dict)),
+                   temperature=float(values["temperature"]), alpha=float(values["alpha"]))
+
+    def to_dict(self) -> dict:
+        return {"teachers": [teacher.to_dict() for teacher in self.teachers],
+                "temperature": self.temperature, "alpha": self.alpha}
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything FER Studio records about a model. Only `name` and `classes` are always known."""
 
@@ -73,6 +115,7 @@ class ModelCard:
     exported: str | None = None
     exports: tuple[Export, ...] = ()  # ONNX and TFLite files beside the .keras file (fer.model.export).
     serving: str | None = None  # The exported file the app serves (the chosen ONNX variant).
+    distillation: Distillation | None = None  # Set when trained on a teacher's soft targets.
     notes: str | None = None
     extra: dict = field(default_factory=dict)  # Fields this version does not know, kept as they were.
 
@@ -89,6 +132,10 @@ class ModelCard:
                 fields.pop(key, None)
         fields["exports"] = tuple(Export.from_dict(item) for item in fields.get("exports") or ()
                                   if isinstance(item, dict))
+        if isinstance(fields.get("distillation"), dict):
+            fields["distillation"] = Distillation.from_dict(fields["distillation"])
+        else:
+            fields.pop("distillation", None)
         return cls(**fields, extra={key: value for key, value in values.items() if key not in known})
 
     def to_dict(self) -> dict:
@@ -98,6 +145,8 @@ class ModelCard:
             value = getattr(self, item.name)
             if item.name == "exports":
                 value = [export.to_dict() for export in value]
+            if item.name == "distillation" and value is not None:
+                value = value.to_dict()
             if item.name != "extra" and value not in (None, {}, [], ()):
                 values[item.name] = list(value) if isinstance(value, tuple) else value
         return {**values, **self.extra}

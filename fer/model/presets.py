@@ -53,6 +53,59 @@ def _vgg_backbone(widths: tuple[int, ...], convs_per_stage: int = 2, dropout: fl
     return backbone
 
 
+def _vgg_dense_backbone(widths: tuple[int, ...], dense: tuple[int, ...], dropout: float = 0.5):
+    """VGG stages of (Conv-BN-ReLU)×2 + MaxPool, then flattened into fully connected layers (the VGG head)."""
+
+    def backbone(x):
+        for filters in widths:
+            for _ in range(2):
+                x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+                x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+                x = layers.Activation("relu")(x)
+            x = layers.MaxPooling2D()(x)
+        x = layers.Flatten()(x)
+        for units in dense:
+            x = layers.Dropout(dropout)(x)
+            x = layers.Dense(units, use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+            x = layers.Activation("relu")(x)
+        return layers.Dropout(dropout)(x)
+
+    return backbone
+
+
+def _resnet_backbone(widths: tuple[int, ...] = (64, 128, 256, 512), blocks: int = 2):
+    """ResNet-18 layout (4 stages × 2 basic blocks) with a 3×3 stem and no stem pooling: 48×48 faces are small."""
+
+    def basic_block(x, filters, stride):
+        shortcut = x
+        y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+        y = layers.BatchNormalization(momentum=BN_MOMENTUM)(y)
+        y = layers.Activation("relu")(y)
+        y = layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+        y = layers.BatchNormalization(momentum=BN_MOMENTUM)(y)
+        if stride != 1 or shortcut.shape[-1] != filters:
+            shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False)(shortcut)
+            shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM)(shortcut)
+        return layers.Activation("relu")(layers.Add()([shortcut, y]))
+
+    def backbone(x):
+        x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = layers.Activation("relu")(x)
+        for stage, filters in enumerate(widths):
+            for block in range(blocks):
+                x = basic_block(x, filters, 2 if stage and not block else 1)  # (48 → 24 → 12 → 6)
+        x = layers.GlobalAveragePooling2D()(x)
+        return layers.Dropout(0.2)(x)
+
+    return backbone
+
+
+# The crop recipe's transforms on the whole 48×48 face: the full-face teachers keep every pixel.
+FULL_FACE_AUGMENTATION = Augmentation(rotation_degrees=15.0, zoom=0.15, shift_pixels=4, contrast=0.2)
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named architecture with the augmentation it was designed with."""
@@ -72,6 +125,17 @@ PRESETS: dict[str, Preset] = {
                _vgg_backbone((32, 64, 128, 256)), CROP_AUGMENTATION),
         Preset("tiny", "Small fast CNN (16/32/64 filters) for demos and tests (25k params)",
                _vgg_backbone((16, 32, 64), convs_per_stage=1, dropout=0.2), SEED_AUGMENTATION),
+        # Teachers and students for distillation (issue 20); parameters and FLOPs in docs/model.md.
+        Preset("vgg48", "VGG variant after Khaireddin & Chen 2021 on full 48×48 faces: 8 conv layers 64→512, "
+                        "two dense 1024 layers (10.5M params)",
+               _vgg_dense_backbone((64, 128, 256, 512), dense=(1024, 1024)), FULL_FACE_AUGMENTATION),
+        Preset("resnet18", "ResNet-18 layout (4 stages × 2 residual blocks, 64→512 filters) on full 48×48 faces "
+                           "(11.2M params)",
+               _resnet_backbone(), FULL_FACE_AUGMENTATION),
+        Preset("vgg40w", "vgg40 twice as wide (64→512 filters) on random 40×40 crops, GAP head (4.7M params)",
+               _vgg_backbone((64, 128, 256, 512)), CROP_AUGMENTATION),
+        Preset("vgg40s", "vgg40 half as wide (16→128 filters) on random 40×40 crops: a small student (0.3M params)",
+               _vgg_backbone((16, 32, 64, 128), dropout=0.3), CROP_AUGMENTATION),
     )
 }
 

@@ -66,6 +66,10 @@ class TrainConfig:
     dtype_policy: str = "float32"  # One of DTYPE_POLICIES; "mixed_bfloat16" is faster only on CPUs with bf16 units.
     train_split: str = "train"
     validation_split: str = "validation"
+    # Knowledge distillation (fer.train.distill): loss = α·T²·KL(teacher_T ‖ student_T) + (1−α)·CE(labels).
+    teacher: str | None = None  # A .keras model or ensemble file to learn soft targets from; None: no teacher.
+    distill_temperature: float = 4.0  # T: Hinton et al. 2015 use 1–20; 4 softens 7 classes without flattening them.
+    distill_alpha: float = 0.5  # α: the teacher's and the labels' terms weighed equally, a common starting point.
 
     def __post_init__(self):
         for name, choices in FIELD_CHOICES.items():
@@ -74,6 +78,8 @@ class TrainConfig:
                 raise FerError(f"unknown {name.replace('_', ' ')} '{value}'; choose {either(choices)}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise FerError("epochs and batch size must be at least 1 and the learning rate above 0")
+        if self.distill_temperature <= 0 or not 0 <= self.distill_alpha <= 1:
+            raise FerError("the distillation temperature must be above 0 and its weight (alpha) between 0 and 1")
 
     def to_dict(self) -> dict:
         return asdict(self)

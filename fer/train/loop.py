@@ -22,6 +22,7 @@ from fer.errors import FerError
 from fer.model.cards import ModelCard, read_card, write_card
 from fer.model.files import load_model, save_model
 from fer.model.presets import build_model
+from fer.train import distill
 from fer.train.config import TrainConfig
 from fer.train.hardware import training_device
 from fer.train.run_dir import RunDir
@@ -101,8 +102,9 @@ def train(
                 # more or fewer epochs anneals over the new one (the step counter carries on).
                 model.optimizer.learning_rate = _learning_rate(config, steps_per_epoch)
         else:
-            model = build_model(config.preset, num_classes=len(dataset.classes),
-                                augmentation=config.augmentation, dtype_policy=config.dtype_policy)
+            model = (distill.distillation_model(config, dataset.classes) if config.teacher else
+                     build_model(config.preset, num_classes=len(dataset.classes),
+                                 augmentation=config.augmentation, dtype_policy=config.dtype_policy))
             _compile(model, config, steps_per_epoch)
 
     train_data = dataset.batches(config.train_split, batch_size=config.batch_size, shuffle=True, seed=config.seed)
@@ -170,7 +172,8 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> N
         optimizer = keras.optimizers.Adam(learning_rate)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        loss=distill.label_term(config) if config.teacher else
+        keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
 
@@ -281,7 +284,8 @@ class RunRecorder(keras.callbacks.Callback):
         if "val_accuracy" in record:
             metrics[self.config.validation_split] = {"accuracy": record["val_accuracy"],
                                                      "loss": record.get("val_loss")}
-        save_model(export_copy(model), self.run.best_model, ModelCard(
+        student = distill.student_of(model, self.config) if self.config.teacher else export_copy(model)
+        save_model(student, self.run.best_model, ModelCard(
             name=self.run.name,
             preset=self.config.preset,
             classes=tuple(self.dataset.classes),
@@ -292,6 +296,7 @@ class RunRecorder(keras.callbacks.Callback):
             training_seconds=round(self.state.get("training_seconds", 0.0), 1),
             training_backend=keras.backend.backend(),
             training_device=self.device,
+            distillation=distill.card_distillation(self.config),
         ))
 
 
