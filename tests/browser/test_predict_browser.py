@@ -95,7 +95,8 @@ def test_upload_a_face_photo_and_see_its_label(playwright_instance, predict_serv
     browser, page = open_page(playwright_instance)
     try:
         goto_predict(page, predict_server)
-        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
+        uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').first  # The Photos tab's.
+        uploader.set_input_files(str(photo), timeout=SHORT)
         page.get_by_text(re.compile(rf"Face 1 · \S+ {LABEL} \d+%")).wait_for(timeout=LONG)
         wait_for_app(page)
         assert page.get_by_text("1 image · 1 face found").count() == 1
@@ -123,7 +124,7 @@ def test_upload_a_video_and_see_its_timeline(playwright_instance, predict_server
     try:
         goto_predict(page, predict_server)
         page.get_by_role("tab", name=re.compile("Video")).click(timeout=SHORT)
-        uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').nth(1)
+        uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').nth(1)  # The Video tab's.
         uploader.set_input_files(str(video), timeout=SHORT)
         summary = r"clip\.mp4 · 2\.0 s · 20 frames analysed · a face in 15 · 1 face tracked"
         page.get_by_text(re.compile(summary)).wait_for(timeout=LONG)
