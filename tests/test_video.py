@@ -33,9 +33,10 @@ def face_frame(shift: int = 0) -> np.ndarray:
 EMPTY = np.full((480, 640, 3), 70, np.uint8)
 
 
-def write_mp4(path: Path, frames, fps: int = 10) -> Path:
+def write_mp4(path: Path, frames, fps: int = 10, codec: str = "libx264") -> Path:
+    """A video of these RGB frames; the container follows the file's suffix (.mp4, .mov, .webm...)."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
@@ -107,6 +108,14 @@ def test_a_phone_video_stored_sideways_is_read_upright(tmp_path):
     result = predict_video(bytes(raw), FakeClassifier(), detector, config=VideoConfig(clip=False))
     assert (result.width, result.height) == (640, 480)
     assert np.abs(detector.images[0].astype(int) - upright).mean() < 8  # Upright again (H.264 blurs a little).
+
+
+@pytest.mark.parametrize(("name", "codec"), [("clip.mov", "libx264"), ("clip.webm", "libvpx-vp9")])
+def test_mov_and_webm_files_are_read(tmp_path, name, codec):
+    video = write_mp4(tmp_path / name, [face_frame()] * 5 + [EMPTY] * 5, codec=codec)
+    result = predict_video(video.read_bytes(), FakeClassifier(), FakeDetector(), name=name,
+                           config=VideoConfig(clip=False))
+    assert [len(frame.faces) for frame in result.frames] == [1] * 5 + [0] * 5
 
 
 def test_frames_are_sampled_at_the_rate_not_every_frame(tmp_path):
