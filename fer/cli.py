@@ -132,6 +132,10 @@ _TRAIN_OPTIONS = {  # field: (option, type, help)
     "early_stopping_patience": ("--early-stopping", int, "stop after this many epochs without a validation gain"),
     "seed": ("--seed", int, None),
     "dtype_policy": ("--dtype-policy", str, None),
+    "teacher": ("--teacher", str, "a .keras model or ensemble file: train on its soft targets (distillation)"),
+    "distill_temperature": ("--distill-temperature", float, "the temperature T that softens the teacher's and "
+                                                            "the student's probabilities"),
+    "distill_alpha": ("--distill-alpha", float, "the teacher's share α of the loss; the labels' is 1 − α"),
 }
 
 
@@ -153,7 +157,8 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
 def train_command(config, dataset: str, out: str | None = None) -> str:
     """The `python -m fer train` command line that trains `config` (a TrainConfig) on `dataset`."""
     parts = ["python -m fer train", f"--dataset {dataset}"]
-    parts += [f"{option} {getattr(config, field)}" for field, (option, *_) in _TRAIN_OPTIONS.items()]
+    parts += [f"{option} {getattr(config, field)}" for field, (option, *_) in _TRAIN_OPTIONS.items()
+              if getattr(config, field) is not None and (config.teacher or not field.startswith("distill_"))]
     parts += ["--class-weights"] * config.class_weights + ([f"--out {out}"] if out else [])
     return " ".join(parts)
 

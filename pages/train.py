@@ -11,6 +11,7 @@ import streamlit as st
 from fer.charts.training import comparison_figure, curves_figure, learning_rate_figure
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
+from fer.model.registry import list_models
 from fer.train import jobs
 from fer.train import reports as run_reports
 from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, DTYPE_POLICIES, OPTIMIZERS, PRESET_CHOICES,
@@ -24,6 +25,7 @@ MESSAGE_KEY = "train_message"  # A Stop/Resume refusal, shown once by the live v
 REFRESH_SECONDS = 2.0
 DEFAULTS = TrainConfig()
 NO_VALIDATION = "(none)"
+NO_TEACHER = "(none: learn from the labels only)"
 STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "⏸️", "stopped": "⏹️", "finished": "✅", "failed": "❌"}
 COMPARE_METRICS = ["val_accuracy", "val_loss", "accuracy", "loss"]
 
@@ -75,6 +77,7 @@ def training_form(dataset) -> None:
         dtype_policy = st.selectbox("Compute precision", list(DTYPE_POLICIES),
                                     index=list(DTYPE_POLICIES).index(DEFAULTS.dtype_policy),
                                     help=described(DTYPE_POLICIES) + "\n\n" + mixed_bfloat16_advice())
+        teacher, temperature, alpha = distillation_inputs()
         model_name = st.text_input("Register the finished model as", placeholder="the run's name",
                                    help="The best epoch's model is copied to models/ under this name.")
     if not st.button("Start training", type="primary"):
@@ -85,7 +88,7 @@ def training_form(dataset) -> None:
             optimizer=optimizer, schedule=schedule, warmup_epochs=int(warmup_epochs),
             weight_decay=float(weight_decay), label_smoothing=float(label_smoothing), class_weights=class_weights,
             early_stopping_patience=int(early_stopping), seed=int(seed), augmentation=augmentation_for(mode, custom),
-            dtype_policy=dtype_policy,
+            dtype_policy=dtype_policy, teacher=teacher, distill_temperature=temperature, distill_alpha=alpha,
             train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
         )
         run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None)
@@ -97,6 +100,20 @@ def training_form(dataset) -> None:
         return
     st.session_state[RUN_KEY] = str(run_dir)
     st.rerun()
+
+
+def distillation_inputs() -> tuple[str | None, float, float]:
+    """A registered model to distil from (fer.train.distill), with its temperature and share of the loss."""
+    models = {str(model.path): model.card.label for model in list_models()}
+    teacher = st.selectbox("Teacher (knowledge distillation)", [NO_TEACHER, *models],
+                           format_func=lambda path: models.get(path, path),
+                           help="Train on this model's softened probabilities as well as the labels.")
+    if teacher == NO_TEACHER:
+        return None, DEFAULTS.distill_temperature, DEFAULTS.distill_alpha
+    temperature = st.number_input("Distillation temperature T", min_value=0.5, max_value=20.0,
+                                  value=DEFAULTS.distill_temperature, step=0.5)
+    alpha = st.slider("Teacher's share of the loss (α)", 0.0, 1.0, DEFAULTS.distill_alpha, 0.05)
+    return teacher, float(temperature), float(alpha)
 
 
 def augmentation_sliders(mode: str, preset: str) -> Augmentation:

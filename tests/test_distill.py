@@ -141,3 +141,49 @@ def test_a_distillation_run_resumes_from_its_checkpoint(small_dataset, ensemble_
                    evaluate_splits=False)
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert result.card.distillation.teachers[0].path == str(ensemble_teacher)
+
+
+def test_the_cli_takes_a_teacher_and_its_command_line_reproduces_the_config():
+    import shlex
+
+    from fer.cli import _parser, _train_config, train_command
+
+    config = TrainConfig(preset="vgg40s", teacher="runs/teachers.keras", distill_temperature=2.0, distill_alpha=0.9)
+    command = train_command(config, "data/images.zip")
+    assert "--teacher runs/teachers.keras --distill-temperature 2.0 --distill-alpha 0.9" in command
+    assert _train_config(_parser().parse_args(shlex.split(command)[3:])) == config
+    assert "--teacher" not in train_command(TrainConfig(), "data/images.zip")  # No teacher, no distillation options.
+
+
+def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kaggle_folder, sleepers):
+    """The Train page's teacher picker lists the registered models; the job gets the teacher, T and α."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from fer.data.datasets import open_dataset
+    from fer.model.registry import list_models
+    from fer.train import jobs
+
+    open_dataset(kaggle_folder)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+    at.session_state["dataset_source"] = str(kaggle_folder)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    picker = next(box for box in at.selectbox if box.label == "Teacher (knowledge distillation)")
+    registered = list_models()[0]
+    teacher = str(registered.path)
+    assert registered.card.label in picker.options and picker.value.startswith("(none")
+    picker.set_value(teacher)
+    at.run()
+    next(box for box in at.number_input if box.label == "Distillation temperature T").set_value(2.0)
+    next(box for box in at.slider if box.label == "Teacher's share of the loss (α)").set_value(0.7)
+    next(button for button in at.button if button.label == "Start training").click()
+    at.run()
+
+    assert not at.exception
+    [run_dir] = jobs.active_runs()
+    config = json.loads((run_dir / "job.json").read_text())["config"]
+    assert (config["teacher"], config["distill_temperature"], config["distill_alpha"]) == (teacher, 2.0, 0.7)
