@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser.conftest import launch_chromium, serve_app, wait_for_app
+from browser.conftest import launch_chromium, new_page, serve_app, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -75,8 +75,7 @@ def fresh_server(tmp_path):
 @pytest.mark.parametrize("title", ["Predict", "Train"])
 def test_a_deep_link_as_the_first_request_gets_the_app_shell(playwright_instance, fresh_server, title):
     browser = launch_chromium(playwright_instance)
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(60_000)
+    page = new_page(browser)
     try:
         page.goto(f"{fresh_server}/{PAGES[title]}")  # the first request after the server started
         for reload in (False, True):
