@@ -151,3 +151,25 @@ print(json.dumps({{"errors": errors, "loaded": {LOADED}, "onnxruntime": "onnxrun
 """, tmp_path)
     assert result["errors"] == {"pages/home.py": [], "pages/predict.py": [], "pages/evaluate.py": []}
     assert result["loaded"] == [] and result["onnxruntime"]  # The model was loaded, on onnxruntime.
+
+
+def test_a_page_says_once_per_session_that_a_model_runs_on_keras(model_copy, monkeypatch):
+    import streamlit as st
+    import streamlit_webrtc
+    from types import SimpleNamespace
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer",
+                        lambda key, **kwargs: SimpleNamespace(state=SimpleNamespace(playing=False)))
+    monkeypatch.setattr(runtime, "_export_in_child", lambda path: (None, "exporting it to ONNX failed (test)"))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "pages" / "predict.py"), default_timeout=120)
+    at.session_state["model_path"] = str(model_copy)
+    at.run()
+    notes = [item.value for item in at.info if "runs on Keras" in item.value]
+    assert notes == [f"tiny.keras runs on Keras, which is slower to load and to run, because exporting it to ONNX "
+                     f"failed (test). Export it with: python -m fer export {model_copy} --format onnx"]
+    assert not at.exception
+    at.run()
+    assert not [item.value for item in at.info if "runs on Keras" in item.value]
