@@ -61,8 +61,10 @@ def test_one_session_per_file_is_shared(exported):
 
 
 def test_the_cards_chosen_variant_is_served(exported):
+    from fer.model.cards import Export
+
     variant = export.quantise_onnx(exported.with_suffix(".onnx"), "float16")
-    card = export.read_card(exported)
+    card = export.read_card(exported).with_export(Export("onnx", "float16", variant.name))
     export.write_card(exported, card.replace(serving=variant.name))
 
     served = runtime.load_for_serving(exported)
@@ -173,3 +175,14 @@ def test_a_page_says_once_per_session_that_a_model_runs_on_keras(model_copy, mon
     assert not at.exception
     at.run()
     assert not [item.value for item in at.info if "runs on Keras" in item.value]
+
+
+def test_an_onnx_file_the_card_does_not_record_is_not_served(exported):
+    from fer.model.cards import read_card, write_card
+
+    write_card(exported, read_card(exported).replace(exports=(), serving=None))  # e.g. the model was saved again.
+
+    served = runtime.load_for_serving(exported, export_missing=False)
+    assert served.runtime == "keras" and "its card does not record tiny.onnx as its export" in served.note
+    assert runtime.load_for_serving(exported).runtime == "onnxruntime"  # Exported again on first use.
+    assert read_card(exported).export("onnx") is not None

@@ -105,11 +105,17 @@ def onnx_session(path: str | Path) -> OnnxModel:
 
 
 def served_file(model_path: str | Path, card: ModelCard | None = None) -> Path | None:
-    """The ONNX file that serves a .keras model: the card's chosen variant, else `<name>.onnx`; None if absent."""
+    """The ONNX file that serves a .keras model: the card's chosen variant, else `<name>.onnx`; None if absent.
+
+    Only files the card records as exports count: a model saved again (re-shipped, retrained) gets a
+    new card, so an .onnx file left from its previous version is never served in its place.
+    """
     model_path = Path(model_path)
     card = card or read_card(model_path)
-    candidates = ([model_path.with_name(card.serving)] if card.serving else []) + [model_path.with_suffix(".onnx")]
-    return next((path for path in candidates if path.exists()), None)
+    recorded = {export.file for export in card.exports if export.format == "onnx"}
+    candidates = ([card.serving] if card.serving else []) + [model_path.with_suffix(".onnx").name]
+    return next((model_path.with_name(name) for name in candidates
+                 if name in recorded and model_path.with_name(name).exists()), None)
 
 
 def load_for_serving(path: str | Path, *, export_missing: bool = True) -> ServingModel:
@@ -127,7 +133,9 @@ def load_for_serving(path: str | Path, *, export_missing: bool = True) -> Servin
         return ServingModel(onnx_session(path), card, "onnxruntime", path)
     forced_keras = os.environ.get(RUNTIME_VARIABLE, "").lower() == "keras"
     onnx = None if forced_keras else served_file(path, card)
-    reason = f"{RUNTIME_VARIABLE}=keras" if forced_keras else f"{path.with_suffix('.onnx').name} does not exist"
+    onnx_name = path.with_suffix(".onnx").name
+    reason = (f"{RUNTIME_VARIABLE}=keras" if forced_keras else f"{onnx_name} does not exist"
+              if not path.with_suffix(".onnx").exists() else f"its card does not record {onnx_name} as its export")
     if onnx is None and not forced_keras and export_missing:
         onnx, reason = _export_in_child(path)
         card = read_card(path)
