@@ -45,6 +45,9 @@ def _parser(command: str | None = "train") -> argparse.ArgumentParser:
     if command == "train":
         _add_train_options(train)
     train.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
+    train.add_argument("--random-erasing", type=float, metavar="P",
+                       help="add random erasing to the preset's own augmentation: the chance (0-1) that a random "
+                            "rectangle of each training face is filled with noise")
     train.add_argument("--out", metavar="RUN_DIR",
                        help="run directory (default: a new <time>-<preset> folder under $FER_STUDIO_HOME/runs, "
                             "~/.cache/fer-studio/runs unless set, where the Train page lists it); resumes if it "
@@ -159,16 +162,28 @@ def train_command(config, dataset: str, out: str | None = None) -> str:
     parts = ["python -m fer train", f"--dataset {dataset}"]
     parts += [f"{option} {getattr(config, field)}" for field, (option, *_) in _TRAIN_OPTIONS.items()
               if getattr(config, field) is not None and (config.teacher or not field.startswith("distill_"))]
-    parts += ["--class-weights"] * config.class_weights + ([f"--out {out}"] if out else [])
-    return " ".join(parts)
+    parts += ["--class-weights"] * config.class_weights
+    parts += [f"--random-erasing {config.augmentation.erasing}"] if config.augmentation and \
+        config.augmentation.erasing else []
+    return " ".join(parts + ([f"--out {out}"] if out else []))
 
 
 def _train_config(args):
     from fer.train.config import TrainConfig
 
     given = {field: getattr(args, option[2:].replace("-", "_")) for field, (option, *_) in _TRAIN_OPTIONS.items()}
-    return TrainConfig(**{field: value for field, value in given.items() if value is not None},
-                       class_weights=args.class_weights)
+    config = TrainConfig(**{field: value for field, value in given.items() if value is not None},
+                         class_weights=args.class_weights)
+    if args.random_erasing:
+        import dataclasses
+
+        from fer.train.config import applied_augmentation
+
+        if not 0 < args.random_erasing <= 1:
+            raise FerError("--random-erasing is a chance: give a number above 0 and at most 1")
+        erasing = dataclasses.replace(applied_augmentation(config.preset, None), erasing=args.random_erasing)
+        config = dataclasses.replace(config, augmentation=erasing)
+    return config
 
 
 def _train(args) -> int:

@@ -133,6 +133,8 @@ def augmentation_sliders(mode: str, preset: str) -> Augmentation:
                                    key=f"crop-{key}", **settings),
         contrast=float(st.slider("Contrast (±)", 0.0, 0.5, float(shown.contrast), 0.05, key=f"contrast-{key}",
                                  **settings)),
+        erasing=float(st.slider("Random erasing (chance)", 0.0, 1.0, float(shown.erasing), 0.05,
+                                key=f"erasing-{key}", **settings)),
     )
     if not editable:
         st.caption(f"{mode.capitalize()}: {AUGMENTATION_MODES[mode]}. Choose custom to change these.")

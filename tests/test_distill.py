@@ -3,6 +3,8 @@
 Runs under whichever Keras backend KERAS_BACKEND names (TensorFlow by default; JAX was checked too).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -187,3 +189,35 @@ def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kagg
     [run_dir] = jobs.active_runs()
     config = json.loads((run_dir / "job.json").read_text())["config"]
     assert (config["teacher"], config["distill_temperature"], config["distill_alpha"]) == (teacher, 2.0, 0.7)
+
+
+# --- Random erasing, a recipe the FER papers credit -------------------------------------------------
+
+
+def test_random_erasing_fills_one_rectangle_of_each_chosen_face_with_noise_in_training_only():
+    from fer.model.augmentation import FaceAugmentation
+
+    faces = np.full((16, 48, 48, 1), 0.5, dtype="float32")
+    erased = keras.ops.convert_to_numpy(FaceAugmentation(erasing=1.0, seed=1)(faces, training=True))
+    changed = (np.abs(erased - 0.5) > 1e-6).reshape(16, -1).mean(axis=1)
+    assert np.all(changed > 0.005) and np.all(changed < 0.3)  # One rectangle of 2–25% of the face (edges clip it).
+    rows, cols = np.nonzero(np.abs(erased[0, ..., 0] - 0.5) > 1e-6)
+    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert len(rows) > 0.9 * box  # A filled rectangle, not scattered pixels.
+    assert np.array_equal(keras.ops.convert_to_numpy(FaceAugmentation(erasing=1.0)(faces)), faces)  # Inference.
+    untouched = keras.ops.convert_to_numpy(FaceAugmentation(erasing=0.0, seed=1)(faces, training=True))
+    assert np.allclose(untouched, faces)
+
+
+def test_the_cli_adds_random_erasing_to_the_presets_own_augmentation():
+    import shlex
+
+    from fer.cli import _parser, _train_config, train_command
+    from fer.model.presets import PRESETS
+
+    args = _parser().parse_args(["train", "--dataset", "demo", "--preset", "vgg40", "--random-erasing", "0.5"])
+    config = _train_config(args)
+    assert config.augmentation == dataclasses.replace(PRESETS["vgg40"].augmentation, erasing=0.5)
+    assert _train_config(_parser().parse_args(shlex.split(train_command(config, "demo"))[3:])) == config
+    with pytest.raises(FerError, match="random-erasing"):
+        _train_config(_parser().parse_args(["train", "--dataset", "demo", "--random-erasing", "2"]))
