@@ -1,16 +1,22 @@
-"""What the network sees and learned: its augmented inputs, and a 2-D map of its penultimate features."""
+"""What the network sees and learned: its augmented inputs, and a 2-D map of its penultimate features.
+
+Keras is imported inside the two functions that run a network, so a page can read this module's
+settings (MAX_POINTS) and draw its widgets without loading TensorFlow.
+"""
 
 from __future__ import annotations
 
 import random
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
-import keras
 import numpy as np
 
 from fer.errors import FerError
-from fer.explain.gradcam import networks
-from fer.model.augmentation import Augmentation, preprocessing
+
+if TYPE_CHECKING:
+    import keras
+
+    from fer.model.augmentation import Augmentation
 
 MAX_POINTS = 2000  # t-SNE on 2,000 points takes seconds; more points only blur the picture.
 BATCH_SIZE = 256
@@ -24,6 +30,10 @@ def augmented_examples(images: np.ndarray, augmentation: Augmentation, *, copies
                        seed: int = 0) -> np.ndarray:
     """(N, copies, S, S) uint8: each face as training sees it, `copies` random draws, through the same
     rescale → FaceAugmentation → crop layers every model starts with (S is the network's input side)."""
+    import keras
+
+    from fer.model.augmentation import preprocessing
+
     if copies < 1:
         raise FerError(f"copies must be at least 1, got {copies}")
     images = np.asarray(images)
@@ -48,6 +58,10 @@ def augmented_examples(images: np.ndarray, augmentation: Augmentation, *, copies
 def penultimate_features(model: keras.Model, images: np.ndarray, *, batch_size: int = BATCH_SIZE,
                          progress: Progress | None = None) -> np.ndarray:
     """(N, D) float32: the vector each network hands its class layer, side by side for an ensemble."""
+    import keras
+
+    from fer.explain.gradcam import networks
+
     probes = []
     for network in networks(model):
         output = network.layers[-1]
