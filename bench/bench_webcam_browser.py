@@ -106,7 +106,9 @@ def measure(url: str, server_pid: int, video: Path, seconds: float, profile: str
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             goto_predict(page, url)
             page.get_by_role("tab", name=re.compile("Webcam")).click(timeout=60_000)
-            component = page.frame_locator('iframe[title*="webrtc_streamer"]')
+            wait_for_app(page)
+            # The visible one: a stale copy of the component can linger, zero-sized, while a rerun finishes.
+            component = page.locator('iframe[title*="webrtc_streamer"]:visible').content_frame
             start = component.get_by_role("button", name="START")
             start.wait_for(timeout=120_000)
             wait_for_app(page)
@@ -160,6 +162,11 @@ def measure(url: str, server_pid: int, video: Path, seconds: float, profile: str
             if spy:
                 spy.wait(timeout=60)
             component.get_by_role("button", name="STOP").click(timeout=30_000)
+        except Exception:
+            shot = Path(tempfile.gettempdir()) / "bench-webcam-failure.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"the page when it failed: {shot}", file=sys.stderr)
+            raise
         finally:
             browser.close()
     (first_time, first_count), (last_time, last_count) = (counts[0], counts[-1]) if counts else ((0, 0), (1, 0))

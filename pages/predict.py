@@ -275,7 +275,11 @@ st.title("📷 Predict")
 st.caption("Find every face in your photos, videos or webcam and read its expression.")
 
 model_path = active_model_path()
-if load_model_or_warn(model_path) is None:
+# A one-off notice (e.g. "runs on Keras") goes in a container that is always there: were it to shift
+# the elements below, the tabs would remount and jump back to Photos on the next run (START's).
+with st.container():
+    loaded = load_model_or_warn(model_path)
+if loaded is None:
     st.stop()
 modified = os.path.getmtime(model_path)
 try:
