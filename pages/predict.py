@@ -8,6 +8,7 @@ do not redo the work.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,8 +45,11 @@ CAMERA_CONSTRAINTS = {
 }
 CHART_CONFIG = {"displayModeBar": False}
 # Seconds between webcam status refreshes: the first label shows within this of the first analysed
-# frame. 0.5 s took the first label from 3.4 to 2.3 s after START at the same frame rate (docs/benchmarks.md).
+# frame. 0.5 s took the first label from 3.4 to 2.3 s after START at the same frame rate. Once Keras
+# is imported in the server (Grad-CAM, a model without ONNX), Streamlit clears its session after
+# every run: there 0.5 s cut the webcam to 2.6 frames/s and 2 s kept 11.7 (docs/benchmarks.md).
 STATUS_REFRESH_S = 0.5
+STATUS_REFRESH_WITH_KERAS_S = 2.0
 
 
 @st.cache_resource(show_spinner="Loading the face detector…")
@@ -259,7 +263,8 @@ def webcam_tab(classifier: Classifier, detector) -> None:
     # A fragment refreshes the status from the processor while the camera plays, and never otherwise:
     # each refresh is a Streamlit run, which the video thread shares two cores with.
     playing = context.state.playing
-    st.fragment(live_status, run_every=STATUS_REFRESH_S if playing else None)(processor, playing)
+    refresh = STATUS_REFRESH_WITH_KERAS_S if "keras" in sys.modules else STATUS_REFRESH_S  # Streamlit's own test.
+    st.fragment(live_status, run_every=refresh if playing else None)(processor, playing)
     snap, clear = st.columns([1, 4])
     if snap.button("📸 Snapshot", disabled=not context.state.playing, help="Keep the current frame and its labels"):
         if processor.latest() is not None:
