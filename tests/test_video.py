@@ -151,11 +151,13 @@ def test_a_corrupt_video_gives_one_clear_error(clip, damage):
 def test_the_cli_reports_a_corrupt_video_on_its_line_and_goes_on(tiny_model_path, clip, tmp_path, capsys):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
-    code = main(["predict", "--model", str(tiny_model_path), str(broken), str(clip)])
+    missing = tmp_path / "missing.mov"
+    code = main(["predict", "--model", str(tiny_model_path), str(broken), str(missing), str(clip)])
     out, err = capsys.readouterr()
     assert code == 1
     assert err.strip().splitlines() == [f"{broken}: error: not a video this app can read; it may be damaged or cut "
-                                        "short (FFmpeg: Invalid data found when processing input)"]
+                                        "short (FFmpeg: Invalid data found when processing input)",
+                                        f"{missing}: error: cannot read the file (No such file or directory)"]
     assert out.splitlines()[0].startswith(f"{clip}: 3.0 s, 30 frames analysed (10/s), a face in 20; 1 face(s) tracked")
     assert out.splitlines()[1].startswith(f"{clip}: face 1 (0.0–1.9 s): ")
 

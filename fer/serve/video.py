@@ -115,6 +115,8 @@ def predict_video(source: str | Path | bytes | BinaryIO, classifier: Classifier,
     name = name or (str(source) if isinstance(source, (str, Path)) else "video")
     try:
         container = av.open(io.BytesIO(source) if isinstance(source, bytes) else source, mode="r")
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:  # As a photo's would say.
+        raise FerError(f"cannot read the file ({error.strerror or type(error).__name__})") from error
     except (av.FFmpegError, OSError, ValueError) as error:
         raise FerError("not a video this app can read; it may be damaged or cut short "
                        f"(FFmpeg: {_reason(error)})") from error
