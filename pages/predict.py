@@ -267,8 +267,11 @@ def webcam_tab(classifier: Classifier, detector) -> None:
     st.fragment(live_status, run_every=refresh if playing else None)(processor, playing)
     snap, clear = st.columns([1, 4])
     if snap.button("📸 Snapshot", disabled=not context.state.playing, help="Keep the current frame and its labels"):
-        if processor.latest() is not None:
-            st.session_state[SNAPSHOT_KEY] = processor.latest()
+        latest = processor.latest()
+        if latest is None:
+            st.warning("No frame has been analysed yet: wait for a label, then take the snapshot.")
+        else:
+            st.session_state[SNAPSHOT_KEY] = latest
     if st.session_state.get(SNAPSHOT_KEY) is not None:
         if clear.button("Clear snapshot"):
             del st.session_state[SNAPSHOT_KEY]
