@@ -234,7 +234,7 @@ def presets_table(names) -> str:
 # --- The frontier ----------------------------------------------------------------------------------
 
 
-def frontier_rows(plan: dict, time_models: bool = True) -> list[dict]:
+def frontier_rows(plan: dict) -> list[dict]:
     """One row per teacher, the teacher ensemble and each student: accuracy, cost and where it came from."""
     from fer.model.cards import read_card
 
@@ -257,25 +257,40 @@ def frontier_rows(plan: dict, time_models: bool = True) -> list[dict]:
                      "validation_accuracy": card.accuracy("validation") if card else None, "train_accuracy": None,
                      "training_seconds": None, "file_bytes": path.stat().st_size if path.exists() else None,
                      "members": tuple(plan["teacher_presets"])})
-    architectures = {}
+    models = architectures(rows)
     for row in rows:
-        key = "+".join(row["members"]) or row["preset"]
-        if key not in architectures:
-            architectures[key] = architecture(row["preset"], row["members"])
-        model = architectures[key]
+        model = models[_architecture_key(row)]
         row["parameters"], row["flops"] = model.count_params(), flops_per_face(model)
-    speeds = time_on_onnxruntime(architectures) if time_models else {}
+    return rows
+
+
+def _architecture_key(row: dict) -> str:
+    return "+".join(row["members"]) or row["preset"]
+
+
+def architectures(rows: list[dict]) -> dict:
+    """One untrained build per distinct architecture among `rows` (speed and size do not depend on weights)."""
+    models = {}
     for row in rows:
-        speed = speeds.get("+".join(row["members"]) or row["preset"], "not timed")
+        if _architecture_key(row) not in models:
+            models[_architecture_key(row)] = architecture(row["preset"], tuple(row["members"]))
+    return models
+
+
+def add_timings(rows: list[dict]) -> list[dict]:
+    """Each row's ms a face on onnxruntime (2 threads), every architecture timed side by side on this machine."""
+    speeds = time_on_onnxruntime(architectures(rows))
+    for row in rows:
+        speed = speeds.get(_architecture_key(row), "not timed")
         row["ms_per_face_batch"], row["ms_one_face"] = speed if isinstance(speed, tuple) else (None, None)
         row["timing_note"] = None if isinstance(speed, tuple) else speed
     return rows
 
 
-def frontier_markdown(rows: list[dict], where: str) -> str:
+def frontier_markdown(rows: list[dict], dataset: str, where: str) -> str:
     """The frontier table, most accurate first, and the spread over seeds of each student kind."""
-    lines = [f"Validation accuracy (FER2013 validation split unless the dataset says otherwise); ms a face on "
-             f"onnxruntime float32, 2 threads, {where}.", "",
+    lines = [f"Validation accuracy on the validation split of {dataset}; ms a face on onnxruntime float32, "
+             f"2 threads, an untrained build of each architecture (weights do not change the speed), {where}.", "",
              "| model | role | preset | seed | distilled | epochs (best) | validation accuracy | train accuracy "
              "| parameters | MFLOPs a face | file | ms a face (batch 256) | ms one face |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -298,14 +313,14 @@ def frontier_markdown(rows: list[dict], where: str) -> str:
             kinds.setdefault((row["preset"], row["distilled"]), []).append(row["validation_accuracy"])
     for (preset, distilled), values in sorted(kinds.items()):
         spread = f"mean {statistics.mean(values):.4f}, range {min(values):.4f}–{max(values):.4f}"
-        lines.append(f"- {preset} {'distilled' if distilled else 'plain'}: {len(values)} seeds, {spread}")
+        lines.append(f"- {preset} {'distilled' if distilled else 'plain'}: {len(values)} seed(s), {spread}")
     return "\n".join(lines) + "\n"
 
 
-def write_frontier(plan: dict, folder: Path, where: str, time_models: bool = True) -> list[dict]:
-    rows = frontier_rows(plan, time_models)
+def write_frontier(plan: dict, rows: list[dict], folder: Path, where: str) -> list[dict]:
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "frontier.json").write_text(json.dumps({"plan": plan, "rows": rows}, indent=2, default=str) + "\n")
-    (folder / "frontier.md").write_text(frontier_markdown(rows, where))
+    (folder / "frontier.md").write_text(frontier_markdown(rows, plan["dataset"], where))
     return rows
 
 
@@ -408,8 +423,11 @@ def run_pipeline(args) -> int:
             "teachers": [asdict(job) for job in teachers], "students": [asdict(job) for job in students],
             "probes": [asdict(job) for job in probes + student_probes], "budget_seconds": args.budget_seconds}
     (work / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
-    write_frontier(plan, out, where="on the machine that trained (re-time on the 2-core CPU with `frontier`)",
-                   time_models=not args.no_timing)
+    rows = frontier_rows(plan)
+    if not args.no_timing:
+        add_timings(rows)
+    write_frontier(plan, rows, out, where=f"on {os.uname().nodename}, the machine that trained "
+                   "(re-time on the 2-core CPU with `frontier`)")
     log("frontier written")
     pack(plan, work, out, log)
     log(f"done in {log.elapsed:.0f}s")
@@ -417,20 +435,15 @@ def run_pipeline(args) -> int:
 
 
 def refresh_frontier(args) -> int:
-    """Re-time every row here (onnxruntime, 2 threads) from a `run`'s unpacked results folder."""
-    results = Path(args.results)
-    for archive in sorted(results.glob("*.tar*")):
-        with tarfile.open(archive) as opened:
-            opened.extractall(results / "unpacked", filter="data")
-    plan = json.loads((results / "frontier.json").read_text())["plan"]
-    work = Path(plan["teachers"][0]["run_dir"]).parents[1]  # Run dirs are WORK/<phase>/<name>.
-    for item in plan["teachers"] + plan["students"]:
-        item["run_dir"] = str(results / "unpacked" / Path(item["run_dir"]).relative_to(work))
-    plan["ensemble"] = str(results / "unpacked" / Path(plan["ensemble"]).relative_to(work))
-    rows = write_frontier(plan, results, where=f"re-timed on {os.uname().nodename}, load "
-                          f"{os.getloadavg()[0]:.1f} at the start")
-    print((results / "frontier.md").read_text())
-    return 0 if rows else 1
+    """Re-time every row of a run's frontier.json here (onnxruntime, 2 threads) and write the table into `--into`."""
+    recorded = json.loads((Path(args.results) / "frontier.json").read_text())
+    load = os.getloadavg()[0]
+    rows = add_timings(recorded["rows"])
+    into = Path(args.into)
+    write_frontier(recorded["plan"], rows, into, where=f"re-timed on {os.uname().nodename} (load {load:.1f} "
+                   "at the start)")
+    print((into / "frontier.md").read_text())
+    return 0
 
 
 def main() -> int:
@@ -452,7 +465,9 @@ def main() -> int:
     run.add_argument("--max-epochs", type=int, default=100)
     run.add_argument("--no-timing", action="store_true", help="leave ms a face to the `frontier` command")
     frontier = commands.add_parser("frontier", help="re-time a run's frontier on this machine")
-    frontier.add_argument("results", help="the folder $OUT came back to")
+    frontier.add_argument("results", help="the folder $OUT came back to (read only)")
+    frontier.add_argument("--into", default=str(Path(tempfile.gettempdir()) / "gpu-frontier"),
+                          help="where the re-timed frontier.md and frontier.json go")
     presets = commands.add_parser("presets", help="parameters, FLOPs, file size and speed of presets")
     presets.add_argument("names", nargs="*", help="presets (default: all)")
     args = parser.parse_args()
