@@ -1,4 +1,4 @@
-"""FER Studio's engine: datasets, models, training, evaluation, faces and prediction.
+"""FER Studio's engine, along the path data takes: data, model, train, evaluate, serve, explain, charts.
 
 Pages and the CLI call into this package; it never imports Streamlit.
 """

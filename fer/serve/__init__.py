@@ -1,2 +1,2 @@
-"""Serving: find faces (detection), classify crops (prediction), draw results (drawing) and follow
-a live stream (live)."""
+"""Serving: load a model on onnxruntime (runtime), find faces (detection), classify crops (prediction),
+draw results (drawing), and follow a live stream (live) or a video file (video)."""
