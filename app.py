@@ -24,8 +24,9 @@ from fer.labels import CLASSES
 from fer.paths import home_dir
 from fer.model.registry import list_models
 from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset,
-                          remember_choices, restore_choices)
+                          remember_choices, restore_choices, use_app_shell)
 
+use_app_shell()
 st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")
 
 CHOICES = ("Demo faces", "Path on the server", "Upload a zip or CSV")

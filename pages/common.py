@@ -29,25 +29,23 @@ SAVED_KEY = "choices_saved"  # The Choices this session last wrote to the settin
 DATASET_PARAM, MODEL_PARAM = "dataset", "model"  # The URL's query parameters.
 
 
-def _leave_legacy_pages_mode() -> None:
-    """Make sure app.py's shell runs, even when a page was the first thing this server was asked for.
+def use_app_shell() -> None:
+    """Make sure app.py's shell runs this page; app.py and every page call it first, on every run.
 
     Streamlit decides once per process, when the first browser session starts, whether the app
     uses its legacy `pages/` folder: yes whenever a folder named `pages` sits next to the main
     script (PagesManager.uses_pages_directory), and only a call to st.navigation turns that off.
-    If that first request is a deep link (/predict), the legacy mode runs pages/predict.py on its
-    own: no sidebar pickers, a raw page list, and st.navigation never runs, so reloading does not
-    help either. Every page imports this module, so here we turn the legacy mode off and rerun the
-    same page through app.py. No config option switches the mode off, and pages/ stays where it is.
+    In that legacy mode a page file runs on its own: no sidebar pickers, a raw page list ("app,
+    common, dataset, …"), and st.navigation never runs, so reloading does not help either. It
+    happens when the first request is a deep link (/predict), and when a link of the raw list is
+    clicked before the first run of / has finished. Here the mode is turned off and the same page
+    is rerun through app.py. No config option switches the mode off, and pages/ stays where it is.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()  # Same page (same URL path, same hash under both modes), now run by app.py.
-
-
-_leave_legacy_pages_mode()
 
 
 @st.cache_resource(show_spinner="Opening dataset…", max_entries=4)

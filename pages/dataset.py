@@ -10,7 +10,7 @@ from fer.charts import dataset as charts
 from fer.data import eda
 from fer.data.datasets import DEMO, Dataset
 from pages import inside
-from pages.common import active_dataset, active_dataset_source, active_model_path
+from pages.common import active_dataset, active_dataset_source, active_model_path, use_app_shell
 
 SEED_KEY = "dataset_sample_seed"  # Bumped by "Re-roll": a new draw of samples per class.
 ALL_SPLITS = "all splits"
@@ -169,6 +169,7 @@ def show_flagged(dataset: Dataset, report: eda.QualityReport) -> None:
     st.plotly_chart(charts.image_grid(images, hover, columns=12), config=MOSAIC_CONFIG)
 
 
+use_app_shell()
 st.title("🗂️ Dataset")
 dataset = active_dataset()
 if dataset is None:

@@ -39,6 +39,7 @@ from pages.common import (
     cached_dataset,
     cached_model,
     load_model_or_warn,
+    use_app_shell,
 )
 
 MODEL_PICK_KEY = "evaluate_model"  # Mirrors MODEL_KEY, so the sidebar and this page agree.
@@ -242,6 +243,7 @@ def show_downloads(result: Evaluation, path: str, split: str, tta: bool, seconds
                           mime="text/csv", width="stretch")
 
 
+use_app_shell()
 st.title("📊 Evaluate")
 dataset = active_dataset()
 options = model_options()

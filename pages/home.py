@@ -7,8 +7,9 @@ import streamlit as st
 from fer.data.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
 from fer.model.cards import read_card
-from pages.common import active_dataset, active_dataset_source, active_model_path, model_downloads
+from pages.common import active_dataset, active_dataset_source, active_model_path, model_downloads, use_app_shell
 
+use_app_shell()
 st.title("🙂 FER Studio")
 st.markdown(
     "Recognise facial expressions in 48×48 grayscale faces, from data to a working model:\n"

@@ -25,7 +25,7 @@ from fer.serve.live import LiveProcessor, LiveResult
 from fer.serve.prediction import Classifier, ImageResult, predict_file, results_table
 from fer.serve.video import VIDEO_SUFFIXES, VideoConfig, VideoResult, is_video, predict_video, video_table
 from pages import inside
-from pages.common import active_model_path, cached_model, load_model_or_warn
+from pages.common import active_model_path, cached_model, load_model_or_warn, use_app_shell
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 DETECTOR_LABELS = {"yunet": "YuNet (finds turned and small faces)", "haar": "Haar cascade (older; misses turned faces)",
@@ -279,6 +279,7 @@ def webcam_tab(classifier: Classifier, detector) -> None:
             show_snapshot(st.session_state[SNAPSHOT_KEY])
 
 
+use_app_shell()
 st.title("📷 Predict")
 st.caption("Find every face in your photos, videos or webcam and read its expression.")
 

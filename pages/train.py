@@ -258,6 +258,7 @@ def runs_table(ticking: bool) -> None:
     })
 
 
+common.use_app_shell()
 st.title("🏋️ Train")
 st.caption("Training runs in the background: it keeps going if you switch pages or reload the browser.")
 runs = jobs.list_runs()

@@ -98,3 +98,38 @@ def sleepers(monkeypatch):
         child.kill()
         child.wait()
     jobs._CHILDREN.clear()
+
+
+@pytest.fixture
+def navigation_mode(monkeypatch):
+    """Run app.py the way a server does once st.navigation has been called.
+
+    AppTest resets PagesManager.uses_pages_directory before every run, and with a pages/ folder
+    beside app.py Streamlit then runs in its legacy mode, where a rerun executes the current
+    page's file (pages/home.py) on its own, without app.py and its sidebar.
+    """
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def model_copy(tiny_model_path, tmp_path):
+    """The session's tiny model copied into a folder of its own (exports write beside it), with a card
+    that records no export: other tests may have served, and so exported, the shared model."""
+    import shutil
+
+    from fer.model.cards import read_card, write_card
+
+    target = tmp_path / "tiny.keras"
+    shutil.copyfile(tiny_model_path, target)
+    write_card(target, read_card(tiny_model_path).replace(exports=(), serving=None))
+    return target

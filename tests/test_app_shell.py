@@ -30,24 +30,7 @@ def small_demo(monkeypatch):
     st.cache_data.clear()
 
 
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """Run app.py the way a server does once st.navigation has been called.
-
-    AppTest resets PagesManager.uses_pages_directory before every run, and with a pages/ folder
-    beside app.py Streamlit then runs in its legacy mode, where a rerun executes the current
-    page's file (pages/home.py) on its own, without app.py and its sidebar.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
+pytestmark = pytest.mark.usefixtures("navigation_mode")  # Run app.py as a server does (tests/conftest.py).
 
 def start(source: str | None = None) -> AppTest:
     """The app at Home, with `source` (else the demo set) as the active dataset."""

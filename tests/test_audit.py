@@ -134,22 +134,6 @@ def test_out_of_fold_probabilities_come_from_models_that_never_saw_the_image(mon
 # --- The Dataset page's audit section (AppTest through app.py) ---------------------------------
 
 
-@pytest.fixture
-def navigation_mode(monkeypatch):
-    """Run app.py as a server does once st.navigation has run (see tests/test_app_shell.py)."""
-    import streamlit as st
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-    st.cache_data.clear()
-
-
 def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(navigation_mode, kaggle_folder, tmp_path):
     from streamlit.testing.v1 import AppTest
 

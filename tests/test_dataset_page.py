@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -18,20 +17,7 @@ from fer.data.synthetic import make_faces
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """Run app.py as a server does once st.navigation has run (see tests/test_app_shell.py)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-    st.cache_data.clear()
-
+pytestmark = pytest.mark.usefixtures("navigation_mode")  # Run app.py as a server does (tests/conftest.py).
 
 @pytest.fixture
 def messy_folder(tmp_path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -15,15 +14,6 @@ from fer.model import export
 from fer.model.cards import read_card
 from fer.model.files import load_model
 from fer.serve.runtime import OnnxModel
-
-
-@pytest.fixture
-def model_copy(tiny_model_path, tmp_path):
-    """The session's tiny model copied with its card into a folder of its own (exports write beside it)."""
-    target = tmp_path / "tiny.keras"
-    shutil.copyfile(tiny_model_path, target)
-    shutil.copyfile(tiny_model_path.with_suffix(".json"), target.with_suffix(".json"))
-    return target
 
 
 @pytest.fixture

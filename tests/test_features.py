@@ -58,21 +58,11 @@ def test_an_unknown_map_method_is_refused_in_words():
         feature_map(np.zeros((5, 3)), np.arange(5), method="umap")
 
 
-def test_the_train_page_previews_the_presets_augmented_faces(monkeypatch, kaggle_folder):
-    import streamlit as st
-    from streamlit.runtime.pages_manager import PagesManager
+def test_the_train_page_previews_the_presets_augmented_faces(navigation_mode, kaggle_folder):
     from streamlit.testing.v1 import AppTest
 
     from fer.paths import PROJECT_ROOT
 
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):  # Run app.py as a server does once st.navigation has run.
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-    st.cache_data.clear()
     app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
     app.session_state["dataset_source"] = str(kaggle_folder)
     app.run()

@@ -115,20 +115,10 @@ def test_a_wrong_sized_face_is_refused_in_words():
         GradCam(build_model("tiny"))(np.zeros((2, 32, 32), np.uint8))
 
 
-def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(monkeypatch, kaggle_folder,
+def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(navigation_mode, kaggle_folder,
                                                                            tiny_model_path):
-    import streamlit as st
-    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
 
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):  # Run app.py as a server does once st.navigation has run.
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-    st.cache_data.clear()
     app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=240)
     app.session_state["dataset_source"] = str(kaggle_folder)
     app.session_state["model_path"] = str(tiny_model_path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +23,6 @@ from fer.serve.prediction import Classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "fer2013.keras"
-
-
-@pytest.fixture
-def model_copy(tiny_model_path, tmp_path):
-    target = tmp_path / "tiny.keras"
-    shutil.copyfile(tiny_model_path, target)
-    shutil.copyfile(tiny_model_path.with_suffix(".json"), target.with_suffix(".json"))
-    return target
 
 
 @pytest.fixture

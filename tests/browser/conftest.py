@@ -132,3 +132,23 @@ def wait_for_app(page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')", timeout=TIMEOUT
     )
+
+
+def open_app(page, url: str) -> None:
+    """Open `url` and wait for the app's own shell (app.py's sidebar dataset picker) to be drawn.
+
+    A click on the navigation before the first run of a freshly started server has finished can
+    reach Streamlit's legacy page list instead of the app's (pages.common.use_app_shell).
+    """
+    page.goto(url, timeout=TIMEOUT)
+    page.locator(".st-key-dataset_choice").wait_for(timeout=TIMEOUT)
+    wait_for_app(page)
+
+
+def model_copy_in(folder: Path, model: Path) -> Path:
+    """`model` and its card copied into `folder`: a server exports a model beside its file on first
+    use, which must not change the session's shared test model that other tests read."""
+    target = folder / model.name
+    shutil.copyfile(model, target)
+    shutil.copyfile(model.with_suffix(".json"), target.with_suffix(".json"))
+    return target

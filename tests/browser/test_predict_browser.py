@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from browser.conftest import launch_chromium, serve_app, wait_for_app
+from browser.conftest import launch_chromium, model_copy_in, open_app, serve_app, wait_for_app
 from fer.labels import CLASSES
 
 pytestmark = pytest.mark.browser
@@ -28,12 +28,13 @@ LABEL = "(" + "|".join(CLASSES) + ")"
 
 @pytest.fixture(scope="module")
 def predict_server(tiny_model_path, tmp_path_factory):
+    home = tmp_path_factory.mktemp("predict-home")
     env = {
-        "FER_STUDIO_MODEL": str(tiny_model_path),
+        "FER_STUDIO_MODEL": str(model_copy_in(home, tiny_model_path)),
         # Streamlit's recursive inotify watcher overflows in this busy shared tree and has taken servers down.
         "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
     }
-    yield from serve_app(tmp_path_factory.mktemp("predict-home"), env)
+    yield from serve_app(home, env)
 
 
 def open_page(playwright, extra_args=()):
@@ -53,7 +54,7 @@ def goto_predict(page, url: str) -> None:
     The capitalised "Predict" link only exists once app.py's st.navigation has run; before that the
     sidebar briefly lists the raw files in pages/ ("predict"), which would run the page outside the shell.
     """
-    page.goto(url)
+    open_app(page, url)
     page.get_by_role("link", name=re.compile(r"Predict$")).click(timeout=LONG)
     page.get_by_text("Face detector").wait_for(timeout=LONG)
     wait_for_app(page)
