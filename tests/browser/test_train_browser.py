@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from browser.conftest import ROOT, wait_for_app
+from browser.conftest import ROOT, open_app, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LONG = 180_000  # ms: TensorFlow start-up plus tiny-CNN epochs on a busy 2-core machine.
@@ -63,14 +63,24 @@ def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_s
     page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
     try:
         # In through the front page, as a user would: the app shell sets up st.navigation first.
-        page.goto(app_server)
-        settle(page)  # The sidebar draws the demo set on first use.
+        open_app(page, app_server)  # The sidebar draws the demo set on first use.
+        # The server is shared: a new tab starts on the last dataset another test chose (the settings file).
+        page.get_by_test_id("stSidebar").get_by_text("Demo faces", exact=True).click()
+        settle(page)
+        page.get_by_test_id("stSidebar").get_by_text("the built-in demo faces").wait_for(timeout=LONG)
         open_from_sidebar(page, "Train")
         choose(page, "Model preset", "tiny")
+        settle(page)
         # Enough epochs that a Stop clicked after an early epoch lands before the run ends: with 3, a busy machine
         # finished the third tiny epoch (about 4 s) before the click took effect, and the page said "Finished".
+        # The form is no form (its sliders follow the augmentation mode), so each entry is committed with Enter
+        # and its rerun waited for: a click that lands while a rerun redraws the page can be lost.
         page.get_by_label("Epochs", exact=True).fill(str(EPOCHS))
+        page.get_by_label("Epochs", exact=True).press("Enter")
+        settle(page)
         page.get_by_role("textbox", name="Register the finished model as").fill(name)
+        page.get_by_role("textbox", name="Register the finished model as").press("Enter")
+        settle(page)
         page.get_by_role("button", name="Start training").click()
         page.get_by_text(re.compile(rf"Epoch \d+/{EPOCHS} · batch \d+/\d+")).wait_for(timeout=LONG)
         # The history's row follows the run without a reload (it used to stay at "starting · 0/3").
