@@ -100,9 +100,11 @@ def sleepers(monkeypatch):
     jobs._CHILDREN.clear()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def navigation_mode(monkeypatch):
-    """Run app.py the way a server does once st.navigation has been called.
+    """Run app.py the way a server does once st.navigation has been called (every test: AppTest
+    would otherwise switch Streamlit's legacy mode on before each run, and pages.common.use_app_shell
+    would rerun each run once more, dropping a button click the run carried).
 
     AppTest resets PagesManager.uses_pages_directory before every run, and with a pages/ folder
     beside app.py Streamlit then runs in its legacy mode, where a rerun executes the current

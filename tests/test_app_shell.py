@@ -30,8 +30,6 @@ def small_demo(monkeypatch):
     st.cache_data.clear()
 
 
-pytestmark = pytest.mark.usefixtures("navigation_mode")  # Run app.py as a server does (tests/conftest.py).
-
 def start(source: str | None = None) -> AppTest:
     """The app at Home, with `source` (else the demo set) as the active dataset."""
     app = AppTest.from_file(APP, default_timeout=120)

@@ -17,8 +17,6 @@ from fer.data.synthetic import make_faces
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
-pytestmark = pytest.mark.usefixtures("navigation_mode")  # Run app.py as a server does (tests/conftest.py).
-
 @pytest.fixture
 def messy_folder(tmp_path) -> Path:
     """A Kaggle-layout folder with known problems: one blank image, one copy across splits,
