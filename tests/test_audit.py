@@ -134,7 +134,7 @@ def test_out_of_fold_probabilities_come_from_models_that_never_saw_the_image(mon
 # --- The Dataset page's audit section (AppTest through app.py) ---------------------------------
 
 
-def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(navigation_mode, kaggle_folder, tmp_path):
+def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(kaggle_folder, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     from fer.paths import PROJECT_ROOT

@@ -58,7 +58,7 @@ def test_an_unknown_map_method_is_refused_in_words():
         feature_map(np.zeros((5, 3)), np.arange(5), method="umap")
 
 
-def test_the_train_page_previews_the_presets_augmented_faces(navigation_mode, kaggle_folder):
+def test_the_train_page_previews_the_presets_augmented_faces(kaggle_folder):
     from streamlit.testing.v1 import AppTest
 
     from fer.paths import PROJECT_ROOT

@@ -115,7 +115,7 @@ def test_a_wrong_sized_face_is_refused_in_words():
         GradCam(build_model("tiny"))(np.zeros((2, 32, 32), np.uint8))
 
 
-def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(navigation_mode, kaggle_folder,
+def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(kaggle_folder,
                                                                            tiny_model_path):
     from streamlit.testing.v1 import AppTest
 

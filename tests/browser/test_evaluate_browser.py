@@ -27,19 +27,27 @@ def evaluate_server(tiny_model_path, tmp_path_factory):
     yield from serve_app(home, {"FER_STUDIO_MODEL": str(model_copy_in(home, tiny_model_path))})
 
 
+def open_confusion_matrix(page, url: str):
+    """Open the Evaluate page through the navigation and return its drawn confusion matrix.
+
+    Start at the root: a deep link makes Streamlit's client probe /evaluate/_stcore/health first,
+    which logs a 404 to the console.
+    """
+    open_app(page, url)
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Evaluate").click(timeout=LONG)
+    matrix = page.locator(".st-key-confusion_matrix .js-plotly-plot")
+    matrix.wait_for(timeout=LONG)
+    wait_for_app(page)
+    return matrix
+
+
 def test_confusion_matrix_renders_and_toggles_to_row_shares(playwright_instance, evaluate_server):
     browser = launch_chromium(playwright_instance)
     page = new_page(browser)
     errors = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     try:
-        # Start at the root and use the navigation: a deep link makes Streamlit's client probe
-        # /evaluate/_stcore/health first, which logs a 404 to the console.
-        open_app(page, evaluate_server)
-        page.locator('[data-testid="stSidebarNav"] a', has_text="Evaluate").click(timeout=LONG)
-        heatmap = page.locator(".st-key-confusion_matrix .js-plotly-plot")
-        heatmap.wait_for(timeout=LONG)
-        wait_for_app(page)
+        heatmap = open_confusion_matrix(page, evaluate_server)
         # Seven rows and columns of the demo set's classes, with a count in every cell (700 images).
         labels = sorted(class_label(name) for name in CLASSES)
         assert sorted(heatmap.locator("g.ytick").all_text_contents()) == labels
@@ -66,11 +74,7 @@ def test_clicking_a_cell_shows_its_faces(playwright_instance, evaluate_server):
     errors = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     try:
-        open_app(page, evaluate_server)
-        page.locator('[data-testid="stSidebarNav"] a', has_text="Evaluate").click(timeout=LONG)
-        matrix = page.locator(".st-key-confusion_matrix .js-plotly-plot")
-        matrix.wait_for(timeout=LONG)
-        wait_for_app(page)
+        matrix = open_confusion_matrix(page, evaluate_server)
         assert page.get_by_text("Click a cell of the matrix to see its faces.").count() == 1
         counts = [int(text.replace(",", "")) for text in matrix.locator(".heatmaplayer text").all_text_contents()]
         assert len(counts) == len(CLASSES) ** 2
