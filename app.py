@@ -17,10 +17,9 @@ if "tensorflow" not in sys.modules:
     # first imported after TensorFlow, which the sidebar imports below: load it first.
     import pylibsrtp  # noqa: F401
 
-from fer.data.datasets import DEMO, Dataset, open_dataset
+from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
 from fer.data import synthetic
 from fer.errors import FerError, in_words
-from fer.labels import CLASSES
 from fer.paths import home_dir
 from fer.model.registry import list_models
 from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset,
@@ -121,7 +120,7 @@ def dataset_picker() -> None:
     choice = sidebar.radio("Source", CHOICES, key=CHOICE_KEY, on_change=use_demo_if_chosen,
                            label_visibility="collapsed")
     if choice == CHOICES[0]:
-        total = (synthetic.DEMO_TRAIN_PER_CLASS + synthetic.DEMO_VALIDATION_PER_CLASS) * len(CLASSES)
+        total = sum(synthetic.demo_split_sizes().values())
         sidebar.caption(f"{total:,} synthetic 48×48 faces, drawn on first use; no download needed.")
     elif choice == CHOICES[1]:
         with sidebar.form("dataset_path_form", border=False):
@@ -147,9 +146,15 @@ def dataset_picker() -> None:
             sidebar.error(errors[upload.file_id])
 
 
-def active_dataset_summary() -> None:
-    """Open the active dataset (with progress the first time) and say what it is."""
+def active_dataset_summary(page_reads_data: bool) -> None:
+    """Open the active dataset (with progress the first time) and say what it is. The demo set is
+    drawn only once a page reads the data, so a new user's Home shows without waiting for it."""
     source = active_dataset_source()
+    if source == DEMO and not page_reads_data and not demo_is_drawn():
+        counts = " · ".join(f"{name} {size:,}" for name, size in synthetic.demo_split_sizes().items())
+        st.sidebar.caption(f"**Active:** {source_label(source)}  \n{counts} images · drawn when a page first "
+                           "needs them")
+        return
     try:
         dataset = open_with_progress(source)
     except Exception as error:  # noqa: BLE001  As in activate(): a message, never a traceback.
@@ -180,6 +185,7 @@ def model_picker() -> None:
                          on_change=remember_model, label_visibility="collapsed")
 
 
+DATA_PAGES = ("dataset", "train", "evaluate")  # The url paths of the pages that read the active dataset.
 navigation = st.navigation([
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
     st.Page("pages/dataset.py", title="Dataset", icon="🗂️"),
@@ -189,7 +195,7 @@ navigation = st.navigation([
 ])
 restore_choices()
 dataset_picker()
-active_dataset_summary()
+active_dataset_summary(page_reads_data=navigation.url_path in DATA_PAGES)
 model_picker()
 remember_choices()  # Pages change the choices only in widget callbacks, which run before this script.
 navigation.run()

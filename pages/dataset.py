@@ -34,7 +34,8 @@ def show_source(dataset: Dataset) -> None:
     name = "the built-in demo faces" if active_dataset_source() == DEMO else Path(dataset.source).name
     total = sum(len(split) for split in dataset.splits.values())
     st.caption(f"**{name}** · {total:,} images · format `{dataset.format}` · fingerprint `{dataset.fingerprint}` "
-               f"(a hash of every pixel and label: same fingerprint, same data)  \nfrom `{dataset.source}`")
+               "(a hash of every pixel and label: same fingerprint, same data)"
+               + ("" if dataset.source == DEMO else f"  \nfrom `{dataset.source}`"))
 
 
 def show_distribution(dataset: Dataset) -> None:

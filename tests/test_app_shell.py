@@ -51,24 +51,50 @@ def sidebar_text(app: AppTest) -> str:
     return "\n".join(element.value for element in [*app.sidebar.caption, *app.sidebar.markdown])
 
 
-def test_home_opens_on_the_demo_set_drawn_with_progress(monkeypatch):
+def recording_demo_drawings(monkeypatch) -> list[str]:
+    """The progress messages of every drawing of the demo set from now on (a drawing must report)."""
     import fer.data.synthetic
 
     reports = []
-    real_write = fer.data.synthetic.write_kaggle_layout
+    real_draw = fer.data.synthetic.draw_demo
 
-    def recording_write(root, **kwargs):
+    def recording_draw(**kwargs):
         progress = kwargs.get("progress")
         assert progress is not None, "the demo set was drawn without a progress callback"
-        return real_write(root, **{**kwargs, "progress": lambda f, m: (reports.append(m), progress(f, m))})
+        return real_draw(**{**kwargs, "progress": lambda f, m: (reports.append(m), progress(f, m))})
 
-    monkeypatch.setattr(fer.data.synthetic, "write_kaggle_layout", recording_write)
+    monkeypatch.setattr(fer.data.synthetic, "draw_demo", recording_draw)
+    return reports
+
+
+def test_a_new_users_home_shows_without_drawing_the_demo_set(monkeypatch):
+    from fer.data.datasets import demo_is_drawn
+
+    reports = recording_demo_drawings(monkeypatch)
     app = start()
     assert app.title[0].value.endswith("FER Studio")
-    assert any("Drawing demo faces" in message for message in reports)
+    assert not reports and not demo_is_drawn()
     assert "the built-in demo faces" in sidebar_text(app) and "train 140 · validation 35" in sidebar_text(app)
+    assert "drawn when a page first needs them" in sidebar_text(app)
     assert "175 synthetic 48×48 faces" in sidebar_text(app)
-    assert any("Built-in demo faces" in block.value for block in app.markdown)
+    assert any("Built-in demo faces" in block.value and "drawn the first time" in block.value for block in app.markdown)
+    assert any(block.value == "- train: 140 images" for block in app.markdown)
+    app.switch_page("pages/predict.py").run()  # Predict reads photos, not the dataset.
+    assert not reports and not demo_is_drawn()
+
+
+def test_the_first_page_that_reads_the_demo_set_draws_it_with_progress(monkeypatch):
+    from fer.data.datasets import demo_is_drawn, open_dataset
+
+    reports = recording_demo_drawings(monkeypatch)
+    app = start()
+    app.switch_page("pages/dataset.py").run()
+    assert not app.exception, app.exception
+    assert any("Drawing demo faces" in message for message in reports) and demo_is_drawn()
+    assert f"`{open_dataset(DEMO).fingerprint}`" in sidebar_text(app)
+    assert "drawn when a page first needs them" not in sidebar_text(app)
+    app.switch_page("pages/home.py").run()
+    assert len([m for m in reports if m.endswith("175/175")]) == 1  # Drawn once; Home now reads it.
     assert any("`built-in demo set`" in block.value for block in app.markdown)  # Its format, not kaggle-folder.
     assert not any("kaggle-folder" in block.value for block in app.markdown)
 

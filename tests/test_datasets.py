@@ -169,7 +169,7 @@ def test_demo_dataset_is_generated_once_with_progress():
     assert dataset.counts()["validation"] == {name: 100 for name in CLASSES}
     assert reports and reports[-1] == 1.0
     assert open_dataset(DEMO).fingerprint == dataset.fingerprint
-    assert dataset.format == "built-in demo set"  # Not the Kaggle folder it is stored as.
+    assert dataset.format == "built-in demo set" and dataset.source == DEMO
 
 
 def test_tf_data_pipeline_batches_one_hot_labels(kaggle_folder):

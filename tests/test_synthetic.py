@@ -4,10 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from fer.data.datasets import open_dataset
-from fer.labels import CLASSES
 from fer.model.presets import build_model
-from fer.data.synthetic import draw_face, make_faces, write_kaggle_layout
+from fer.data.synthetic import draw_demo, draw_face, make_faces
 
 
 def test_same_seed_same_faces_other_seed_other_faces():
@@ -33,12 +31,15 @@ def test_mean_brightness_does_not_give_the_class_away():
     assert max(class_means) - min(class_means) < brightness.std() / 2
 
 
-def test_writes_itself_in_the_kaggle_layout(tmp_path):
-    root = write_kaggle_layout(tmp_path, train_per_class=2, validation_per_class=1, seed=0)
-    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(CLASSES)
-    dataset = open_dataset(tmp_path)
-    assert dataset.format == "kaggle-folder"
-    assert dataset.counts() == {"train": {c: 2 for c in CLASSES}, "validation": {c: 1 for c in CLASSES}}
+def test_demo_set_is_drawn_class_by_class_with_named_faces():
+    splits = draw_demo(train_per_class=2, validation_per_class=1)
+    images, labels, names = splits["train"]
+    assert images.shape == (14, 48, 48) and images.dtype == np.uint8
+    assert labels.tolist() == [label for label in range(7) for _ in range(2)]
+    assert names[:3] == ("train/angry/angry_00000", "train/angry/angry_00001", "train/disgust/disgust_00000")
+    assert len(splits["validation"][0]) == 7
+    again = draw_demo(train_per_class=2, validation_per_class=1)
+    np.testing.assert_array_equal(again["validation"][0], splits["validation"][0])
 
 
 def test_unknown_expression_is_rejected():

@@ -5,7 +5,7 @@ Formats, told apart by `open_dataset`:
   or a zip (read in place), also when nested a level or two deeper;
 - `fer2013.csv` (`emotion,pixels,Usage`);
 - plain class folders `<root>/<class>/*` (folder or zip), split by a seeded stratified draw;
-- the synthetic demo set (`DEMO`), generated on first use.
+- the synthetic demo set (`DEMO`), drawn in memory on first use.
 
 Every image becomes 48×48 grayscale uint8. Opening is cached on disk, keyed by the source's
 paths, sizes and modification times, so a second open of the same source is fast.
@@ -20,7 +20,7 @@ import json
 import os
 import posixpath
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +32,7 @@ from fer.labels import CLASSES, FER2013_CSV_LABELS, IMAGE_SIZE, SPLIT_ALIASES, c
 from fer.paths import cache_dir
 
 DEMO = "demo"  # The name that opens the built-in synthetic demo set.
-DEMO_FORMAT = "built-in demo set"  # Its format, as pages and `fer info` name it (on disk it is a Kaggle folder).
+DEMO_FORMAT = "built-in demo set"  # Its format, as pages and `fer info` name it.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
 LOADER_VERSION = 2  # Bump when decoding changes, so stale caches are not reused.
 SPLIT_ORDER = ("train", "validation", "test")
@@ -138,11 +138,7 @@ def open_dataset(
     Raises DatasetError with a message saying what was expected.
     """
     if str(path) == DEMO:
-        from fer.data.synthetic import demo_dataset_path
-
-        demo = open_dataset(demo_dataset_path(progress=progress), validation_fraction=validation_fraction, seed=seed,
-                            use_cache=use_cache, progress=progress)
-        return replace(demo, format=DEMO_FORMAT)
+        return _open_demo(use_cache, progress)
     source = Path(path).expanduser()
     if not source.exists():
         raise DatasetError(
@@ -183,6 +179,32 @@ def dataset_from_arrays(
         for name, (images, labels) in splits.items()
     }
     return _finish(Dataset(source=source, format="arrays", classes=tuple(classes), splits=built))
+
+
+def demo_is_drawn() -> bool:
+    """Whether the demo set is already in the disk cache, so opening it costs a read, not a drawing."""
+    return _cache_path(_demo_cache_key()).exists()
+
+
+def _demo_cache_key() -> str:
+    from fer.data import synthetic
+
+    return f"demo-v3-{synthetic.DEMO_TRAIN_PER_CLASS}-{synthetic.DEMO_VALIDATION_PER_CLASS}"
+
+
+def _open_demo(use_cache: bool, progress: Progress | None) -> Dataset:
+    from fer.data import synthetic
+
+    key = _demo_cache_key()
+    if use_cache and (cached := _read_cache(key)) is not None:
+        return cached
+    drawn = synthetic.draw_demo(train_per_class=synthetic.DEMO_TRAIN_PER_CLASS,
+                                validation_per_class=synthetic.DEMO_VALIDATION_PER_CLASS, progress=progress)
+    dataset = _finish(Dataset(source=DEMO, format=DEMO_FORMAT, classes=CLASSES,
+                              splits={name: Split(*arrays) for name, arrays in drawn.items()}))
+    if use_cache:
+        _write_cache(key, dataset)
+    return dataset
 
 
 # --- Image trees: folders and zips -------------------------------------------------------------

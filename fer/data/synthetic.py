@@ -3,22 +3,18 @@
 Each expression is a recipe for brows (height, slant), eyes (openness) and mouth (curve, opening,
 width, asymmetry); every face then gets a random pose, scale, skin tone, lighting and noise.
 Expressions share features (fear and surprise both open the eyes and mouth), so the set is
-learnable but not trivial. It is deterministic under a seed and can write itself in the
-Kaggle layout, which makes it the dataset every page works with out of the box.
+learnable but not trivial. It is deterministic under a seed and drawn in memory (about a second for
+the 4,200 faces of the demo set), which makes it the dataset every page works with out of the box.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from fer.labels import CLASSES, IMAGE_SIZE
-from fer.paths import cache_dir
 
 CANVAS = 96  # Faces are drawn at 2× and downsampled, which anti-aliases the strokes.
 DEMO_TRAIN_PER_CLASS = 500
@@ -117,37 +113,32 @@ def make_faces(per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return images, labels
 
 
-def write_kaggle_layout(root: str | Path, *, train_per_class: int, validation_per_class: int,
-                        seed: int = 0, progress=None) -> Path:
-    """Write a synthetic set as root/images/{train,validation}/<class>/*.png; returns root/images."""
-    images_dir = Path(root) / "images"
+def demo_split_sizes() -> dict[str, int]:
+    """How many faces each split of the demo set has: {"train": 3500, "validation": 700}."""
+    return {"train": DEMO_TRAIN_PER_CLASS * len(CLASSES), "validation": DEMO_VALIDATION_PER_CLASS * len(CLASSES)}
+
+
+def draw_demo(*, train_per_class: int, validation_per_class: int, seed: int = 0,
+              progress=None) -> dict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]]:
+    """The demo set, drawn in memory: {split: (images (N, 48, 48) uint8, labels (N,), names)}.
+
+    Faces come class by class, each split from its own seeded stream, and are named
+    "<split>/<class>/<class>_<i>" like the files of a Kaggle-layout folder.
+    """
     total = (train_per_class + validation_per_class) * len(CLASSES)
-    written = 0
+    drawn = 0
+    splits = {}
     for split, per_class, split_seed in (("train", train_per_class, seed),
                                          ("validation", validation_per_class, seed + 1)):
         rng = np.random.default_rng(split_seed)
+        images, labels, names = [], [], []
         for label, name in enumerate(CLASSES):
-            folder = images_dir / split / name
-            folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
-                Image.fromarray(draw_face(name, rng)).save(folder / f"{split}_{name}_{i:05d}.png")
-                written += 1
-                if progress is not None and written % 100 == 0:
-                    progress(written / total, f"Drawing demo faces {written:,}/{total:,}")
-    return images_dir
-
-
-def demo_dataset_path(progress=None) -> Path:
-    """The built-in demo set's folder, generated on first use (a few seconds)."""
-    root = cache_dir() / f"demo-v2-{DEMO_TRAIN_PER_CLASS}-{DEMO_VALIDATION_PER_CLASS}"
-    if not root.exists():
-        # Draw into a private folder and rename it into place, so a half-written set is never seen.
-        building = root.with_name(f"{root.name}.building-{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        write_kaggle_layout(building, train_per_class=DEMO_TRAIN_PER_CLASS,
-                            validation_per_class=DEMO_VALIDATION_PER_CLASS, seed=0, progress=progress)
-        try:
-            os.replace(building, root)
-        except OSError:  # Another process finished first.
-            shutil.rmtree(building, ignore_errors=True)
-    return root
+                images.append(draw_face(name, rng))
+                labels.append(label)
+                names.append(f"{split}/{name}/{name}_{i:05d}")
+                drawn += 1
+                if progress is not None and (drawn % 100 == 0 or drawn == total):
+                    progress(drawn / total, f"Drawing demo faces {drawn:,}/{total:,}")
+        splits[split] = (np.stack(images), np.array(labels, np.int64), tuple(names))
+    return splits
