@@ -135,18 +135,11 @@ def test_out_of_fold_probabilities_come_from_models_that_never_saw_the_image(mon
 
 
 def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(kaggle_folder, tmp_path):
-    from streamlit.testing.v1 import AppTest
-
-    from fer.paths import PROJECT_ROOT
+    from app_pages import app_on_page
 
     model = save_model(build_model("tiny"), tmp_path / "tiny.keras", ModelCard(name="tiny", preset="tiny",
                                                                                 classes=CLASSES))
-    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
-    app.session_state["dataset_source"] = str(kaggle_folder)
-    app.session_state["model_path"] = str(model)
-    app.run()
-    app.switch_page("pages/dataset.py").run()
-    assert not app.exception, app.exception
+    app = app_on_page("pages/dataset.py", dataset=kaggle_folder, model=model, timeout=180)
     next(button for button in app.button if button.label == "Audit").click().run()
     assert not app.exception, app.exception
     marks = [control for control in app.get("button_group") if control.key.startswith("audit_mark_")]

@@ -10,11 +10,12 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app_pages import app_on_page
 from fer.data import eda
 from fer.labels import CLASSES
 from fer.data.synthetic import make_faces
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/dataset.py"
 
 
 @pytest.fixture
@@ -39,15 +40,6 @@ def messy_folder(tmp_path) -> Path:
     return root.parent
 
 
-def open_page(source: Path) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.session_state["dataset_source"] = str(source)
-    app.run()
-    app.switch_page("pages/dataset.py").run()
-    assert not app.exception, app.exception
-    return app
-
-
 def metric(app: AppTest, label: str) -> str:
     return next(m.value for m in app.metric if m.label == label)
 
@@ -70,7 +62,7 @@ def sample_hover(app: AppTest) -> list[str]:
 
 
 def test_every_section_renders_with_the_numbers_of_the_dataset(messy_folder):
-    app = open_page(messy_folder)
+    app = app_on_page(PAGE, dataset=messy_folder)
     headers = [header.value for header in app.header]
     assert headers == ["Class distribution", "Samples", "Mean face and pixel histogram per class", "Image quality"]
     assert metric(app, "Imbalance ratio (train)") == "3.0×"  # happy 6 / sad 2
@@ -86,7 +78,7 @@ def test_every_section_renders_with_the_numbers_of_the_dataset(messy_folder):
 
 
 def test_reroll_draws_a_new_sample_grid(messy_folder):
-    app = open_page(messy_folder)
+    app = app_on_page(PAGE, dataset=messy_folder)
     first = sample_hover(app)
     assert len(first) == 4 + 4 + 5 + 6 + 5 + 2 + 4  # 8 per class at most: here every train image
     app.slider(key="sample_per_class").set_value(4).run()
@@ -112,7 +104,7 @@ def test_quality_and_profiles_are_computed_once_then_cached(messy_folder, monkey
 
     monkeypatch.setattr(eda, "quality_report", counting_quality)
     monkeypatch.setattr(eda, "class_profiles", counting_profiles)
-    app = open_page(messy_folder)
+    app = app_on_page(PAGE, dataset=messy_folder)
     reroll(app)
     app.run()
     assert calls == {"quality": 1, "profiles": 1}
@@ -122,17 +114,13 @@ def test_quality_and_profiles_are_computed_once_then_cached(messy_folder, monkey
 
 
 def test_a_dataset_that_cannot_be_opened_gives_a_message_not_a_traceback(tmp_path):
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.session_state["dataset_source"] = str(tmp_path / "gone.zip")
-    app.run()
-    app.switch_page("pages/dataset.py").run()
-    assert not app.exception
+    app = app_on_page(PAGE, dataset=tmp_path / "gone.zip")
     assert any("does not exist" in error.value for error in app.error)
     assert not app.header  # the page stops after the message
 
 
 def test_switching_to_a_dataset_without_the_chosen_split_keeps_the_page_working(fer_csv, messy_folder):
-    app = open_page(fer_csv)  # train, validation and test splits
+    app = app_on_page(PAGE, dataset=fer_csv)  # train, validation and test splits
     app.selectbox(key="sample_split").set_value("test").run()
     app.selectbox(key="profile_split").set_value("test").run()
     assert all("· test #" in hover for hover in sample_hover(app))

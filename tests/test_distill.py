@@ -160,20 +160,14 @@ def test_the_cli_takes_a_teacher_and_its_command_line_reproduces_the_config():
 def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kaggle_folder, sleepers):
     """The Train page's teacher picker lists the registered models; the job gets the teacher, T and α."""
     import json
-    from pathlib import Path
 
-    from streamlit.testing.v1 import AppTest
-
+    from app_pages import app_on_page
     from fer.data.datasets import open_dataset
     from fer.model.registry import list_models
     from fer.train import jobs
 
     open_dataset(kaggle_folder)
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
-    at.session_state["dataset_source"] = str(kaggle_folder)
-    at.run()
-    at.switch_page("pages/train.py")
-    at.run()
+    at = app_on_page("pages/train.py", dataset=kaggle_folder, timeout=60)
     picker = next(box for box in at.selectbox if box.label == "Teacher (knowledge distillation)")
     registered = list_models()[0]
     teacher = str(registered.path)

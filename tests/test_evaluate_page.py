@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import fer.model.registry
+from app_pages import app_on_page
 from fer.data.datasets import open_dataset
 from fer.errors import FerError
 from fer.evaluate.scoring import evaluate_split, misclassified
@@ -19,7 +20,7 @@ from fer.labels import CLASSES
 from fer.model.files import load_model, save_model
 from fer.model.registry import RegisteredModel
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/evaluate.py"
 
 
 @pytest.fixture(autouse=True)
@@ -38,16 +39,6 @@ def registered(monkeypatch, tmp_path):
     return register
 
 
-def open_page(dataset: Path, model: Path | None) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.session_state["dataset_source"] = str(dataset)
-    if model is not None:
-        app.session_state["model_path"] = str(model)
-    app.switch_page("pages/evaluate.py").run()
-    assert not app.exception, app.exception
-    return app
-
-
 def metric(app: AppTest, label: str):
     return next(m for m in app.metric if m.label == label)
 
@@ -59,7 +50,7 @@ def expected(model_path: Path, dataset_path: Path, tta: bool = False):
 
 def test_page_scores_the_active_model_on_the_validation_split(kaggle_folder, tiny_model_path, registered):
     registered(tiny_model_path)
-    app = open_page(kaggle_folder, tiny_model_path)
+    app = app_on_page(PAGE, dataset=kaggle_folder, model=tiny_model_path)
     truth = expected(tiny_model_path, kaggle_folder)
     assert app.selectbox(key="evaluate_split").value == "validation"
     assert metric(app, "Accuracy").value == f"{truth.accuracy:.1%}"
@@ -74,7 +65,7 @@ def test_page_scores_the_active_model_on_the_validation_split(kaggle_folder, tin
 
 def test_tta_toggle_shows_its_effect(kaggle_folder, tiny_model_path, registered):
     registered(tiny_model_path)
-    app = open_page(kaggle_folder, tiny_model_path)
+    app = app_on_page(PAGE, dataset=kaggle_folder, model=tiny_model_path)
     app.toggle(key="evaluate_tta").set_value(True).run()
     assert not app.exception, app.exception
     truth, plain = expected(tiny_model_path, kaggle_folder, tta=True), expected(tiny_model_path, kaggle_folder)
@@ -93,7 +84,7 @@ def test_tta_toggle_is_off_for_a_model_that_already_averages_its_mirror_image(ka
                          "selected_on": "validation"}
     flipped.with_suffix(".json").write_text(json.dumps(card))
     registered(flipped)
-    app = open_page(kaggle_folder, flipped)
+    app = app_on_page(PAGE, dataset=kaggle_folder, model=flipped)
     app.session_state["evaluate_tta"] = True  # Left on from another model.
     app.run()
     assert not app.exception, app.exception
@@ -105,7 +96,7 @@ def test_tta_toggle_is_off_for_a_model_that_already_averages_its_mirror_image(ka
 
 def test_confusion_view_toggle_and_mistake_filters(kaggle_folder, tiny_model_path, registered):
     registered(tiny_model_path)
-    app = open_page(kaggle_folder, tiny_model_path)
+    app = app_on_page(PAGE, dataset=kaggle_folder, model=tiny_model_path)
     app.button_group(key="evaluate_view").set_value("row-normalised").run()
     assert not app.exception, app.exception
     truth = expected(tiny_model_path, kaggle_folder)
@@ -126,7 +117,7 @@ def test_two_models_side_by_side(kaggle_folder, tiny_model_path, registered, tmp
     last.set_weights([np.zeros_like(kernel), 10.0 * np.eye(len(bias))[CLASSES.index("happy")]])
     happy = save_model(model, tmp_path / "happy.keras", card.replace(name="happy"))
     registered(tiny_model_path, happy)
-    app = open_page(kaggle_folder, tiny_model_path)
+    app = app_on_page(PAGE, dataset=kaggle_folder, model=tiny_model_path)
     app.selectbox(key="evaluate_compare").set_value(str(happy)).run()
     assert not app.exception, app.exception
     table = app.dataframe[1].value
@@ -146,7 +137,7 @@ def test_a_model_with_other_classes_gets_a_clear_message(kaggle_folder, tiny_mod
     other.with_suffix(".json").write_text(json.dumps({**card, "classes": ["red", "orange", "yellow", "green",
                                                                           "blue", "indigo", "violet"]}))
     registered(other)
-    app = open_page(kaggle_folder, other)
+    app = app_on_page(PAGE, dataset=kaggle_folder, model=other)
     assert "differ from the dataset's" in app.error[0].value
     assert not app.metric
 
@@ -158,7 +149,7 @@ def test_without_any_model_the_page_says_how_to_get_one(kaggle_folder, registere
         raise FerError("no model")
 
     monkeypatch.setattr(fer.model.registry, "default_model_path", no_default)
-    app = open_page(kaggle_folder, None)
+    app = app_on_page(PAGE, dataset=kaggle_folder)
     assert "No model yet" in app.info[0].value
 
 
@@ -175,7 +166,7 @@ def test_switching_split_rescores_and_predictions_are_cached(kaggle_folder, tiny
     monkeypatch.setattr(fer.evaluate.scoring, "predict_probabilities",
                         lambda *args, **kwargs: calls.append(len(args[1])) or real(*args, **kwargs))
     registered(fresh)
-    app = open_page(kaggle_folder, fresh)
+    app = app_on_page(PAGE, dataset=kaggle_folder, model=fresh)
     assert calls == [14]  # The validation split.
     app.selectbox(key="evaluate_split").set_value("train").run()
     assert "on the **train** split: 28 images" in app.caption[0].value

@@ -59,15 +59,9 @@ def test_an_unknown_map_method_is_refused_in_words():
 
 
 def test_the_train_page_previews_the_presets_augmented_faces(kaggle_folder):
-    from streamlit.testing.v1 import AppTest
+    from app_pages import app_on_page
 
-    from fer.paths import PROJECT_ROOT
-
-    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
-    app.session_state["dataset_source"] = str(kaggle_folder)
-    app.run()
-    app.switch_page("pages/train.py").run()
-    assert not app.exception, app.exception
+    app = app_on_page("pages/train.py", dataset=kaggle_folder, timeout=180)
     app.toggle(key="train_augmentation_preview").set_value(True).run()
     assert not app.exception, app.exception
     rows = list(app.get("image"))

@@ -117,14 +117,9 @@ def test_a_wrong_sized_face_is_refused_in_words():
 
 def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(kaggle_folder,
                                                                            tiny_model_path):
-    from streamlit.testing.v1 import AppTest
+    from app_pages import app_on_page
 
-    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=240)
-    app.session_state["dataset_source"] = str(kaggle_folder)
-    app.session_state["model_path"] = str(tiny_model_path)
-    app.run()
-    app.switch_page("pages/evaluate.py").run()
-    assert not app.exception, app.exception
+    app = app_on_page("pages/evaluate.py", dataset=kaggle_folder, model=tiny_model_path, timeout=240)
 
     def gallery() -> list:
         return [image for image in app.get("image") if any(

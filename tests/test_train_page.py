@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from app_pages import app_on_page
 from fer.train import jobs
 from fer.data.datasets import open_dataset
 from fer.paths import runs_dir
@@ -25,11 +25,7 @@ THREE_EPOCHS = dataclasses.replace(TINY, epochs=3)
 def app(kaggle_folder):
     """The Train page on a small dataset (the demo set would be drawn afresh in every test's home)."""
     open_dataset(kaggle_folder)  # Decoded into the disk cache now, so the page's first open is instant.
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["dataset_source"] = str(kaggle_folder)
-    at.run()
-    at.switch_page(PAGE)
-    return at.run()
+    return app_on_page(PAGE, dataset=kaggle_folder, timeout=60)
 
 
 def by_label(elements, label):
