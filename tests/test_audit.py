@@ -71,6 +71,17 @@ def test_audit_json_is_a_list_most_suspicious_first(kaggle_folder, tmp_path, cap
     assert scores == sorted(scores)
 
 
+def test_the_audit_reads_the_same_mirror_averaged_probabilities_as_evaluate(kaggle_folder, tiny_model_path):
+    from fer.evaluate.scoring import evaluate_split
+    from fer.model.files import load_model
+
+    model, card = load_model(tiny_model_path)
+    dataset = open_dataset(kaggle_folder, use_cache=False)
+    audit = audit_split(model, card.classes, dataset, "validation")
+    evaluated = evaluate_split(model, card.classes, dataset, "validation", tta=True).evaluation
+    np.testing.assert_array_equal(audit.probabilities, evaluated.probabilities)
+
+
 def test_audit_refuses_a_missing_split_in_words(kaggle_folder, capsys):
     assert main(["audit", "--dataset", str(kaggle_folder), "--split", "nope"]) == 2
     assert "no 'nope' split" in capsys.readouterr().err
