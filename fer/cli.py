@@ -17,6 +17,10 @@ from fer.errors import FerError
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "train":  # Its options' choices import Keras: load it now, without TensorFlow's lines.
+        from fer.quiet import load_keras_quietly
+
+        load_keras_quietly()
     parser = _parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:

@@ -56,6 +56,17 @@ def test_train_without_out_writes_its_run_under_the_studio_home_where_the_train_
     assert not (ROOT / "runs" / run.name).exists()  # Nothing in the checkout.
 
 
+def test_train_on_a_terminal_prints_no_tensorflow_start_up_lines(kaggle_folder, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "fer", "train", "--dataset", str(kaggle_folder), "--preset", "tiny",
+                           "--epochs", "1", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("dataset: ") and "epoch 1/1" in done.stdout
+    start_up = ("oneDNN", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard")  # As tests/test_jobs.py.
+    assert not [line for line in done.stderr.splitlines() if any(noise in line for noise in start_up)], done.stderr
+
+
 def test_train_help_lists_the_choices_declared_beside_train_config(capsys):
     from fer.train.config import FIELD_CHOICES
 

@@ -18,6 +18,7 @@ from fer.train import jobs
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
 from fer.paths import runs_dir
+from fer.quiet import stderr_held
 from fer.train.config import TrainConfig
 from fer.train.run_dir import RunDir
 
@@ -117,10 +118,10 @@ def test_the_job_log_starts_with_the_jobs_own_lines_without_tensorflows_start_up
 
 
 def test_held_stderr_is_dropped_when_the_block_succeeds_and_passed_on_when_it_fails(capfd):
-    with jobs._stderr_held():
+    with stderr_held():
         os.write(2, b"start-up chatter\n")
     assert capfd.readouterr().err == ""
-    with pytest.raises(ImportError), jobs._stderr_held():
+    with pytest.raises(ImportError), stderr_held():
         os.write(2, b"why the import failed\n")
         raise ImportError("no module")
     assert capfd.readouterr().err == "why the import failed\n"

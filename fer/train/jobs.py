@@ -12,7 +12,7 @@ STOP asks it to stop, and training writes the rest. A finished run copies its be
 with fer.model.registry.register_model, where the Evaluate and Predict pages find it.
 
 This module does not import Keras: the job process loads it only once its stderr is held (see
-_load_keras_quietly), and the Train page reads runs through it.
+fer.quiet), and the Train page reads runs through it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING
 from fer.errors import FerError
 from fer.model.registry import check_model_name
 from fer.paths import MODELS_DIR, PROJECT_ROOT, runs_dir
+from fer.quiet import load_keras_quietly
 from fer.train.run_dir import RunDir, read_json, write_json
 
 if TYPE_CHECKING:
@@ -384,7 +384,7 @@ def run(run_dir: str | Path) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.get('resumed') else 'starting'}"
           f" {directory.name}")
     try:
-        _load_keras_quietly()
+        load_keras_quietly()
         from fer.data.datasets import open_dataset
         from fer.train.config import TrainConfig
         from fer.train.loop import ConsoleProgress, train
@@ -414,41 +414,6 @@ def run(run_dir: str | Path) -> int:
         return 1
     finally:
         _release(directory.path)
-
-
-def _load_keras_quietly() -> None:
-    """Import Keras and its backend without the native libraries' start-up lines, so the log starts with ours.
-
-    TensorFlow 2.21's libraries log while they load, before absl logging is initialised, and that
-    early output ignores TF_CPP_MIN_LOG_LEVEL (set by fer/__init__.py before any import; later
-    messages obey it; tensorflow/tensorflow#100442): "oneDNN custom operations are on", "Could not
-    find cuda drivers" and absl's "All log messages before absl::InitializeLog()" line, twice over.
-    What the import writes to stderr is held, and passed on only if the import fails.
-    """
-    with _stderr_held():
-        import keras  # noqa: F401
-
-
-@contextlib.contextmanager
-def _stderr_held():
-    """Send what this process writes to file descriptor 2 (native code included) to a temporary file while the
-    block runs; copy it to the real stderr only if the block raises."""
-    sys.stderr.flush()
-    real = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            sys.stderr.flush()
-            os.dup2(real, 2)
-            held.seek(0)
-            os.write(2, held.read())
-            raise
-        finally:
-            sys.stderr.flush()
-            os.dup2(real, 2)
-            os.close(real)
 
 
 def _register(model_path: Path, name: str, models_dir: Path) -> Path:
