@@ -2,11 +2,13 @@
 
 Errors the user can fix print one line (`error: ...`) and exit with status 2; `predict` reports a
 file it cannot read on that file's line (or in its JSON entry), finishes the batch, and exits 1.
+What fer/ logs (an unexpected failure's traceback) goes to $FER_STUDIO_HOME/cli.log, not the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -24,13 +26,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
-        return args.command(args)
+        with _logging_to_file():
+            return args.command(args)
     except FerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _logging_to_file():
+    """Send the fer package's log records to $FER_STUDIO_HOME/cli.log while a command runs: Python would
+    otherwise print them, tracebacks and all, on the terminal, where each problem already has its one line."""
+    import logging
+
+    from fer.paths import home_dir
+
+    logger = logging.getLogger("fer")
+    home_dir().mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(home_dir() / "cli.log", delay=True)  # The file appears once something is logged.
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        handler.close()
 
 
 def _parser(command: str | None = "train") -> argparse.ArgumentParser:

@@ -64,6 +64,20 @@ def test_text_output(tiny_model_path, images, capsys):
     assert "broken.png: error: not a readable image" in err
 
 
+def test_an_unexpected_failure_is_one_line_in_words_and_its_traceback_goes_to_the_log(
+        tiny_model_path, images, capfd, fer_home, monkeypatch):
+    import fer.serve.detection
+    from test_prediction import CrashingDetector
+
+    monkeypatch.setattr(fer.serve.detection, "make_detector", lambda name: CrashingDetector())
+    assert main(["predict", "--model", str(tiny_model_path), str(images["face"])]) == 1
+    out, err = capfd.readouterr()
+    assert err.count("\n") == 1 and err.startswith(f"{images['face']}: error: could not analyse this image: ")
+    assert "RuntimeError" not in err and "fell over" not in err
+    log = (fer_home / "cli.log").read_text()
+    assert "Traceback" in log and "RuntimeError: detector fell over" in log
+
+
 def test_a_missing_model_is_a_clear_error(tmp_path, images, capsys):
     assert main(["predict", "--model", str(tmp_path / "nope.keras"), str(images["face"])]) == 2
     assert "error: model file" in capsys.readouterr().err

@@ -181,15 +181,20 @@ def test_one_bad_file_does_not_stop_the_batch(classifier, haar, astronaut):
     assert len(results[0].faces) == 1 and results[2].no_face
 
 
-def test_a_crashing_detector_is_reported_for_that_file_only(classifier, astronaut):
-    class Broken:
-        name = "broken"
+class CrashingDetector:
+    name = "broken"
 
-        def detect(self, image):
-            raise RuntimeError("detector fell over")
+    def detect(self, image):
+        raise RuntimeError("detector fell over")
 
-    result = predict_file("a.png", image_bytes(astronaut), classifier, Broken())
-    assert not result.ok and "RuntimeError: detector fell over" in result.error
+
+def test_a_crashing_detector_is_reported_in_words_and_logged_in_full(classifier, astronaut, caplog):
+    result = predict_file("a.png", image_bytes(astronaut), classifier, CrashingDetector())
+    assert not result.ok and result.error == ("could not analyse this image: an unexpected problem stopped it from "
+                                              "being read; the server's log has the details")
+    assert "RuntimeError" not in result.error and "fell over" not in result.error and "<" not in result.error
+    [record] = [r for r in caplog.records if r.name == "fer.serve.prediction"]
+    assert "a.png" in record.getMessage() and str(record.exc_info[1]) == "detector fell over"
 
 
 # --- Tables, JSON and pictures -----------------------------------------------------------------

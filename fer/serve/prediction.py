@@ -9,6 +9,7 @@ file into an `ImageResult` and never raises: a broken file becomes a result with
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
@@ -17,10 +18,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fer.errors import FerError
+from fer.errors import FerError, in_words
 from fer.serve.detection import Box, Face, FaceDetector, crop_face
 from fer.data.images import open_image, to_rgb
 from fer.labels import CLASSES, EMOJI, IMAGE_SIZE
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -165,8 +168,9 @@ def predict_file(name: str, data: bytes, classifier: Classifier, detector: FaceD
         faces = predict_image(rgb, classifier, detector, whole_image=whole_image)
     except FerError as error:
         return ImageResult(name, error=str(error))
-    except Exception as error:  # One odd file must not stop the batch; the message names the cause.
-        return ImageResult(name, error=f"could not analyse this image ({type(error).__name__}: {error})")
+    except Exception as error:  # One odd file must not stop the batch: the user gets words, the log the exception.
+        _LOG.exception("could not analyse %s", name)
+        return ImageResult(name, error=f"could not analyse this image: {in_words(error)}")
     return ImageResult(name, rgb, tuple(faces), notes=notes)
 
 
