@@ -338,16 +338,14 @@ def _export(args) -> int:
             print(f"{record.file}: {record.bytes / 1e6:.1f} MB, validation accuracy {record.validation_accuracy:.4f} "
                   f"on {record.validation_faces:,} faces of {record.validation_source}")
         return 0
-    record = export.export_onnx(path)
+    if args.quantise:
+        record, measured = export.export_served_onnx(path, progress=lambda message: print(message, file=sys.stderr))
+    else:
+        record, measured = export.export_onnx(path), {}
     print(f"{record.file}: {record.bytes / 1e6:.1f} MB; matches Keras within {record.max_abs_difference:.1e} "
           f"(at most {export.PARITY_TOLERANCE:g}) on {record.parity_faces} faces of {record.parity_source}")
-    if args.quantise:
-        measured = export.export_onnx_variants(path, progress=lambda message: print(message, file=sys.stderr))
-        served = export.choose_served(measured)
-        print(f"{'variant':<14}{'accuracy':>10}{'ms/face (256)':>15}{'ms (1 face)':>13}")
-        for variant, result in measured.items():
-            print(f"{variant:<14}{result.accuracy:>10.4f}{result.ms_per_face_batch:>15.2f}{result.ms_one_face:>13.2f}"
-                  f"{'  served' if variant == served else ''}")
+    if measured:
+        print(export.variants_table(measured))
     return 0
 
 

@@ -15,7 +15,8 @@ accurate one is kept (default 0.005, half a point: on 3,589 faces smaller gains 
 pass is paid on every face, webcam frames included). `--max-passes` is a latency budget: costlier
 choices are scored and listed in the card but cannot be chosen. Then every split is evaluated with
 the saved model and the card gets the numbers, the per-class metrics and confusion matrix, the recipe and the
-training time.
+training time. Last, the model is exported as `python -m fer export MODEL --format onnx --quantise` does
+(fer.model.export.export_served_onnx), so the ONNX files the app serves sit beside it.
 """
 
 import argparse
@@ -33,7 +34,8 @@ from fer.errors import FerError  # noqa: E402
 from fer.evaluate.scoring import align_classes, check_classes, predict_probabilities, report, score  # noqa: E402
 from fer.model.presets import (build_model, ensemble, shifted_view, transfer_weights, tta_views,  # noqa: E402
                                with_test_time_augmentation)
-from fer.model.cards import ModelCard  # noqa: E402
+from fer.model.cards import ModelCard, read_card  # noqa: E402
+from fer.model.export import export_served_onnx, variants_table  # noqa: E402
 from fer.model.files import load_model, save_model  # noqa: E402
 from fer.paths import MODELS_DIR  # noqa: E402
 from fer.train.config import TrainConfig  # noqa: E402
@@ -259,6 +261,13 @@ def main() -> int:
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB): {chosen['name']}")
     for name, metrics in card.metrics.items():
         print(f"  {name}: accuracy {metrics['accuracy']:.4f} on {metrics['images']:,} images")
+    try:
+        _, measured = export_served_onnx(path, progress=lambda message: print(f"  {message}"))
+    except FerError as error:
+        print(f"error: {path} is written, but its ONNX export failed: {error}", file=sys.stderr)
+        return 1
+    print(variants_table(measured))
+    print(f"served: {path.with_name(read_card(path).serving)}")
     return 0
 
 

@@ -55,6 +55,12 @@ def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kag
     assert "among those of at most 4 passes" in markdown
     model, _ = load_model(out)
     assert model.predict(np.zeros((2, 48, 48, 1), "float32"), verbose=0).shape == (2, 7)
+    # Exported as `python -m fer export --format onnx --quantise` does: float32 checked, the served variant kept.
+    onnx = {entry["variant"]: entry for entry in card["exports"]}
+    assert set(onnx) == {"float32", "float16", "int8-dynamic", "int8-static"}  # All measured ...
+    assert onnx["float32"]["file"] == "shipped.onnx" and onnx["float32"]["max_abs_difference"] <= 1e-4
+    served = tmp_path / card["serving"]  # ... and the served one kept beside the model.
+    assert served.exists() and (tmp_path / "shipped.onnx").exists() and f"served: {served}" in finished.stdout
 
 
 def test_ship_model_refuses_a_missing_member_with_a_message(tiny_model_path, tmp_path):

@@ -5,6 +5,8 @@
   `PARITY_TOLERANCE`, else the file is not kept. The check is recorded in the model card.
 - `quantise_onnx` writes float16 and int8 (dynamic, or static calibrated on training faces) variants;
   `choose_served` picks the one to serve by a rule fixed before anything was measured.
+  `export_served_onnx` is the whole of `python -m fer export MODEL --format onnx --quantise` (also run
+  by scripts/ship_model.py), and `variants_table` prints what it measured.
 - `export_tflite` writes TFLite float16 and int8 (dynamic-range) files for phones and the like.
 Each file's validation accuracy and speed are measured on the faces `validation_faces` finds.
 
@@ -304,6 +306,23 @@ def export_onnx_variants(model_path: str | Path, variants: Sequence[str] = ONNX_
         if variant not in ("float32", served):
             path.unlink()  # Measured and recorded; only the float32 and served files are kept.
     return measured
+
+
+def export_served_onnx(model_path: str | Path, *, progress=print) -> tuple[Export, dict[str, Measured]]:
+    """`python -m fer export MODEL --format onnx --quantise`: a fresh float32 ONNX export checked against Keras,
+    then its variants scored and timed side by side and the fastest within ACCURACY_MARGIN recorded as the
+    one served (`card.serving`). Returns the float32 export's record and the measurements."""
+    record = export_onnx(model_path)
+    return record, export_onnx_variants(model_path, progress=progress)
+
+
+def variants_table(measured: dict[str, Measured]) -> str:
+    """The measured ONNX variants as a text table, the served one marked."""
+    served = choose_served(measured)
+    lines = [f"{'variant':<14}{'accuracy':>10}{'ms/face (256)':>15}{'ms (1 face)':>13}"]
+    lines += [f"{variant:<14}{result.accuracy:>10.4f}{result.ms_per_face_batch:>15.2f}{result.ms_one_face:>13.2f}"
+              f"{'  served' if variant == served else ''}" for variant, result in measured.items()]
+    return "\n".join(lines)
 
 
 # --- What a user can take away ----------------------------------------------------------------------
