@@ -19,7 +19,8 @@ from fer.errors import FerError
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "train":  # Its options' choices import Keras: load it now, without TensorFlow's lines.
+    # train's options and export's model load Keras: load it first, without TensorFlow's start-up lines.
+    if argv and argv[0] in ("train", "export"):
         from fer.quiet import load_keras_quietly
 
         load_keras_quietly()

@@ -10,6 +10,7 @@ import pytest
 
 from fer.cli import main
 from fer.labels import CLASSES
+from test_jobs import TENSORFLOW_START_UP
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,8 +64,8 @@ def test_train_on_a_terminal_prints_no_tensorflow_start_up_lines(kaggle_folder, 
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("dataset: ") and "epoch 1/1" in done.stdout
-    start_up = ("oneDNN", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard")  # As tests/test_jobs.py.
-    assert not [line for line in done.stderr.splitlines() if any(noise in line for noise in start_up)], done.stderr
+    assert not [line for line in done.stderr.splitlines() if any(noise in line for noise in TENSORFLOW_START_UP)], \
+        done.stderr
 
 
 def test_train_help_lists_the_choices_declared_beside_train_config(capsys):

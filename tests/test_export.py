@@ -14,6 +14,7 @@ from fer.model import export
 from fer.model.cards import read_card
 from fer.model.files import load_model
 from fer.serve.runtime import OnnxModel
+from test_jobs import TENSORFLOW_START_UP
 
 
 @pytest.fixture
@@ -119,6 +120,21 @@ def test_cli_export_writes_onnx_and_reports_the_check(model_copy, capsys):
     out = capsys.readouterr().out
     assert out.startswith("tiny.onnx: ") and "matches Keras within" in out
     assert model_copy.with_suffix(".onnx").exists()
+
+
+def test_cli_export_on_a_terminal_prints_no_tensorflow_start_up_lines(model_copy):
+    import os
+    import subprocess
+    import sys
+
+    from fer.paths import PROJECT_ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "fer", "export", str(model_copy), "--format", "onnx"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("tiny.onnx: "), done.stderr[-2000:]
+    assert not [line for line in done.stderr.splitlines() if any(noise in line for noise in TENSORFLOW_START_UP)], \
+        done.stderr
 
 
 def test_cli_export_of_a_missing_model_is_one_line(tmp_path, capsys):
