@@ -57,6 +57,8 @@ def _logging_to_file():
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+        if handler.stream is not None:  # Something was logged: say where, after the lines that point to it.
+            print(f"the log with the details: {handler.baseFilename}", file=sys.stderr)
         handler.close()
 
 

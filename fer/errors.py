@@ -30,4 +30,4 @@ def in_words(error: BaseException) -> str:
         return f"the server could not read it: {error.strerror[0].lower()}{error.strerror[1:]}"
     if type(error).__module__ == "zlib" or type(error).__name__ == "BadZipFile":
         return "a compressed file inside it cannot be unpacked: the archive is damaged; download it again"
-    return "an unexpected problem stopped it from being read; the server's log has the details"
+    return "an unexpected problem stopped it from being read; the log has the details"

@@ -262,7 +262,7 @@ def test_a_foreign_error_while_opening_is_said_in_words(kaggle_zip, monkeypatch)
     (FileNotFoundError(2, "No such file or directory"), "it does not exist (any more)"),
     (OSError(28, "No space left on device"), "the server could not read it: no space left on device"),
     (ValueError("<_io.BytesIO object at 0x7f00>"),
-     "an unexpected problem stopped it from being read; the server's log has the details"),
+     "an unexpected problem stopped it from being read; the log has the details"),
 ])
 def test_errors_that_are_not_ours_read_as_words(error, words):
     from fer.errors import DatasetError, in_words

@@ -72,7 +72,10 @@ def test_an_unexpected_failure_is_one_line_in_words_and_its_traceback_goes_to_th
     monkeypatch.setattr(fer.serve.detection, "make_detector", lambda name: CrashingDetector())
     assert main(["predict", "--model", str(tiny_model_path), str(images["face"])]) == 1
     out, err = capfd.readouterr()
-    assert err.count("\n") == 1 and err.startswith(f"{images['face']}: error: could not analyse this image: ")
+    problem, where = err.splitlines()
+    assert problem == (f"{images['face']}: error: an unexpected problem stopped it from being read; "
+                       "the log has the details")
+    assert where == f"the log with the details: {fer_home / 'cli.log'}"
     assert "RuntimeError" not in err and "fell over" not in err
     log = (fer_home / "cli.log").read_text()
     assert "Traceback" in log and "RuntimeError: detector fell over" in log

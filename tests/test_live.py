@@ -158,7 +158,7 @@ def test_full_frame_searches_happen_every_nth_frame(classifier):
     assert all(max(shape[:2]) <= 130 for shape, whole in zip(detector.shapes, full) if not whole)
 
 
-def test_a_failing_frame_keeps_the_video_going(classifier):
+def test_a_failing_frame_keeps_the_video_going_and_says_why_in_words(classifier, caplog):
     class Broken:
         name = "broken"
 
@@ -168,7 +168,9 @@ def test_a_failing_frame_keeps_the_video_going(classifier):
     processor = LiveProcessor(classifier, Broken())
     frame = np.zeros((48, 64, 3), np.uint8)
     assert processor.process(frame) is frame
-    assert processor.error == "RuntimeError: camera glitch"
+    assert processor.error == "an unexpected problem stopped it from being read; the log has the details"
+    [record] = [r for r in caplog.records if r.name == "fer.serve.live"]
+    assert str(record.exc_info[1]) == "camera glitch"
     processor.configure(classifier, FakeDetector())
     processor.process(frame)
     assert processor.error is None

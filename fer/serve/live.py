@@ -12,6 +12,7 @@ reads it with `latest()`. Nothing here touches Streamlit.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Callable, NamedTuple, Sequence
 import cv2
 import numpy as np
 
+from fer.errors import in_words
 from fer.serve.detection import Box, Face, FaceDetector
 from fer.serve.drawing import annotate
 from fer.serve.prediction import Classifier, FacePrediction, classify_faces
@@ -238,7 +240,8 @@ class LiveProcessor:
                 faces = detector.detect(frame)
             predictions = classify_faces(frame, faces, classifier)
         except Exception as error:  # Seen by the user on the page; raising would only kill this frame.
-            self.error = f"{type(error).__name__}: {error}"
+            logging.getLogger(__name__).error("Analysing a webcam frame failed", exc_info=error)
+            self.error = in_words(error)  # The page says "Frames are not being analysed: …".
             return frame
         self.error = None
         with self._lock:

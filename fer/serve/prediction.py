@@ -170,7 +170,7 @@ def predict_file(name: str, data: bytes, classifier: Classifier, detector: FaceD
         return ImageResult(name, error=str(error))
     except Exception as error:  # One odd file must not stop the batch: the user gets words, the log the exception.
         _LOG.exception("could not analyse %s", name)
-        return ImageResult(name, error=f"could not analyse this image: {in_words(error)}")
+        return ImageResult(name, error=in_words(error))
     return ImageResult(name, rgb, tuple(faces), notes=notes)
 
 
