@@ -10,11 +10,14 @@ off), `crop_face` at each crop margin in `--margins`, the classifier (`--model`)
 - the classifier on the original 48×48 crops (the target: within 2 points of it);
 - the pasted square cut straight back out (no detector): what upscaling and turning alone cost;
 - detect → crop → classify per margin: accuracy over all faces (a missed face counts as wrong),
-  upright and turned faces apart, and the same without levelling the eyes;
+  upright and turned faces apart, the same without levelling the eyes, and (`--level`) with the eyes
+  levelled by `IterativeLeveller`, an experiment not shipped;
+- how far the eye line is from undoing the turn, with YuNet's landmarks and with each `--level`;
 - where the detector's box sits on the pasted square: the margin that would reproduce it;
 - detection rate and false detections for each score threshold.
 
-Only the validation split is read. The scenes' photos are not the face-free photos the tests use
+Only the validation split is read (`--split train` and `--dev`, validation faces outside the
+record's seed-0 sample, are for development comparisons). The scenes' photos are not the face-free photos the tests use
 (cat, coffee, rocket, brick, grass, gravel), so the tests stay unseen by the threshold choice.
 
 `speed`: photo → labels, JPEG bytes in, decode included, for our pipeline (`predict_file`: YuNet
@@ -50,7 +53,8 @@ import numpy as np  # noqa: E402
 from skimage import data  # noqa: E402
 
 from fer.data.datasets import open_dataset  # noqa: E402
-from fer.serve.detection import PHOTO_CONFIG, VIDEO_CONFIG, Face, crop_face, make_detector  # noqa: E402
+from fer.serve.detection import (PHOTO_CONFIG, VIDEO_CONFIG, YUNET_MODEL, Box, Face, crop_face,  # noqa: E402
+                                 eye_angle, make_detector)
 from fer.serve.prediction import Classifier  # noqa: E402
 
 # Face-free photos bundled with scikit-image, none of them used by tests/test_detection.py.
@@ -127,17 +131,101 @@ def match(faces: list[Face], pasted: Pasted) -> tuple[Face | None, list[Face]]:
     return (hits[0] if hits else None), [face for face in faces if not hits or face is not hits[0]]
 
 
+class IterativeLeveller:
+    """An experiment, not shipped: re-find a face in its neighbourhood turned by its roll, until the eyes are level.
+
+    YuNet's eye landmarks lag a turned head (a FER2013 face turned 30° reads about 20°). Each pass
+    cuts the square `NEIGHBOURHOOD` × the face's side around it, scales it so the face is
+    `face_pixels` wide, turns it by the roll estimated so far plus the residual tilt ÷ the landmarks'
+    gain (degrees read per degree turned: 1 at first, then the secant between passes, never below
+    `min_gain`), and runs YuNet on it. It stops when that step is under `tolerance` degrees, after
+    `passes` passes, or when no face is re-found near the centre. The result carries the re-found box
+    (centre and size) and landmarks mapped back to the image, so `crop_face` levels by the full roll.
+    """
+
+    NEIGHBOURHOOD = 2.0
+    MIN_SCORE = 0.3  # A re-found face scoring below this counts as not re-found.
+    LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+    def __init__(self, face_pixels: int = 80, min_gain: float = 0.5, passes: int = 3, tolerance: float = 3.0):
+        self.face_pixels, self.min_gain, self.passes, self.tolerance = face_pixels, min_gain, passes, tolerance
+        self._net = cv2.FaceDetectorYN.create(str(YUNET_MODEL), "", (320, 320), self.MIN_SCORE, 0.3)
+
+    def level(self, image: np.ndarray, face: Face) -> Face:
+        roll, residual, current, gain = 0.0, eye_angle(face), face, 1.0
+        for _ in range(self.passes):
+            step = residual / gain
+            if abs(step) < self.tolerance:
+                break
+            turned = float(np.clip(roll + step, -60, 60))
+            found = self._refind(image, current, turned)
+            if found is None:
+                break
+            current, new_residual = found
+            if turned != roll:  # (Equal only when clipped at ±60°.)
+                gain = float(np.clip((residual - new_residual) / (turned - roll), self.min_gain, 1.0))
+            roll, residual = turned, new_residual
+        return current
+
+    def _refind(self, image: np.ndarray, face: Face, roll: float) -> tuple[Face, float] | None:
+        side = max(face.box.width, face.box.height, 1)
+        centre = (face.box.x + face.box.width / 2, face.box.y + face.box.height / 2)
+        scale, out = self.face_pixels / side, int(round(self.NEIGHBOURHOOD * self.face_pixels))
+        # The part of the image the turned square can reach, shrunk by area first when the face is large.
+        reach = self.NEIGHBOURHOOD * side / 2 * np.sqrt(2)
+        height, width = image.shape[:2]
+        left, top = max(0, int(centre[0] - reach)), max(0, int(centre[1] - reach))
+        right, bottom = min(width, int(np.ceil(centre[0] + reach))), min(height, int(np.ceil(centre[1] + reach)))
+        region, shrink_x, shrink_y = image[top:bottom, left:right], 1.0, 1.0
+        if scale < 1:
+            size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
+            region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+            shrink_x, shrink_y = size[0] / (right - left), size[1] / (bottom - top)
+        inside = ((centre[0] - left) * shrink_x, (centre[1] - top) * shrink_y)
+        turn = cv2.getRotationMatrix2D(inside, roll, scale / shrink_x)
+        turn[:, 2] += (out / 2 - inside[0], out / 2 - inside[1])
+        patch = cv2.warpAffine(region, turn, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._net.setInputSize((out, out))
+        _, rows = self._net.detect(cv2.cvtColor(np.ascontiguousarray(patch[..., :3]), cv2.COLOR_RGB2BGR))
+        if rows is None:
+            return None
+        row = min(rows, key=lambda row: np.hypot(row[0] + row[2] / 2 - out / 2, row[1] + row[3] / 2 - out / 2))
+        if np.hypot(row[0] + row[2] / 2 - out / 2, row[1] + row[3] / 2 - out / 2) > self.face_pixels / 2:
+            return None
+        forward = np.vstack([turn, (0, 0, 1)]) @ np.array([[shrink_x, 0, -left * shrink_x],
+                                                             [0, shrink_y, -top * shrink_y], [0, 0, 1]])
+        back = np.linalg.inv(forward)[:2]  # patch → image
+        points = row[4:14].reshape(5, 2).astype(np.float64)
+        mapped = points @ back[:, :2].T + back[:, 2]
+        middle = back @ (row[0] + row[2] / 2, row[1] + row[3] / 2, 1)
+        box_width, box_height = row[2] / scale, row[3] / scale
+        box = Box(int(round(middle[0] - box_width / 2)), int(round(middle[1] - box_height / 2)),
+                  int(round(box_width)), int(round(box_height)))
+        landmarks = {name: (float(x), float(y)) for name, (x, y) in zip(self.LANDMARKS, mapped)}
+        (left_x, left_y), (right_x, right_y) = points[0], points[1]
+        return Face(box, float(row[14]), landmarks), float(np.degrees(np.arctan2(right_y - left_y, right_x - left_x)))
+
+
 def accuracy_benchmark(args) -> int:
     """The accuracy half: pasted validation faces through detect → crop → classify."""
     margins = [float(value) for value in args.margins.split(",")]
 
     dataset = open_dataset(args.dataset)
-    images, labels = dataset.arrays("validation")
+    images, labels = dataset.arrays(args.split)
     rng = np.random.default_rng(args.seed)
-    chosen = rng.choice(len(labels), size=min(args.faces, len(labels)), replace=False)
+    pool = np.arange(len(labels))
+    if args.dev:  # The record's faces (seed 0, same count) stay unseen by development comparisons.
+        if args.split != "validation":
+            raise SystemExit("--dev samples validation faces outside the record's sample; drop --split train")
+        pool = np.setdiff1d(pool, np.random.default_rng(0).choice(len(labels), size=args.faces, replace=False))
+    chosen = pool[rng.choice(len(pool), size=min(args.faces, len(pool)), replace=False)]
     faces48, truth = images[chosen, ..., 0], np.array([dataset.classes[label] for label in labels[chosen]])
     classifier = Classifier.from_path(args.model)
     detector = make_detector(args.detector, replace(PHOTO_CONFIG, yunet_min_score=args.min_score))
+    levellers = {}  # The iterative-levelling experiment, each setting applied to the face found.
+    for spec in args.level.split(",") if args.level else []:
+        pixels, least = spec.split("x")
+        levellers[f"{pixels} px face, gain ≥ {least}"] = IterativeLeveller(int(pixels), float(least))
     photos = scene_photos()
 
     def accuracy(crops: np.ndarray) -> np.ndarray:
@@ -149,6 +237,9 @@ def accuracy_benchmark(args) -> int:
     found, false_faces, cut, detect_ms, sources = [], [], [], [], []
     scene_crops = {margin: [] for margin in margins}
     unlevelled = {margin: [] for margin in margins}
+    levelled = {name: {margin: [] for margin in margins} for name in levellers}
+    level_ms, rolls = {name: [] for name in levellers}, {name: [] for name in ["YuNet's landmarks", *levellers]}
+    boxes = {name: [] for name in ["YuNet's box", *levellers]}  # The face found, as each setting leaves it.
     for number, face48 in enumerate(faces48):
         scene, source = background(rng, photos)
         pasted = paste(scene, face48, rng, bool(turned[number]))
@@ -165,15 +256,30 @@ def accuracy_benchmark(args) -> int:
             scene_crops[margin].append(crop_face(scene, hit, margin=margin) if hit else np.zeros((48, 48), np.uint8))
             unlevelled[margin].append(crop_face(scene, hit._replace(landmarks=None), margin=margin) if hit
                                       else np.zeros((48, 48), np.uint8))
+        rolls["YuNet's landmarks"].append(eye_angle(hit) + pasted.angle if hit else np.nan)
+        boxes["YuNet's box"].append(hit)
+        for name, leveller in levellers.items():
+            tick = time.perf_counter()
+            level = leveller.level(rgb, hit) if hit else None
+            level_ms[name].append(1000 * (time.perf_counter() - tick))
+            rolls[name].append(eye_angle(level) + pasted.angle if hit else np.nan)
+            boxes[name].append(level)
+            for margin in margins:
+                levelled[name][margin].append(crop_face(scene, level, margin=margin) if hit
+                                              else np.zeros((48, 48), np.uint8))
     seconds = time.perf_counter() - started
 
     scores = np.array([hit.score if hit else 0.0 for hit, _ in found])
     kept = scores >= args.threshold
     original = accuracy(faces48)
     back = accuracy(np.stack(cut))
-    print(f"{len(chosen)} FER2013 validation faces from {dataset.source}, one scene each ({turned.sum()} turned "
-          f"±30°), detector {args.detector}, model {args.model}; scenes built and searched in {seconds:.0f} s "
-          f"(detection median {np.median(detect_ms):.1f} ms a scene)\n")
+    levelling = "".join(f"; iterative levelling ({name}) of a found face, median/mean {np.median(got):.1f}/"
+                        f"{np.mean(got):.1f} ms" for name, got in level_ms.items())
+    print(f"{len(chosen)} FER2013 {args.split} faces{' (not the record sample)' if args.dev else ''} from "
+          f"{dataset.source} (seed {args.seed}), one scene each ({turned.sum()} turned ±30°), "
+          f"detector {args.detector}, "
+          f"model {args.model}; scenes built and searched in {seconds:.0f} s (detection median "
+          f"{np.median(detect_ms):.1f} ms a scene{levelling})\n")
     print("| crops | all faces | upright | turned | found faces only |")
     print("|---|---|---|---|---|")
 
@@ -186,20 +292,32 @@ def accuracy_benchmark(args) -> int:
     row("pasted square cut back out (no detector)", back)
     for margin in margins:
         row(f"detect → crop, margin {margin:+.2f}", accuracy(np.stack(scene_crops[margin])) & kept, kept)
+    for name in levellers:
+        for margin in margins:
+            row(f"detect → iterative levelling ({name}) → crop, margin {margin:+.2f}",
+                accuracy(np.stack(levelled[name][margin])) & kept, kept)
     for margin in margins:
         row(f"detect → crop, margin {margin:+.2f}, eyes not levelled",
             accuracy(np.stack(unlevelled[margin])) & kept, kept)
 
-    hits = [(hit, pasted) for hit, pasted in found if hit is not None and hit.score >= args.threshold]
-    implied = np.array([pasted.side / max(hit.box.width, hit.box.height) - 1 for hit, pasted in hits])
-    offsets = np.array([((hit.box.x + hit.box.width / 2 - pasted.centre[0]) / pasted.side,
-                         (hit.box.y + hit.box.height / 2 - pasted.centre[1]) / pasted.side) for hit, pasted in hits])
-    aspect = np.array([hit.box.height / hit.box.width for hit, _ in hits])
-    print(f"\nBox against the pasted square ({len(hits)} faces found at threshold {args.threshold}): "
-          f"margin that reproduces the square, median {np.median(implied):+.3f} "
-          f"(quartiles {np.percentile(implied, 25):+.3f}, {np.percentile(implied, 75):+.3f}); box centre off the "
-          f"square's by {np.median(offsets[:, 0]):+.3f} (x), {np.median(offsets[:, 1]):+.3f} (y) of its side; "
-          f"box height/width median {np.median(aspect):.2f}")
+    print("\nEye line against the turn (degrees off level, median |roll| on faces found; includes each face's own "
+          "tilt in FER2013): " + "; ".join(
+              f"{name}: upright {np.nanmedian(np.abs(np.array(got)[~turned])):.1f}, turned "
+              f"{np.nanmedian(np.abs(np.array(got)[turned])):.1f} (80th percentile "
+              f"{np.nanpercentile(np.abs(np.array(got)[turned]), 80):.1f})" for name, got in rolls.items()))
+    for name, faces in boxes.items():
+        hits = [(face, pasted) for face, (hit, pasted) in zip(faces, found)
+                if hit is not None and hit.score >= args.threshold]
+        implied = np.array([pasted.side / max(hit.box.width, hit.box.height) - 1 for hit, pasted in hits])
+        offsets = np.array([((hit.box.x + hit.box.width / 2 - pasted.centre[0]) / pasted.side,
+                             (hit.box.y + hit.box.height / 2 - pasted.centre[1]) / pasted.side)
+                            for hit, pasted in hits])
+        aspect = np.array([hit.box.height / hit.box.width for hit, _ in hits])
+        print(f"\nBox against the pasted square, {name} ({len(hits)} faces found at threshold {args.threshold}): "
+              f"margin that reproduces the square, median {np.median(implied):+.3f} "
+              f"(quartiles {np.percentile(implied, 25):+.3f}, {np.percentile(implied, 75):+.3f}); box centre off the "
+              f"square's by {np.median(offsets[:, 0]):+.3f} (x), {np.median(offsets[:, 1]):+.3f} (y) of its side; "
+              f"box height/width median {np.median(aspect):.2f}")
 
     chosen_margin = margins[int(np.argmin([abs(margin - args.margin) for margin in margins]))]
     at_margin = accuracy(np.stack(scene_crops[chosen_margin]))
@@ -423,7 +541,15 @@ def main() -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     accuracy = commands.add_parser("accuracy", help="pasted FER2013 validation faces through detect → crop → classify")
     accuracy.add_argument("--dataset", required=True, help="FER2013 (folder, .zip or .csv); its validation split")
-    accuracy.add_argument("--faces", type=int, default=1000, help="validation faces sampled, one scene each")
+    accuracy.add_argument("--faces", type=int, default=1000, help="faces sampled, one scene each")
+    accuracy.add_argument("--split", default="validation", choices=("train", "validation"),
+                          help="faces from this split (train for development comparisons, validation for the record)")
+    accuracy.add_argument("--level", default="",
+                          help="also try IterativeLeveller (not shipped) with these settings, comma-separated "
+                               "FACEPIXELSxMINGAIN, e.g. 80x0.5,120x0.25")
+    accuracy.add_argument("--dev", action="store_true",
+                          help="sample only validation faces the seed-0 record sample of --faces leaves out "
+                               "(development comparisons; use another --seed)")
     accuracy.add_argument("--detector", default="yunet",
                           help="yunet, or haar/mtcnn (their scores are not 0..1 like the threshold table's)")
     accuracy.add_argument("--min-score", type=float, default=0.3, help="YuNet's threshold while detecting")
