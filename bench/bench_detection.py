@@ -13,6 +13,8 @@ off), `crop_face` at each crop margin in `--margins`, the classifier (`--model`)
   upright and turned faces apart, the same without levelling the eyes, and (`--level`) with the eyes
   levelled by `IterativeLeveller`, an experiment not shipped;
 - how far the eye line is from undoing the turn, with YuNet's landmarks and with each `--level`;
+- oracles on the faces found: the crop with the turn undone exactly, from the pasted square, or both
+  (what perfect levelling or framing could at most give);
 - where the detector's box sits on the pasted square: the margin that would reproduce it;
 - detection rate and false detections for each score threshold.
 
@@ -206,6 +208,24 @@ class IterativeLeveller:
         return Face(box, float(row[14]), landmarks), float(np.degrees(np.arctan2(right_y - left_y, right_x - left_x)))
 
 
+def tilted(face: Face, angle: float) -> Face:
+    """`face` with two eye landmarks about its centre on a line tilted by `angle` degrees (as `eye_angle` reads)."""
+    centre = (face.box.x + face.box.width / 2, face.box.y + face.box.height / 2)
+    dx, dy = 10 * np.cos(np.radians(angle)), 10 * np.sin(np.radians(angle))
+    return face._replace(landmarks={"left_eye": (centre[0] - dx, centre[1] - dy),
+                                    "right_eye": (centre[0] + dx, centre[1] + dy)})
+
+
+# Upper bounds on what better framing or levelling could give, each knowing where the face was pasted:
+# the crop's square (YuNet's box or the pasted square, margin 0) and its turn (YuNet's eye line, or
+# exactly undoing the paste's turn, which restores the original crop's own tilt).
+ORACLES = {
+    "YuNet's box, turn undone exactly (oracle)": (lambda hit, square: hit, lambda hit, pasted: -pasted.angle),
+    "pasted square, YuNet's eye line (oracle)": (lambda hit, square: square, lambda hit, pasted: eye_angle(hit)),
+    "pasted square, turn undone exactly (oracle)": (lambda hit, square: square, lambda hit, pasted: -pasted.angle),
+}
+
+
 def accuracy_benchmark(args) -> int:
     """The accuracy half: pasted validation faces through detect → crop → classify."""
     margins = [float(value) for value in args.margins.split(",")]
@@ -240,6 +260,7 @@ def accuracy_benchmark(args) -> int:
     levelled = {name: {margin: [] for margin in margins} for name in levellers}
     level_ms, rolls = {name: [] for name in levellers}, {name: [] for name in ["YuNet's landmarks", *levellers]}
     boxes = {name: [] for name in ["YuNet's box", *levellers]}  # The face found, as each setting leaves it.
+    oracles = {name: [] for name in ORACLES}
     for number, face48 in enumerate(faces48):
         scene, source = background(rng, photos)
         pasted = paste(scene, face48, rng, bool(turned[number]))
@@ -256,6 +277,11 @@ def accuracy_benchmark(args) -> int:
             scene_crops[margin].append(crop_face(scene, hit, margin=margin) if hit else np.zeros((48, 48), np.uint8))
             unlevelled[margin].append(crop_face(scene, hit._replace(landmarks=None), margin=margin) if hit
                                       else np.zeros((48, 48), np.uint8))
+        corner = (int(round(pasted.centre[0] - pasted.side / 2)), int(round(pasted.centre[1] - pasted.side / 2)))
+        square = Face(Box(*corner, pasted.side, pasted.side), 1.0)
+        for name, (box_of, angle_of) in ORACLES.items():
+            oracles[name].append(crop_face(scene, tilted(box_of(hit, square), angle_of(hit, pasted)))
+                                 if hit else np.zeros((48, 48), np.uint8))
         rolls["YuNet's landmarks"].append(eye_angle(hit) + pasted.angle if hit else np.nan)
         boxes["YuNet's box"].append(hit)
         for name, leveller in levellers.items():
@@ -299,6 +325,8 @@ def accuracy_benchmark(args) -> int:
     for margin in margins:
         row(f"detect → crop, margin {margin:+.2f}, eyes not levelled",
             accuracy(np.stack(unlevelled[margin])) & kept, kept)
+    for name in ORACLES:
+        row(f"found faces, {name}", accuracy(np.stack(oracles[name])) & kept, kept)
 
     print("\nEye line against the turn (degrees off level, median |roll| on faces found; includes each face's own "
           "tilt in FER2013): " + "; ".join(
