@@ -115,8 +115,8 @@ def playwright_instance():
 
 
 @pytest.fixture
-def page(playwright_instance, app_server):
-    """A fresh browser page; fails the test on any console error the app logs."""
+def page(playwright_instance):
+    """A fresh browser page; what the app logs as console errors collects in `page.console_errors`."""
     browser = launch_chromium(playwright_instance)
     page = new_page(browser)
     page.console_errors = []

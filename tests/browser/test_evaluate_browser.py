@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from browser.conftest import launch_chromium, model_copy_in, new_page, open_app, serve_app, wait_for_app
+from browser.conftest import model_copy_in, open_app, serve_app, wait_for_app
 from fer.labels import CLASSES, class_label
 
 pytestmark = pytest.mark.browser
@@ -41,57 +41,43 @@ def open_confusion_matrix(page, url: str):
     return matrix
 
 
-def test_confusion_matrix_renders_and_toggles_to_row_shares(playwright_instance, evaluate_server):
-    browser = launch_chromium(playwright_instance)
-    page = new_page(browser)
-    errors = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    try:
-        heatmap = open_confusion_matrix(page, evaluate_server)
-        # Seven rows and columns of the demo set's classes, with a count in every cell (700 images).
-        labels = sorted(class_label(name) for name in CLASSES)
-        assert sorted(heatmap.locator("g.ytick").all_text_contents()) == labels
-        assert sorted(heatmap.locator("g.xtick").all_text_contents()) == labels
-        counts = [int(text.replace(",", "")) for text in heatmap.locator(".heatmaplayer text").all_text_contents()]
-        assert len(counts) == 49 and sum(counts) == 700
-        assert page.get_by_text(re.compile(r"on the validation split: 700 images")).count() == 1
+def test_confusion_matrix_renders_and_toggles_to_row_shares(page, evaluate_server):
+    heatmap = open_confusion_matrix(page, evaluate_server)
+    # Seven rows and columns of the demo set's classes, with a count in every cell (700 images).
+    labels = sorted(class_label(name) for name in CLASSES)
+    assert sorted(heatmap.locator("g.ytick").all_text_contents()) == labels
+    assert sorted(heatmap.locator("g.xtick").all_text_contents()) == labels
+    counts = [int(text.replace(",", "")) for text in heatmap.locator(".heatmaplayer text").all_text_contents()]
+    assert len(counts) == 49 and sum(counts) == 700
+    assert page.get_by_text(re.compile(r"on the validation split: 700 images")).count() == 1
 
-        page.locator(".st-key-evaluate_view button", has_text="row-normalised").click()
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.st-key-confusion_matrix .heatmaplayer text')]"
-            ".every(t => t.textContent.endsWith('%'))",
-            timeout=LONG,
-        )
-        wait_for_app(page)
-        assert not errors, errors
-    finally:
-        browser.close()
+    page.locator(".st-key-evaluate_view button", has_text="row-normalised").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.st-key-confusion_matrix .heatmaplayer text')]"
+        ".every(t => t.textContent.endsWith('%'))",
+        timeout=LONG,
+    )
+    wait_for_app(page)
+    assert not page.console_errors, page.console_errors
 
 
-def test_clicking_a_cell_shows_its_faces(playwright_instance, evaluate_server):
-    browser = launch_chromium(playwright_instance)
-    page = new_page(browser)
-    errors = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    try:
-        matrix = open_confusion_matrix(page, evaluate_server)
-        assert page.get_by_text("Click a cell of the matrix to see its faces.").count() == 1
-        counts = [int(text.replace(",", "")) for text in matrix.locator(".heatmaplayer text").all_text_contents()]
-        assert len(counts) == len(CLASSES) ** 2
-        cell = max(range(len(counts)), key=counts.__getitem__)  # The fullest cell, row-major (true, predicted).
-        true, predicted = divmod(cell, len(CLASSES))
-        area = matrix.locator(".nsewdrag").first.bounding_box()
-        side_x, side_y = area["width"] / len(CLASSES), area["height"] / len(CLASSES)
-        page.mouse.click(area["x"] + (predicted + 0.5) * side_x, area["y"] + (true + 0.5) * side_y)
+def test_clicking_a_cell_shows_its_faces(page, evaluate_server):
+    matrix = open_confusion_matrix(page, evaluate_server)
+    assert page.get_by_text("Click a cell of the matrix to see its faces.").count() == 1
+    counts = [int(text.replace(",", "")) for text in matrix.locator(".heatmaplayer text").all_text_contents()]
+    assert len(counts) == len(CLASSES) ** 2
+    cell = max(range(len(counts)), key=counts.__getitem__)  # The fullest cell, row-major (true, predicted).
+    true, predicted = divmod(cell, len(CLASSES))
+    area = matrix.locator(".nsewdrag").first.bounding_box()
+    side_x, side_y = area["width"] / len(CLASSES), area["height"] / len(CLASSES)
+    page.mouse.click(area["x"] + (predicted + 0.5) * side_x, area["y"] + (true + 0.5) * side_y)
 
-        faces = page.locator(".st-key-confusion_cell_faces img")
-        faces.first.wait_for(timeout=LONG)
-        wait_for_app(page)
-        assert faces.count() == min(counts[cell], 48)
-        heading = f"faces: true {CLASSES[true]}, predicted {CLASSES[predicted]}"
-        assert page.get_by_text(re.compile(f"^{counts[cell]:,} {heading}")).count() == 1
-        captions = page.locator(".st-key-confusion_cell_faces [data-testid='stImageCaption']").all_text_contents()
-        assert captions and all(caption.startswith(f"{CLASSES[predicted]} ") for caption in captions)
-        assert not errors, errors
-    finally:
-        browser.close()
+    faces = page.locator(".st-key-confusion_cell_faces img")
+    faces.first.wait_for(timeout=LONG)
+    wait_for_app(page)
+    assert faces.count() == min(counts[cell], 48)
+    heading = f"faces: true {CLASSES[true]}, predicted {CLASSES[predicted]}"
+    assert page.get_by_text(re.compile(f"^{counts[cell]:,} {heading}")).count() == 1
+    captions = page.locator(".st-key-confusion_cell_faces [data-testid='stImageCaption']").all_text_contents()
+    assert captions and all(caption.startswith(f"{CLASSES[predicted]} ") for caption in captions)
+    assert not page.console_errors, page.console_errors
