@@ -17,13 +17,13 @@ if "tensorflow" not in sys.modules:
     # first imported after TensorFlow, which the sidebar imports below: load it first.
     import pylibsrtp  # noqa: F401
 
-from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
+from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.data import synthetic
 from fer.errors import FerError, in_words
 from fer.paths import home_dir
 from fer.model.registry import list_models
 from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset,
-                          remember_choices, restore_choices, use_app_shell)
+                          remember_choices, restore_choices, undrawn_demo_sizes, use_app_shell)
 
 use_app_shell()
 st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")
@@ -150,8 +150,8 @@ def active_dataset_summary(page_reads_data: bool) -> None:
     """Open the active dataset (with progress the first time) and say what it is. The demo set is
     drawn only once a page reads the data, so a new user's Home shows without waiting for it."""
     source = active_dataset_source()
-    if source == DEMO and not page_reads_data and not demo_is_drawn():
-        counts = " · ".join(f"{name} {size:,}" for name, size in synthetic.demo_split_sizes().items())
+    if not page_reads_data and (sizes := undrawn_demo_sizes()):
+        counts = " · ".join(f"{name} {size:,}" for name, size in sizes.items())
         st.sidebar.caption(f"**Active:** {source_label(source)}  \n{counts} images · drawn when a page first "
                            "needs them")
         return

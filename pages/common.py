@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer.data.datasets import DEMO, Dataset, open_dataset
+from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
 from fer.errors import FerError
 from fer.settings import Choices, read_choices, write_choices
 
@@ -75,6 +75,14 @@ def cached_model(path: str, modified: float):
 
 def active_dataset_source() -> str:
     return st.session_state.get(DATASET_KEY, DEMO)
+
+
+def undrawn_demo_sizes() -> dict[str, int] | None:
+    """The demo set's split sizes while it is the active dataset and not drawn yet (pages that only
+    describe it show these instead of drawing it), else None."""
+    from fer.data.synthetic import demo_split_sizes
+
+    return demo_split_sizes() if active_dataset_source() == DEMO and not demo_is_drawn() else None
 
 
 def active_dataset() -> Dataset | None:

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer.data.datasets import DEMO, demo_is_drawn
-from fer.data.synthetic import demo_split_sizes
+from fer.data.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
 from fer.model.cards import read_card
-from pages.common import active_dataset, active_dataset_source, active_model_path, model_downloads, use_app_shell
+from pages.common import (active_dataset, active_dataset_source, active_model_path, model_downloads,
+                          undrawn_demo_sizes, use_app_shell)
 
 use_app_shell()
 st.title("🙂 FER Studio")
@@ -26,10 +26,10 @@ left, right = st.columns(2)
 with left, st.container(border=True):
     st.subheader("Active dataset")
     source = active_dataset_source()
-    if source == DEMO and not demo_is_drawn():  # Drawn by the first page that reads it, not here.
+    if sizes := undrawn_demo_sizes():  # Drawn by the first page that reads it, not here.
         st.markdown("**Built-in demo faces** · drawn the first time the Dataset, Train or Evaluate page opens "
                     "(a second or two)")
-        for name, size in demo_split_sizes().items():
+        for name, size in sizes.items():
             st.markdown(f"- {name}: {size:,} images")
     elif (dataset := active_dataset()) is not None:
         st.markdown(f"**{'Built-in demo faces' if source == DEMO else Path(source).name}** · "
