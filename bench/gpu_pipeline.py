@@ -375,21 +375,23 @@ def run_pipeline(args) -> int:
         return [Job(f"student-{preset}-{'kd' if teacher else 'plain'}-s{seed}", "student", preset, seed, teacher)
                 for preset in args.students for seed in args.student_seeds for teacher in (None, teacher_file)]
 
+    def probed(jobs: list[Job], folder: str) -> bool:
+        """Run `jobs` for the probe's epochs, side by side; False (logged) if any failed."""
+        for job in jobs:
+            job.epochs = args.probe_epochs
+        run_side_by_side(jobs, args.dataset, work / folder, log)
+        if any(job.returncode for job in jobs):
+            log(f"a probe in {folder} failed; stopping")
+            return False
+        return True
+
     # Probe the teachers' phase, then make a probe ensemble so the students' probe runs distillation for real.
     probes = teacher_jobs()
-    for job in probes:
-        job.epochs = args.probe_epochs
-    run_side_by_side(probes, args.dataset, work / "probe-teachers", log)
-    if any(job.returncode for job in probes):
-        log("a teacher probe failed; stopping")
+    if not probed(probes, "probe-teachers"):
         return 1
     probe_ensemble = save_teacher_ensemble(probes, args.dataset, work / "probe-teachers" / "teachers.keras")
     student_probes = student_jobs(str(probe_ensemble))
-    for job in student_probes:
-        job.epochs = args.probe_epochs
-    run_side_by_side(student_probes, args.dataset, work / "probe-students", log)
-    if any(job.returncode for job in student_probes):
-        log("a student probe failed; stopping")
+    if not probed(student_probes, "probe-students"):
         return 1
 
     # Teachers: each gets the epochs that fit its share of what is left.
