@@ -12,6 +12,9 @@ both alike; the table gives medians and the old/new ratio. Parts (`--parts`, def
   first), with a fresh FER_STUDIO_HOME (a new user) and a warm one, each against the app of
   `--old-tree` when given; then the Predict page opened on that server until its model is loaded
   (old: FER_STUDIO_RUNTIME=keras).
+- dataset: on a started server with Home shown, a click on Dataset in the sidebar until the page is
+  rendered with its charts: a new user's first visit (the demo set is drawn then) against a second
+  server on the same FER_STUDIO_HOME (the demo set read from the disk cache).
 
     .venv/bin/python bench/bench_serving.py
     .venv/bin/python bench/bench_serving.py --parts crop predict --runs 5
@@ -40,7 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MODEL = ROOT / "models" / "fer2013.keras"
 FER2013 = ROOT.parent / "shared" / "datasets" / "fer2013" / "images.zip"
-PARTS = ("crop", "predict", "evaluate", "coldstart")
+PARTS = ("crop", "predict", "evaluate", "coldstart", "dataset")
 
 
 def row(name: str, old: list[float] | None, new: list[float], target: str = "", unit: str = "s") -> str:
@@ -189,6 +192,44 @@ def cold_start(browser, home: Path, env: dict[str, str], tree: Path = ROOT) -> t
         server.wait(timeout=20)
 
 
+def dataset_page(browser, home: Path) -> float:
+    """Seconds from a click on Dataset in the sidebar (Home shown, on a freshly started server) to the
+    Dataset page rendered with its class-distribution chart."""
+    server, url = start_server(home, {})
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_text("Download this model").wait_for(timeout=120_000)
+        rendered(page)
+        started = time.perf_counter()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Dataset").click()
+        page.locator(".st-key-distribution_chart .js-plotly-plot").wait_for(timeout=120_000)
+        rendered(page)
+        seconds = time.perf_counter() - started
+        page.close()
+        return seconds
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def bench_dataset_page(runs: int) -> list[str]:
+    from browser.conftest import launch_chromium
+    from playwright.sync_api import sync_playwright
+
+    first, again = [], []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as home:
+                first.append(dataset_page(browser, Path(home)))  # A new user: the demo set is drawn now.
+                again.append(dataset_page(browser, Path(home)))  # Drawn already: read from the disk cache.
+        browser.close()
+    return ["| click on Dataset → page rendered | demo set drawn on this visit (a new user) | already drawn | runs |",
+            "|---|---|---|---|",
+            f"| median | {statistics.median(first):.2f} s | {statistics.median(again):.2f} s | {runs} |"]
+
+
 def bench_coldstart(runs: int, old_tree: Path | None) -> list[str]:
     from browser.conftest import launch_chromium
     from playwright.sync_api import sync_playwright
@@ -240,6 +281,8 @@ def main() -> None:
         lines += bench_coldstart(args.runs, args.old_tree)
     if lines:
         print("\n".join(header + lines))
+    if "dataset" in args.parts:
+        print("\n".join(bench_dataset_page(args.runs)))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
