@@ -71,6 +71,37 @@ def test_a_turned_face_is_found_and_read_right(yunet, shipped, turn):
     assert prediction.label == "happy"  # As the model reads the upright photo.
 
 
+
+def turned_cameraman(turn: float) -> tuple[np.ndarray, np.ndarray]:
+    """The cameraman's face (260 px) on a 700² canvas turned by `turn` degrees, and the turn's (2, 3) matrix."""
+    canvas = np.full((700, 700, 3), 128, np.uint8)
+    canvas[220:480, 220:480] = np.stack([cv2.resize(data.camera()[40:250, 170:380], (260, 260))] * 3, axis=-1)
+    rotation = cv2.getRotationMatrix2D((350, 350), turn, 1.0)
+    return cv2.warpAffine(canvas, rotation, (700, 700), borderValue=(128, 128, 128)), rotation
+
+
+def test_a_head_turned_too_far_for_one_search_is_found_by_searching_again_turned(yunet):
+    [upright] = yunet.detect(turned_cameraman(0)[0])
+    photo, rotation = turned_cameraman(-40)
+    assert make_detector("yunet", DetectorConfig(retry_turns=())).detect(photo) == []  # One search misses him.
+    [face] = yunet.detect(photo)
+    centre = rotation @ (upright.box.x + upright.box.width / 2, upright.box.y + upright.box.height / 2, 1)
+    assert np.hypot(face.box.x + face.box.width / 2 - centre[0], face.box.y + face.box.height / 2 - centre[1]) < 30
+    # His landmarks come back from the turned search onto the photo, so the crop levels most of the turn.
+    assert 20 < eye_angle(face) < 45
+
+
+def test_the_search_again_runs_only_when_nothing_is_found(yunet, monkeypatch):
+    turned_searches = []
+    original = YuNetDetector._search_turned
+    monkeypatch.setattr(YuNetDetector, "_search_turned",
+                        lambda self, *args: turned_searches.append(args[-1]) or original(self, *args))
+    assert len(yunet.detect(data.astronaut())) == 1
+    assert turned_searches == []
+    assert yunet.detect(data.coffee()) == []
+    assert turned_searches == list(PHOTO_CONFIG.retry_turns)
+    assert VIDEO_CONFIG.retry_turns == ()  # The webcam's next frame comes soon enough.
+
 def test_every_face_of_a_group_canvas_is_found(yunet):
     astronaut, cameraman = portraits()
     canvas = np.full((800, 1400, 3), 235, np.uint8)
