@@ -244,17 +244,18 @@ def _train(args) -> int:
 
 def _predict(args) -> int:
     """Predict every image or video; a file that fails is reported and the rest still run (exit 1 if any failed)."""
-    from fer.serve.detection import make_detector
+    from fer.serve.detection import VIDEO_FILE_CONFIG, make_detector
     from fer.serve.prediction import Classifier, ImageResult, predict_file, prediction_json
     from fer.serve.video import is_video
 
     served = _serving_model(args.model)
     classifier = Classifier(served.model, served.card.classes)
     detector = make_detector(args.detector)
+    clip_detector = make_detector(args.detector, VIDEO_FILE_CONFIG) if any(map(is_video, args.images)) else None
     entries, failed = [], False
     for name in args.images:
         if is_video(name):
-            entry, ok = _predict_video(name, classifier, detector, args.json)
+            entry, ok = _predict_video(name, classifier, clip_detector, args.json)
             entries.append(entry)
             failed |= not ok
             continue

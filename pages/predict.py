@@ -19,7 +19,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from fer.charts.prediction import probability_figure
 from fer.charts.video import shares_figure, timeline_figure
 from fer.errors import FerError
-from fer.serve.detection import DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, make_detector
+from fer.serve.detection import DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, VIDEO_FILE_CONFIG, make_detector
 from fer.serve.drawing import annotate, encode_image
 from fer.serve.live import LiveProcessor, LiveResult
 from fer.serve.prediction import Classifier, ImageResult, predict_file, results_table
@@ -52,9 +52,12 @@ STATUS_REFRESH_S = 0.5
 STATUS_REFRESH_WITH_KERAS_S = 2.0
 
 
+DETECTOR_SETTINGS = {"photos": PHOTO_CONFIG, "video files": VIDEO_FILE_CONFIG, "webcam": VIDEO_CONFIG}
+
+
 @st.cache_resource(show_spinner="Loading the face detector…")
-def cached_detector(name: str, video: bool):
-    return make_detector(name, VIDEO_CONFIG if video else PHOTO_CONFIG)
+def cached_detector(name: str, use: str):
+    return make_detector(name, DETECTOR_SETTINGS[use])
 
 
 @st.cache_resource(show_spinner="Preparing the model…", max_entries=4)
@@ -301,7 +304,7 @@ detector_name = st.radio("Face detector", DETECTORS, format_func=lambda name: DE
                          horizontal=True, key=DETECTOR_KEY, persist_state="session")
 st.caption(f"Model: **{Path(model_path).stem}** (change it in the sidebar)")
 try:
-    photo_detector, video_detector = cached_detector(detector_name, False), cached_detector(detector_name, True)
+    photo_detector, clip_detector, webcam_detector = (cached_detector(detector_name, use) for use in DETECTOR_SETTINGS)
 except FerError as error:
     st.error(f"The {detector_name} face detector is unavailable: {error}")
     st.stop()
@@ -310,6 +313,6 @@ photos, video, webcam = st.tabs(["🖼️ Photos", "🎞️ Video", "🎥 Webcam
 with photos:
     upload_tab(classifier, photo_detector, (model_path, modified))
 with video:
-    video_tab(classifier, photo_detector, (model_path, modified))  # Faces in files can be small: photo settings.
+    video_tab(classifier, clip_detector, (model_path, modified))
 with webcam:
-    webcam_tab(classifier, video_detector)
+    webcam_tab(classifier, webcam_detector)

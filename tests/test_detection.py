@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -11,8 +12,8 @@ from skimage import data
 
 from fer.errors import FerError
 from fer.paths import MODELS_DIR
-from fer.serve.detection import (DEFAULT_DETECTOR, DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, Box, DetectorConfig,
-                                 YuNetDetector, eye_angle, make_detector)
+from fer.serve.detection import (DEFAULT_DETECTOR, DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, VIDEO_FILE_CONFIG, Box,
+                                 DetectorConfig, YuNetDetector, eye_angle, make_detector)
 from fer.serve.prediction import Classifier, predict_image
 
 ASTRONAUT_FACE = Box(177, 66, 95, 95)  # Where her face is in the 512×512 photo (as in test_faces.py).
@@ -100,7 +101,9 @@ def test_the_search_again_runs_only_when_nothing_is_found(yunet, monkeypatch):
     assert turned_searches == []
     assert yunet.detect(data.coffee()) == []
     assert turned_searches == list(PHOTO_CONFIG.retry_turns)
-    assert VIDEO_CONFIG.retry_turns == ()  # The webcam's next frame comes soon enough.
+    # A video's next frame comes soon enough: the webcam and video files search once.
+    assert VIDEO_CONFIG.retry_turns == VIDEO_FILE_CONFIG.retry_turns == ()
+    assert replace(VIDEO_FILE_CONFIG, retry_turns=PHOTO_CONFIG.retry_turns) == PHOTO_CONFIG
 
 def test_every_face_of_a_group_canvas_is_found(yunet):
     astronaut, cameraman = portraits()

@@ -214,3 +214,19 @@ def test_figures_follow_each_tracked_face(clip):
     assert happy[:20] == pytest.approx([0.9] * 20) and list(happy[20:]) == [None] * 10  # A gap once the face has gone.
     shares = shares_figure(result)
     assert shares.data[CLASSES.index("happy")].x == (1.0,)
+
+
+def test_frames_without_a_face_are_searched_once_while_a_faceless_photo_is_searched_again(tiny_model_path, clip,
+                                                                                             monkeypatch, capsys):
+    from fer.serve.detection import YuNetDetector
+
+    turned_searches = []
+    original = YuNetDetector._search_turned
+    monkeypatch.setattr(YuNetDetector, "_search_turned",
+                        lambda self, *args: turned_searches.append(args[-1]) or original(self, *args))
+    photo = clip.with_name("wall.png")
+    Image.fromarray(EMPTY).save(photo)
+    assert main(["predict", "--model", str(tiny_model_path), str(clip), str(photo), "--json"]) == 0
+    video_entry, photo_entry = json.loads(capsys.readouterr().out)
+    assert sum(not frame["faces"] for frame in video_entry["frames"]) >= 10 and photo_entry["faces"] == []
+    assert len(turned_searches) == 2  # The photo's two turns; none for the clip's ten empty frames.
