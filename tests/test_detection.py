@@ -13,7 +13,7 @@ from skimage import data
 from fer.errors import FerError
 from fer.paths import MODELS_DIR
 from fer.serve.detection import (DEFAULT_DETECTOR, DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, VIDEO_FILE_CONFIG, Box,
-                                 DetectorConfig, YuNetDetector, eye_angle, make_detector)
+                                 DetectorConfig, Face, YuNetDetector, eye_angle, make_detector)
 from fer.serve.prediction import Classifier, predict_image
 
 ASTRONAUT_FACE = Box(177, 66, 95, 95)  # Where her face is in the 512×512 photo (as in test_faces.py).
@@ -104,6 +104,16 @@ def test_the_search_again_runs_only_when_nothing_is_found(yunet, monkeypatch):
     # A video's next frame comes soon enough: the webcam and video files search once.
     assert VIDEO_CONFIG.retry_turns == VIDEO_FILE_CONFIG.retry_turns == ()
     assert replace(VIDEO_FILE_CONFIG, retry_turns=PHOTO_CONFIG.retry_turns) == PHOTO_CONFIG
+
+
+def test_a_face_found_in_both_turned_searches_is_kept_once_the_surer(yunet, monkeypatch):
+    def found(self, bgr, angle):  # Both turns find one face; the +30° turn also finds another, elsewhere.
+        same = Face(Box(100, 100, 80, 100), 0.7 if angle > 0 else 0.9, {})
+        return [same, Face(Box(400, 300, 60, 75), 0.8, {})] if angle > 0 else [same]
+
+    monkeypatch.setattr(YuNetDetector, "_search_turned", found)
+    faces = yunet.detect(np.full((600, 800, 3), 128, np.uint8))  # Nothing for the first search to find.
+    assert [(face.box, face.score) for face in faces] == [(Box(100, 100, 80, 100), 0.9), (Box(400, 300, 60, 75), 0.8)]
 
 def test_every_face_of_a_group_canvas_is_found(yunet):
     astronaut, cameraman = portraits()

@@ -213,7 +213,10 @@ class YuNetDetector:
         faces = self._search(bgr)
         if not faces and self.config.retry_turns:
             turned = [face for angle in self.config.retry_turns for face in self._search_turned(bgr, angle)]
-            faces = _surest_of_overlapping(turned, self.NMS_THRESHOLD)
+            # One face found in several turned copies is kept once: the surest of the overlapping boxes.
+            kept = cv2.dnn.NMSBoxes([list(face.box) for face in turned], [face.score for face in turned], 0.0,
+                                    self.NMS_THRESHOLD)
+            faces = [turned[index] for index in np.ravel(kept)]
         return sorted((_scaled(face, 1 / factor) for face in faces), key=lambda face: face.box.x)
 
     def _search(self, bgr: np.ndarray) -> list[Face]:
@@ -267,15 +270,6 @@ def _scaled(face: Face, factor: float) -> Face:
         return face
     landmarks = face.landmarks and {name: (x * factor, y * factor) for name, (x, y) in face.landmarks.items()}
     return Face(face.box.scaled(factor), face.score, landmarks)
-
-
-def _surest_of_overlapping(faces: list[Face], overlap: float) -> list[Face]:
-    """The faces with every one that overlaps a surer one by more than `overlap` (IoU) dropped."""
-    kept: list[Face] = []
-    for face in sorted(faces, key=lambda face: -face.score):
-        if all(face.box.iou(other.box) <= overlap for other in kept):
-            kept.append(face)
-    return kept
 
 
 class MtcnnDetector:
