@@ -101,6 +101,8 @@ def test_the_search_again_runs_only_when_nothing_is_found(yunet, monkeypatch):
     assert turned_searches == []
     assert yunet.detect(data.coffee()) == []
     assert turned_searches == list(PHOTO_CONFIG.retry_turns)
+    assert yunet.detect(np.zeros((20, 20, 3), np.uint8)) == []  # Smaller than the smallest face: no search at all.
+    assert turned_searches == list(PHOTO_CONFIG.retry_turns)
     # A video's next frame comes soon enough: the webcam and video files search once.
     assert VIDEO_CONFIG.retry_turns == VIDEO_FILE_CONFIG.retry_turns == ()
     assert replace(VIDEO_FILE_CONFIG, retry_turns=PHOTO_CONFIG.retry_turns) == PHOTO_CONFIG
@@ -178,6 +180,19 @@ def test_yunet_accepts_grayscale_and_rejects_non_images(yunet):
     with pytest.raises(ValueError, match="uint8"):
         yunet.detect(np.zeros((100, 100, 3), np.float32))
 
+
+
+def test_rows_of_infinities_from_yunet_are_no_face(yunet, monkeypatch):
+    class Net:  # What YuNet has returned (rarely) for an input not much larger than its smallest face.
+        def setInputSize(self, size):
+            pass
+
+        def detect(self, image):
+            return 1, np.array([[np.inf] * 14 + [0.9], [10, 10, 30, 30] + [15.0] * 10 + [0.8]], np.float32)
+
+    monkeypatch.setattr(yunet, "_net", Net())
+    [face] = yunet.detect(np.zeros((64, 64, 3), np.uint8))
+    assert face.box == Box(10, 10, 30, 30) and face.score == pytest.approx(0.8)
 
 def test_a_missing_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(FerError, match="YuNet face detector could not be loaded"):

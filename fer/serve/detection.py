@@ -208,6 +208,8 @@ class YuNetDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         _check_image(image)
         small, factor = _downscaled(image, self.config.max_side)
+        if min(small.shape[:2]) < self._smallest(small):
+            return []  # Too small to hold the smallest face searched for, turned or not.
         bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR) if small.ndim == 2 else cv2.cvtColor(
             np.ascontiguousarray(small[..., :3]), cv2.COLOR_RGB2BGR)
         faces = self._search(bgr)
@@ -219,16 +221,21 @@ class YuNetDetector:
             faces = [turned[index] for index in np.ravel(kept)]
         return sorted((_scaled(face, 1 / factor) for face in faces), key=lambda face: face.box.x)
 
+    def _smallest(self, image: np.ndarray) -> int:
+        """The smallest face searched for in `image`, in pixels."""
+        return max(self.config.min_face_pixels, int(min(image.shape[:2]) * self.config.min_face_fraction))
+
     def _search(self, bgr: np.ndarray) -> list[Face]:
         """Faces in a BGR image no larger than `max_side`, in its own pixels."""
-        smallest = max(self.config.min_face_pixels, int(min(bgr.shape[:2]) * self.config.min_face_fraction))
+        smallest = self._smallest(bgr)
         if min(bgr.shape[:2]) < smallest:
             return []
         with self._lock:
             self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
             _, rows = self._net.detect(bgr)  # (N, 15): x, y, w, h, 5 landmarks (x, y), score; None if none
         faces = []
-        for row in [] if rows is None else rows:
+        # On inputs not much larger than its smallest face YuNet can return rows of infinities: no face.
+        for row in [] if rows is None else rows[np.isfinite(rows).all(axis=1)]:
             box = Box(*(int(round(value)) for value in row[:4]))
             if min(box.width, box.height) < smallest:
                 continue
