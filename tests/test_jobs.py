@@ -350,3 +350,12 @@ def test_log_tail_keeps_the_last_lines():
     run_dir = write_run(runs_dir() / "r", log="".join(f"line {i}\n" for i in range(100)))
     assert RunDir(run_dir).log_tail(3) == "line 97\nline 98\nline 99"
     assert RunDir(runs_dir() / "nothing").log_tail() == ""
+
+
+def test_a_job_caught_mid_exec_with_an_empty_command_line_still_holds_its_lock(sleepers, monkeypatch):
+    run_dir = jobs.start_job("demo", TINY)
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes",
+                        lambda self: b"" if self.name == "cmdline" else real_read_bytes(self))  # Exec not done yet.
+    assert jobs.active_runs() == [run_dir]
+    assert (runs_dir() / "job.lock").exists()

@@ -284,6 +284,11 @@ def _process_alive(pid, marker: str | None = None) -> bool:
         return False
     if state in ("Z", "X"):
         return False
+    if not command:
+        # Mid-exec: Popen returns once the child's exec has closed its descriptors, before the kernel
+        # has set up the new command line, which reads empty until then. A CI run caught a just-started
+        # job's lock being cleared as stale in that window.
+        return True
     return marker is None or marker in command  # The marker rules out a reused pid.
 
 
