@@ -135,3 +135,15 @@ def model_copy(tiny_model_path, tmp_path):
     shutil.copyfile(tiny_model_path, target)
     write_card(target, read_card(tiny_model_path).replace(exports=(), serving=None))
     return target
+
+
+@pytest.fixture
+def turned_searches(monkeypatch) -> list[float]:
+    """The angles of every turned search YuNet runs during the test (YuNetDetector._search_turned, still run)."""
+    from fer.serve.detection import YuNetDetector
+
+    angles: list[float] = []
+    original = YuNetDetector._search_turned
+    monkeypatch.setattr(YuNetDetector, "_search_turned",
+                        lambda self, bgr, angle: angles.append(angle) or original(self, bgr, angle))
+    return angles

@@ -92,11 +92,7 @@ def test_a_head_turned_too_far_for_one_search_is_found_by_searching_again_turned
     assert 20 < eye_angle(face) < 45
 
 
-def test_the_search_again_runs_only_when_nothing_is_found(yunet, monkeypatch):
-    turned_searches = []
-    original = YuNetDetector._search_turned
-    monkeypatch.setattr(YuNetDetector, "_search_turned",
-                        lambda self, *args: turned_searches.append(args[-1]) or original(self, *args))
+def test_the_search_again_runs_only_when_nothing_is_found(yunet, turned_searches):
     assert len(yunet.detect(data.astronaut())) == 1
     assert turned_searches == []
     assert yunet.detect(data.coffee()) == []

@@ -217,13 +217,7 @@ def test_figures_follow_each_tracked_face(clip):
 
 
 def test_frames_without_a_face_are_searched_once_while_a_faceless_photo_is_searched_again(tiny_model_path, clip,
-                                                                                             monkeypatch, capsys):
-    from fer.serve.detection import YuNetDetector
-
-    turned_searches = []
-    original = YuNetDetector._search_turned
-    monkeypatch.setattr(YuNetDetector, "_search_turned",
-                        lambda self, *args: turned_searches.append(args[-1]) or original(self, *args))
+                                                                                             turned_searches, capsys):
     photo = clip.with_name("wall.png")
     Image.fromarray(EMPTY).save(photo)
     assert main(["predict", "--model", str(tiny_model_path), str(clip), str(photo), "--json"]) == 0
