@@ -73,6 +73,26 @@ def cached_model(path: str, modified: float):
     return served.model, served.card
 
 
+def accounts_configured() -> bool:
+    """Whether a lab configured Streamlit's login (an [auth] section in .streamlit/secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001  No secrets file at all is the usual case: one local user.
+        return False
+
+
+def current_user() -> str | None:
+    """The signed-in user's id (OpenID Connect's `sub`) when accounts are configured, else None.
+
+    Pass it to fer's per-user functions (fer.paths.user_dir and the ones built on it): None means the one
+    local user, whose space is FER_STUDIO_HOME itself. app.py stops every page before this can be called
+    by someone who is not signed in.
+    """
+    if not accounts_configured() or not st.user.is_logged_in:
+        return None
+    return str(st.user.get("sub"))
+
+
 def active_dataset_source() -> str:
     return st.session_state.get(DATASET_KEY, DEMO)
 
