@@ -129,7 +129,6 @@ def main() -> int:
 
 def run(zip_path: Path) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.path.insert(0, str(ROOT))
     start = time.perf_counter()
     import fer.model.registry  # noqa: F401  (TensorFlow: what the sidebar's model picker imports once)
     import streamlit.testing.v1  # noqa: F401

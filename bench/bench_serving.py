@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "tests"))  # The browser helpers in tests/browser/conftest.py; fer is installed.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MODEL = ROOT / "models" / "fer2013.keras"

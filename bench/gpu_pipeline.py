@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # The shipped model's recipe (docs/model.md); only the preset, epochs, seed and teacher change.
 RECIPE = ["--batch-size", "64", "--learning-rate", "0.05", "--optimizer", "sgd", "--schedule", "cosine",

@@ -26,21 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fer.cli import train_command  # noqa: E402
-from fer.data.datasets import open_dataset  # noqa: E402
-from fer.errors import FerError  # noqa: E402
-from fer.evaluate.scoring import align_classes, check_classes, predict_probabilities, report, score  # noqa: E402
-from fer.model.presets import (build_model, ensemble, shifted_view, transfer_weights, tta_views,  # noqa: E402
+from fer.cli import train_command
+from fer.data.datasets import open_dataset
+from fer.errors import FerError
+from fer.evaluate.scoring import align_classes, check_classes, predict_probabilities, report, score
+from fer.model.presets import (build_model, ensemble, shifted_view, transfer_weights, tta_views,
                                with_test_time_augmentation)
-from fer.model.cards import ModelCard, read_card  # noqa: E402
-from fer.model.export import export_served_onnx, variants_table  # noqa: E402
-from fer.model.files import load_model, save_model  # noqa: E402
-from fer.paths import MODELS_DIR  # noqa: E402
-from fer.train.config import TrainConfig  # noqa: E402
-from fer.train.loop import finalize_card  # noqa: E402
-from fer.train.run_dir import RunDir  # noqa: E402
+from fer.model.cards import ModelCard, read_card
+from fer.model.export import export_served_onnx, variants_table
+from fer.model.files import load_model, save_model
+from fer.paths import MODELS_DIR
+from fer.train.config import TrainConfig
+from fer.train.loop import finalize_card
+from fer.train.run_dir import RunDir
 
 TTA_CHOICES = {
     "none": (),
