@@ -1,6 +1,6 @@
 """How fast is prediction? One crop, one 640×480 frame, and the webcam callback path.
 
-Three numbers, each against the issue's target on this 2-core machine:
+Three numbers, each against its target on this 2-core machine:
 
 - classify one 48×48 crop (`Classifier.probabilities`, the compiled predict_on_batch path),
   median of `--repeats` calls — target < 10 ms;

@@ -1,4 +1,4 @@
-"""Issue 20's one driver: teachers → teacher ensemble → students with and without distillation → frontier table.
+"""Distillation's one driver: teachers → teacher ensemble → students with and without distillation → frontier table.
 
     # On the GPU machine, inside one device call (Keras's JAX backend, NumPy batches, no TensorFlow):
     XLA_PYTHON_CLIENT_PREALLOCATE=false KERAS_BACKEND=jax python bench/gpu_pipeline.py run \
