@@ -20,6 +20,7 @@ if "tensorflow" not in sys.modules:
 from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.data import synthetic
 from fer.errors import FerError, in_words
+from fer.formatting import escape_markdown
 from fer.paths import home_dir
 from fer.model.registry import list_models
 from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset,
@@ -80,7 +81,8 @@ def activate(source: str, name: str) -> str | None:
     try:
         open_with_progress(source)
     except Exception as error:  # noqa: BLE001  Corrupt input fails in many ways (BadZipFile, zlib.error…).
-        return f"Could not open {name}: {describe(error)}. The previous dataset stays active."
+        # Escaped: a message names patterns like images/<split>/<class>/*.jpg, which Markdown would eat.
+        return escape_markdown(f"Could not open {name}: {describe(error)}. The previous dataset stays active.")
     st.session_state[DATASET_KEY] = source
     return None
 
