@@ -16,9 +16,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
+from fer.charts.layout import category_axis
 from fer.charts.palette import ACCENT, RED, SPLIT_COLORS, class_color, cycle
 from fer.data.eda import ClassProfiles, QualityThresholds, Sample
-from fer.labels import IMAGE_SIZE, class_label
+from fer.labels import IMAGE_SIZE
 
 GAP = 2  # White pixels between mosaic tiles.
 TILE_PX = 72  # On-screen size of one 48×48 tile in a mosaic's default height.
@@ -35,14 +36,15 @@ def distribution_chart(distribution: pd.DataFrame, *, value: str = "count") -> g
     for i, (split, rows) in enumerate(distribution.groupby("split", sort=False)):
         shown = rows["percent"].map("{:.1f}%".format) if value == "count" else rows["count"].map("{:,}".format)
         bars.append(go.Bar(
-            name=split, x=[class_label(c) for c in rows["class"]], y=rows[value], text=list(shown),
+            name=split, x=list(rows["class"]), y=rows[value], text=list(shown),
             marker_color=cycle(SPLIT_COLORS, i), textposition="outside", cliponaxis=False,
             customdata=np.stack([rows["count"], rows["percent"]], axis=1),
             hovertemplate=f"{split} · %{{x}}<br>%{{customdata[0]:,}} images (%{{customdata[1]:.1f}}%)<extra></extra>",
         ))
     return go.Figure(data=bars, layout=dict(
-        barmode="group", yaxis_title="images" if value == "count" else "% of split", xaxis_title=None,
+        barmode="group", yaxis_title="images" if value == "count" else "% of split", xaxis=category_axis(),
         legend_title_text="split", margin=dict(t=30, b=10, l=10, r=10), height=380,
+        uniformtext=dict(minsize=9, mode="hide"),  # A share too small to read on a narrow page is hovered instead.
     ))
 
 
@@ -111,7 +113,7 @@ def sample_grid(images: np.ndarray, samples: Sequence[Sample], classes: Sequence
         seen[sample.label] += 1
     hover = [f"<b>{s.file}</b><br>{s.label} · {s.split} #{s.index}" for s in samples]
     return _mosaic(images, positions, hover, rows=len(classes), columns=max(seen.values(), default=1),
-                   row_labels=[class_label(c) for c in classes], tile_px=tile_px)
+                   row_labels=list(classes), tile_px=tile_px)
 
 
 # --- Mean faces and pixel histograms -----------------------------------------------------------
@@ -129,7 +131,7 @@ def mean_faces_chart(profiles: ClassProfiles, *, stretch: bool = False, tile_px:
         span = np.maximum(faces.max(axis=(1, 2), keepdims=True) - low, 1e-6)
         faces = (faces - low) / span * 255
     faces = np.clip(np.rint(faces), 0, 255).astype(np.uint8)
-    labels = [f"{class_label(c)}<br>{n:,} images" for c, n in zip(profiles.classes, profiles.counts)]
+    labels = [f"{c}<br>{n:,} images" for c, n in zip(profiles.classes, profiles.counts)]
     hover = [f"mean of {n:,} '{c}' images" for c, n in zip(profiles.classes, profiles.counts)]
     positions = [(0, i) for i in range(len(faces))]
     return _mosaic(faces, positions, hover, rows=1, columns=len(faces), column_labels=labels, tile_px=tile_px)
@@ -139,7 +141,7 @@ def pixel_histogram_chart(profiles: ClassProfiles) -> go.Figure:
     """Pixel-intensity distribution of each class, as % of that class's pixels per value 0..255."""
     fractions = profiles.pixel_fractions() * 100
     lines = [
-        go.Scatter(x=np.arange(256), y=fractions[i], mode="lines", name=class_label(name),
+        go.Scatter(x=np.arange(256), y=fractions[i], mode="lines", name=name,
                    line=dict(color=class_color(name), width=2),
                    hovertemplate=f"{name}: %{{y:.2f}}% of pixels at %{{x}}<extra></extra>")
         for i, name in enumerate(profiles.classes) if profiles.counts[i] > 0

@@ -9,35 +9,39 @@ import plotly.graph_objects as go
 
 from fer.charts.palette import BLUE, GREY, METRIC_COLORS, MODEL_COLORS, ORANGE, RIGHT_COLOR, WRONG_COLOR, cycle
 from fer.evaluate.scoring import Evaluation, confidence_histogram, reliability
-from fer.labels import class_label
+from fer.charts.layout import category_axis, legend_above
 
 
-def confusion_heatmap(evaluation: Evaluation, *, normalized: bool = False, title: str | None = None) -> go.Figure:
-    """The confusion matrix, rows true and columns predicted, as counts or as row fractions."""
+def confusion_heatmap(evaluation: Evaluation, *, normalized: bool = False, title: str | None = None,
+                      scale: bool = True) -> go.Figure:
+    """The confusion matrix, rows true and columns predicted, as counts or as row fractions.
+
+    `scale=False` leaves out the colour bar (every cell is written anyway): two matrices side by side
+    on a narrow page then keep room for their cells."""
     counts = evaluation.confusion
     shares = evaluation.normalized_confusion  # (C, C), each row sums to 1
-    labels = [class_label(name) for name in evaluation.classes]
+    labels = list(evaluation.classes)
     text = [[f"{share:.0%}" if normalized else f"{count:,}" for count, share in zip(*rows)]
             for rows in zip(counts, shares)]
     figure = go.Figure(go.Heatmap(
         z=shares if normalized else counts, x=labels, y=labels, text=text, texttemplate="%{text}",
         customdata=np.stack([counts, shares * 100], axis=-1), colorscale="Blues",
-        zmin=0, zmax=1 if normalized else max(int(counts.max()), 1),
+        zmin=0, zmax=1 if normalized else max(int(counts.max()), 1), showscale=scale,
         colorbar=dict(title="share of row" if normalized else "images", tickformat=".0%" if normalized else ","),
         hovertemplate="true %{y} → predicted %{x}<br>%{customdata[0]:,} images "
                       "(%{customdata[1]:.1f}% of %{y})<extra></extra>",
     ))
     figure.update_layout(
         title=title, height=160 + 44 * len(labels), margin=dict(t=40 if title else 10, b=10, l=10, r=10),
-        xaxis=dict(title="predicted", tickangle=0 if len(labels) <= 7 else -45),
-        yaxis=dict(title="true", autorange="reversed"),  # First class on top, like the table.
+        xaxis=category_axis(title="predicted"),
+        yaxis=category_axis(title="true", autorange="reversed"),  # First class on top, like the table.
     )
     return figure
 
 
 def per_class_bars(evaluation: Evaluation) -> go.Figure:
     """Precision, recall and F1 per class as grouped bars; support in the hover."""
-    labels = [class_label(row.name) for row in evaluation.per_class]
+    labels = [row.name for row in evaluation.per_class]
     support = [row.support for row in evaluation.per_class]
     figure = go.Figure()
     for metric, color in METRIC_COLORS.items():
@@ -46,7 +50,7 @@ def per_class_bars(evaluation: Evaluation) -> go.Figure:
             customdata=support, hovertemplate=f"%{{x}} {metric} %{{y:.1%}}<br>%{{customdata:,}} images<extra></extra>",
         )
     figure.update_layout(barmode="group", yaxis=dict(range=[0, 1], tickformat=".0%"), height=340,
-                         margin=dict(t=10, b=10, l=10, r=10), legend=dict(orientation="h", y=1.1))
+                         xaxis=category_axis(), margin=dict(t=10, b=10, l=10, r=10), legend=legend_above())
     return figure
 
 
@@ -95,10 +99,10 @@ def comparison_bars(evaluations: Mapping[str, Evaluation], *, metric: str = "f1"
         raise ValueError(f"metric must be one of {', '.join(METRIC_COLORS)}, got {metric!r}")
     figure = go.Figure()
     for i, (name, evaluation) in enumerate(evaluations.items()):
-        figure.add_bar(name=name, x=[class_label(row.name) for row in evaluation.per_class],
+        figure.add_bar(name=name, x=[row.name for row in evaluation.per_class],
                        y=[getattr(row, metric) for row in evaluation.per_class],
                        marker_color=cycle(MODEL_COLORS, i),
                        hovertemplate=f"{name}<br>%{{x}} {metric} %{{y:.1%}}<extra></extra>")
     figure.update_layout(barmode="group", yaxis=dict(title=metric, range=[0, 1], tickformat=".0%"), height=340,
-                         margin=dict(t=10, b=10, l=10, r=10), legend=dict(orientation="h", y=1.1))
+                         xaxis=category_axis(), margin=dict(t=10, b=10, l=10, r=10), legend=legend_above())
     return figure

@@ -8,9 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from fer.charts.evaluation import confusion_heatmap
+from fer.charts.layout import class_symbol
 from fer.charts.palette import class_color
 from fer.evaluate.scoring import Evaluation
-from fer.labels import class_label
 
 if TYPE_CHECKING:  # fer.explain.features imports Keras; drawing a map must not.
     from fer.explain.features import FeatureMap
@@ -20,7 +20,7 @@ def clickable_confusion(evaluation: Evaluation, *, normalized: bool = False) -> 
     """The confusion heatmap with a transparent marker on every cell: Plotly heatmaps send no point
     selections, markers do, so a click on a cell selects its marker (customdata = [true, predicted])."""
     figure = confusion_heatmap(evaluation, normalized=normalized)
-    labels = [class_label(name) for name in evaluation.classes]
+    labels = list(evaluation.classes)
     count = len(labels)
     true, predicted = np.divmod(np.arange(count * count), count)
     counts, shares = evaluation.confusion, evaluation.normalized_confusion
@@ -68,8 +68,8 @@ def feature_map_figure(mapped: FeatureMap, labels: np.ndarray, predicted: np.nda
         if not len(members):
             continue
         figure.add_scattergl(
-            x=mapped.points[members, 0], y=mapped.points[members, 1], mode="markers", name=class_label(name),
-            marker=dict(size=5, color=class_color(name), opacity=0.75),
+            x=mapped.points[members, 0], y=mapped.points[members, 1], mode="markers", name=name,
+            marker=dict(size=6, color=class_color(name), symbol=class_symbol(index), opacity=0.75),
             customdata=np.stack([mapped.indexes[members], predicted[members]], axis=1).tolist(),
             text=[classes[p] for p in predicted[members]],
             hovertemplate=f"true {name}, predicted %{{text}}<br>image %{{customdata[0]}}<extra></extra>",

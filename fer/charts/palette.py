@@ -5,15 +5,16 @@ from __future__ import annotations
 ACCENT = "#6C5CE7"  # The theme's primaryColor (.streamlit/config.toml): selections and highlights.
 FALLBACK_COLOR = ACCENT  # For class names a custom model brings that are not ours.
 
-# One colour per expression, the same on a photo's boxes and tags and in every chart.
+# One colour per expression, the same on a photo's boxes and tags and in every chart; every pair is at
+# least 25 apart in CIEDE2000, so no two classes are mistaken for each other on a scatter plot.
 CLASS_COLORS: dict[str, str] = {
     "angry": "#E53935",
     "disgust": "#7CB342",
     "fear": "#8E24AA",
     "happy": "#FBC02D",
-    "neutral": "#78909C",
+    "neutral": "#9E9E9E",
     "sad": "#1E88E5",
-    "surprise": "#FB8C00",
+    "surprise": "#00897B",  # Teal, not orange: next to happy's yellow, orange was hard to tell apart.
 }
 
 # Series that are not classes take Plotly's "Bold" qualitative colours, readable on white.

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 
 from fer.charts.palette import class_color
-from fer.labels import class_label
 
 if TYPE_CHECKING:
     from fer.serve.prediction import FacePrediction
@@ -18,7 +17,7 @@ def probability_figure(face: FacePrediction):
     names = list(face.probabilities)[::-1]  # First class on top.
     values = [face.probabilities[name] for name in names]
     figure = go.Figure(go.Bar(
-        x=values, y=[class_label(name) for name in names], orientation="h",
+        x=values, y=names, orientation="h",
         marker_color=[class_color(name) for name in names],
         marker_opacity=[1.0 if name == face.label else 0.45 for name in names],
         text=[f"{value:.0%}" for value in values], textposition="outside", cliponaxis=False,

@@ -82,20 +82,23 @@ def penultimate_features(model: keras.Model, images: np.ndarray, *, batch_size: 
 
 
 def capped_sample(labels: np.ndarray, cap: int = MAX_POINTS, *, seed: int = 0) -> np.ndarray:
-    """Sorted indexes of at most `cap` images, each class keeping its share (at least one image each)."""
+    """Sorted indexes of exactly `cap` images (all of them when there are fewer), each class keeping its
+    share (at least one image each): the map then shows as many faces as were asked for."""
     labels = np.asarray(labels)
     if len(labels) <= cap:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    chosen = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        take = max(1, round(cap * len(members) / len(labels)))
-        chosen.append(rng.choice(members, min(take, len(members)), replace=False))
-    chosen = np.concatenate(chosen)
-    if len(chosen) > cap:  # Rounding each class up can overshoot by a few.
-        chosen = rng.choice(chosen, cap, replace=False)
-    return np.sort(chosen)
+    names, sizes = np.unique(labels, return_counts=True)
+    quota = cap * sizes / sizes.sum()
+    take = np.minimum(np.maximum(np.floor(quota).astype(int), 1), sizes)
+    while take.sum() < cap:  # Largest remainders first, as seats are shared out in proportion.
+        room = np.where(take < sizes, quota - take, -np.inf)
+        take[int(np.argmax(room))] += 1
+    while take.sum() > cap:  # One each for more classes than `cap` allows: trim the biggest.
+        take[int(np.argmax(take))] -= 1
+    chosen = [rng.choice(np.flatnonzero(labels == name), count, replace=False)
+              for name, count in zip(names, take) if count > 0]
+    return np.sort(np.concatenate(chosen))
 
 
 class FeatureMap(NamedTuple):
