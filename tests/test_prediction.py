@@ -212,14 +212,17 @@ def test_results_table_has_a_row_per_face_and_per_problem_file():
         ImageResult("bad.png", error="not a readable image"),
     ]
     table = results_table(results)
-    assert list(table.columns) == ["file", "face", "x", "y", "width", "height", "label", "confidence",
-                                   *CLASSES, "note"]
-    assert table["face"].tolist() == ["1", "2", "", "whole image", ""]
+    # The note right after the face, where it is seen; the box last.
+    assert list(table.columns) == ["file", "face", "note", "label", "confidence", *CLASSES,
+                                   "x", "y", "width", "height"]
+    assert table["face"].tolist() == ["1", "2", "no face", "whole image", ""]
     assert table["label"].tolist()[:2] == ["happy", "sad"]
-    assert table["note"].tolist() == ["", "", "no face found", "", "error: not a readable image"]
+    assert table["note"].tolist() == ["", "", "no face found", "no face found; the whole image was read as one",
+                                      "error: not a readable image"]
     assert table.loc[0, "happy"] == pytest.approx(0.4)
     csv = table.to_csv(index=False)
-    assert csv.splitlines()[1].startswith("two.png,1,10,20,30,40,happy,0.4,")
+    assert csv.splitlines()[1].startswith("two.png,1,,happy,0.4,")
+    assert csv.splitlines()[1].endswith(",10,20,30,40")
 
 
 def test_prediction_json_lists_faces_with_box_and_probabilities_by_class():

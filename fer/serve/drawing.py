@@ -19,24 +19,52 @@ if TYPE_CHECKING:
     from fer.serve.prediction import FacePrediction
 
 
-def annotate(image: np.ndarray, faces: Sequence[FacePrediction]) -> np.ndarray:
-    """A copy of an (H, W, 3) RGB image with each face's box, label, confidence and emoji drawn on it."""
+HIGHLIGHT_INK = "#FFFFFF"  # The ring around a chosen face's box: visible on every class colour and photo.
+
+
+def annotate(image: np.ndarray, faces: Sequence[FacePrediction], *, numbered: bool = False,
+             highlight: int | None = None) -> np.ndarray:
+    """A copy of an (H, W, 3) RGB image with each face's box, label, confidence and emoji drawn on it.
+
+    `numbered` starts each tag with the face's number (1, 2, ... in `faces` order), the number the
+    page puts beside that face's chart; `highlight` (a 0-based index) draws that face's box thicker,
+    ringed in white, and its tag last so no other tag covers it.
+    """
     canvas = Image.fromarray(np.array(image[..., :3] if image.ndim == 3 else np.stack([image] * 3, -1)))
     draw = ImageDraw.Draw(canvas)
     line = max(2, round(min(canvas.size) / 250))
-    for face in faces:
+    order = [index for index in range(len(faces)) if index != highlight]
+    if highlight is not None and 0 <= highlight < len(faces):
+        order.append(highlight)
+    for index in order:
+        face = faces[index]
         color = class_color(face.label)
         x, y, width, height = face.box
-        draw.rectangle([x, y, x + width - 1, y + height - 1], outline=color, width=line)
-        _draw_tag(draw, face, color, canvas.size)
+        if index == highlight:
+            ring = 3 * line
+            draw.rectangle([x - ring, y - ring, x + width - 1 + ring, y + height - 1 + ring], outline=HIGHLIGHT_INK,
+                           width=ring)
+            draw.rectangle([x, y, x + width - 1, y + height - 1], outline=color, width=2 * line)
+        else:
+            draw.rectangle([x, y, x + width - 1, y + height - 1], outline=color, width=line)
+        _draw_tag(draw, face, color, canvas.size, tag_text(face, index + 1 if numbered else None))
     return np.asarray(canvas)
 
 
-def _draw_tag(draw: ImageDraw.ImageDraw, face: FacePrediction, color: str, image_size: tuple[int, int]) -> None:
-    """The label tag: [emoji icon][label NN%] on the class colour, above the box (inside it at the top edge)."""
+def tag_text(face: FacePrediction, number: int | None = None) -> str:
+    """The words on a face's tag: "2 · happy 81%" (its number first when faces are numbered); a whole
+    image read where no face was found says so, lest it pass for a face."""
+    text = f"{face.label} {face.confidence:.0%}"
+    if face.whole_image:
+        text = f"no face · read as {text}"
+    return f"{number} · {text}" if number is not None else text
+
+
+def _draw_tag(draw: ImageDraw.ImageDraw, face: FacePrediction, color: str, image_size: tuple[int, int],
+              text: str) -> None:
+    """The label tag: [emoji icon][text] on the class colour, above the box (inside it at the top edge)."""
     font_size = int(np.clip(face.box.width / 6, 12, 40))
     font = _font(font_size)
-    text = f"{face.label} {face.confidence:.0%}"
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     pad = max(2, font_size // 6)
     icon = font_size + pad

@@ -21,6 +21,7 @@ from PIL import Image
 from fer.errors import FerError, in_words
 from fer.serve.detection import Box, Face, FaceDetector, crop_face
 from fer.data.images import open_image, to_rgb
+from fer.formatting import percent, rounded_probabilities
 from fer.labels import CLASSES, EMOJI, IMAGE_SIZE
 
 _LOG = logging.getLogger(__name__)
@@ -226,8 +227,17 @@ def face_json(face: FacePrediction) -> dict:
     }
 
 
-def results_table(results: Sequence[ImageResult], classes: Sequence[str] = CLASSES):
-    """A pandas DataFrame, one row per face (and one per file without faces or with an error)."""
+NO_FACE = "no face"  # The face column of a row for a file without faces: said, not left blank.
+
+
+def results_table(results: Sequence[ImageResult], classes: Sequence[str] = CLASSES, *,
+                  uncertain_below: float | None = None):
+    """A pandas DataFrame, one row per face (and one per file without faces or with an error).
+
+    The note comes right after the face, where it is seen; probabilities are rounded to
+    `PROBABILITY_DECIMALS` (float noise past that means nothing). With `uncertain_below`, an
+    "uncertain" column says which faces' top class is less likely than that.
+    """
     import pandas as pd
 
     rows = []
@@ -235,18 +245,39 @@ def results_table(results: Sequence[ImageResult], classes: Sequence[str] = CLASS
         base = {"file": result.name}
         if not result.ok or not result.faces:
             note = f"error: {result.error}" if result.error else "no face found"
-            rows.append({**base, "face": "", "note": note})
+            rows.append({**base, "face": "" if result.error else NO_FACE, "note": note})
             continue
         for number, face in enumerate(result.faces, start=1):
             rows.append({
-                **base, "face": "whole image" if face.whole_image else str(number), **face.box._asdict(),
+                **base, "face": "whole image" if face.whole_image else str(number),
+                "note": "no face found; the whole image was read as one" if face.whole_image else "",
                 "label": face.label, "confidence": face.confidence,
-                **{name: face.probabilities.get(name) for name in classes}, "note": "",
+                **({"uncertain": face.confidence < uncertain_below} if uncertain_below is not None else {}),
+                **{name: face.probabilities.get(name) for name in classes}, **face.box._asdict(),
             })
-    columns = ["file", "face", "x", "y", "width", "height", "label", "confidence", *classes, "note"]
+    columns = ["file", "face", "note", "label", "confidence", *(["uncertain"] if uncertain_below is not None else []),
+               *classes, "x", "y", "width", "height"]
     table = pd.DataFrame(rows, columns=columns)
     for column in ("x", "y", "width", "height"):
         table[column] = table[column].astype("Int64")  # Integers, with blanks for rows without a face.
-    for column in ("confidence", *classes):
-        table[column] = table[column].astype("float64")
-    return table
+    if uncertain_below is not None:
+        table["uncertain"] = table["uncertain"].astype("boolean")
+    return rounded_probabilities(table, ("confidence", *classes))
+
+
+def results_for_people(table):
+    """`results_table` as a page shows it: probabilities as percentages with one decimal, and empty
+    text (never "None") where a row has no face."""
+    import pandas as pd
+
+    shown = table.astype(object)
+    for column in table.columns:
+        if column in ("file", "face", "note", "label"):
+            shown[column] = table[column].fillna("")
+        elif column == "uncertain":
+            shown[column] = table[column].map(lambda flag: "uncertain" if flag is True else "")
+        elif column in ("x", "y", "width", "height"):
+            shown[column] = table[column].map(lambda value: "" if pd.isna(value) else f"{int(value):,}")
+        else:
+            shown[column] = table[column].map(lambda value: "" if pd.isna(value) else percent(value))
+    return shown
