@@ -2,7 +2,9 @@
 
 Speed: the whole frame is searched for faces every few frames; in between, each known face is
 looked for only in a small region around its last box (`search_near`), which is what keeps a
-2-core machine above 15 frames/s.
+2-core machine near a 30 fps camera's rate. When it cannot keep up, the frames that queued up
+while one was analysed are dropped, not analysed late (`process_newest`): the picture stays live
+and the page shows the processed rate beside the camera's.
 
 streamlit-webrtc calls the page's frame callback on its own worker thread. `LiveProcessor.process`
 is that callback's body; it keeps the newest result behind a lock, and the page's script thread
@@ -31,13 +33,13 @@ from fer.serve.prediction import Classifier, FacePrediction, classify_faces
 class LiveConfig:
     """How predictions are stabilised from frame to frame."""
 
-    smoothing_frames: int = 6  # Average over ~0.4 s at 15 fps: labels stop flickering but still follow a change.
+    smoothing_frames: int = 6  # Average over 0.2-0.4 s at 30-15 fps: labels stop flickering but follow a change.
     match_iou: float = 0.3  # A face overlapping a track's last box this much is the same face.
     max_missed_frames: int = 8  # Keep a track through short detector misses (blinks, motion blur).
     fps_window: int = 30  # Frames the FPS figure averages over.
     # Between full-frame searches, faces are looked for only around where they just were: a small
     # region scaled so the face is about `region_face_pixels` wide costs ~1 ms instead of ~20 ms.
-    full_search_every: int = 5  # Whole-frame detection 3×/s at 15 fps: new faces appear within 1/3 s.
+    full_search_every: int = 5  # Whole-frame detection 3-6×/s at 15-30 fps: new faces appear within 1/3 s.
     region_margin: float = 0.5  # The region extends the last box by half its size on every side.
     region_face_pixels: int = 64  # Comfortably above the Haar cascade's 24 px window.
     restart_after: float = 2.0  # Seconds without frames after which a stream counts as new (tracks, FPS reset).
@@ -176,6 +178,11 @@ class FpsMeter:
         return self.fps
 
     @property
+    def count(self) -> int:
+        """Frames recorded in the window."""
+        return len(self._times)
+
+    @property
     def fps(self) -> float:
         if len(self._times) < 2 or self._times[-1] == self._times[0]:
             return 0.0
@@ -191,6 +198,8 @@ class LiveResult:
     fps: float
     frame_index: int
     time: float  # The clock's value when the frame was done.
+    camera_fps: float = 0.0  # Frames a second the camera delivered, analysed or dropped.
+    dropped: int = 0  # Frames skipped since the stream started because a newer one was waiting.
 
     def age(self, now: float | None = None) -> float:
         """Seconds since this frame was processed (by time.monotonic unless told)."""
@@ -211,6 +220,8 @@ class LiveProcessor:
         self._classifier, self._detector = classifier, detector
         self._tracks = FaceTracks(config)
         self._fps = FpsMeter(config.fps_window, clock)
+        self._camera = FpsMeter(config.fps_window, clock)
+        self._dropped = 0
         self._latest: LiveResult | None = None
         self._frames = 0
         self.error: str | None = None  # The last frame's failure, shown by the page; None when fine.
@@ -230,8 +241,7 @@ class LiveProcessor:
         with self._lock:
             classifier, detector = self._classifier, self._detector
             if self._latest is not None and self._clock() - self._latest.time > self.config.restart_after:
-                self._tracks.reset()
-                self._fps = FpsMeter(self.config.fps_window, self._clock)
+                self._restart_rates()
             known = self._tracks.visible()
             full_search = not known or self._frames % self.config.full_search_every == 0
         try:
@@ -249,11 +259,39 @@ class LiveProcessor:
             fps = self._fps.tick()
             self._frames += 1
             index = self._frames
+            if not self._camera.count:  # Frames handed to `process` alone: each one came from the camera.
+                camera_fps, dropped = fps, 0
+            else:
+                camera_fps, dropped = self._camera.fps, self._dropped
         annotated = annotate(frame, [face.prediction for face in tracked])
-        result = LiveResult(annotated, tuple(tracked), fps, index, self._clock())
+        result = LiveResult(annotated, tuple(tracked), fps, index, self._clock(), camera_fps, dropped)
         with self._lock:
             self._latest = result
         return annotated
+
+    def process_newest(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """Of the frames that arrived while the last one was analysed, count all and analyse the newest.
+
+        Dropping the older ones keeps the picture at the camera's present moment when the machine is
+        slower than the camera; a queue would fall further behind with every frame.
+        """
+        if not frames:
+            raise ValueError("process_newest needs at least one frame")
+        with self._lock:
+            if self._latest is not None and self._clock() - self._latest.time > self.config.restart_after:
+                self._restart_rates()
+                self._latest = None  # Restarted here: `process` must not restart again and lose these counts.
+            for _ in frames:
+                self._camera.tick()
+            self._dropped += len(frames) - 1
+        return self.process(frames[-1])
+
+    def _restart_rates(self) -> None:
+        """A new stream after a pause: tracks and rates start over (the caller holds the lock)."""
+        self._tracks.reset()
+        self._fps = FpsMeter(self.config.fps_window, self._clock)
+        self._camera = FpsMeter(self.config.fps_window, self._clock)
+        self._dropped = 0
 
     def latest(self) -> LiveResult | None:
         """The newest result, or None before the first frame."""
@@ -263,6 +301,5 @@ class LiveProcessor:
     def reset(self) -> None:
         """Forget tracks, rate and the last result (a new stream starts)."""
         with self._lock:
-            self._tracks.reset()
-            self._fps = FpsMeter(self.config.fps_window, self._clock)
+            self._restart_rates()
             self._latest, self._frames = None, 0
