@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from fer.errors import FerError
+from fer.formatting import duration
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,9 +427,11 @@ def _audit(args) -> int:
         config = OutOfFold(folds=args.out_of_fold)
         print(f"out-of-fold: {config.folds} {config.preset} models, {config.epochs} epochs each, about "
               f"{estimate_out_of_fold_seconds(len(split), config) / 60:.0f} min", file=sys.stderr)
+        started = time.perf_counter()
         probabilities = out_of_fold_probabilities(dataset, args.split, config)
-        audit, model_name, card = audit_split(None, dataset.classes, dataset, args.split,
-                                              probabilities=probabilities), f"{config.folds}-fold", None
+        audit = audit_split(None, dataset.classes, dataset, args.split, probabilities=probabilities,
+                            seconds_before=time.perf_counter() - started)
+        model_name, card = f"{config.folds}-fold", None
     else:
         served = _serving_model(args.model)
         card = served.card
@@ -437,7 +440,7 @@ def _audit(args) -> int:
         print(json.dumps(suspects_json(audit.suspects[:args.limit]), indent=2))
         return 0
     print(f"model: {model_name}  dataset: {dataset.source}  split '{args.split}': {len(split):,} images, "
-          f"ranked in {audit.seconds:.1f}s")
+          f"audited in {duration(audit.seconds)}")
     if card is not None and fitted_split(card, args.split):
         print(f"note: the model was trained on '{args.split}', so it has fitted these labels and doubts few of "
               "them; --out-of-fold K gives probabilities from models that never saw each image")

@@ -14,6 +14,7 @@ predicting it (`out_of_fold_probabilities`).
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import shutil
@@ -27,6 +28,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from fer.errors import FerError
+from fer.formatting import percent
 
 METHOD = "self_confidence"  # Chosen by measurement (module docstring).
 Progress = Callable[[float, str], None]  # (fraction done, message)
@@ -88,10 +90,12 @@ def suspects_json(suspects: Sequence[Suspect]) -> list[dict]:
 
 
 def audit_split(model, model_classes: Sequence[str], dataset, split: str, *,
-                probabilities: np.ndarray | None = None, progress: Progress | None = None) -> Audit:
+                probabilities: np.ndarray | None = None, progress: Progress | None = None,
+                seconds_before: float = 0.0) -> Audit:
     """Rank `split` of a Dataset by label quality under `model` (anything with `predict_on_batch`: a Keras
     model or the ONNX runtime), or under given `probabilities` (N, C in the dataset's class order, e.g.
-    out-of-fold ones)."""
+    out-of-fold ones); `seconds_before` is the time spent making those (training the folds), which the
+    audit's `seconds` include: the ranking alone takes a blink, the whole job may take minutes."""
     from fer.evaluate.scoring import align_classes, check_classes, predict_probabilities
 
     images, labels = dataset.arrays(split)
@@ -109,7 +113,29 @@ def audit_split(model, model_classes: Sequence[str], dataset, split: str, *,
                        f"got {probabilities.shape}")
     suspects = rank_suspects(labels, probabilities, dataset.split(split).files, dataset.classes)
     return Audit(split, tuple(dataset.classes), tuple(suspects), probabilities, out_of_fold,
-                 time.perf_counter() - started)
+                 seconds_before + time.perf_counter() - started)
+
+
+RARE_SHARE = 0.5  # A class under half of an even share of the split counts as rare.
+DOMINANT_SHARE = 0.5  # ...and one that fills over half of a page dominates it.
+
+
+def page_caution(audit: Audit, page: Sequence[Suspect]) -> str | None:
+    """A word of caution when one rare class fills most of a page of suspects, else None.
+
+    A model that saw few faces of a class doubts most of them, right or wrong: a page full of that
+    class shows how rare it is more than it shows wrong labels.
+    """
+    if not page or not audit.suspects:
+        return None
+    on_page = collections.Counter(suspect.given for suspect in page)
+    name, count = on_page.most_common(1)[0]
+    in_split = sum(suspect.given == name for suspect in audit.suspects) / len(audit.suspects)
+    if count / len(page) <= DOMINANT_SHARE or in_split >= RARE_SHARE / len(audit.classes):
+        return None
+    return (f"{count} of these {len(page)} faces are labelled {name}, a class that is only {percent(in_split)} "
+            f"of the split. A model that saw few {name} faces doubts most of them, right or wrong: look at each "
+            "before marking it wrong.")
 
 
 def fitted_split(card, split: str) -> bool:

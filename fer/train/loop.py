@@ -230,21 +230,32 @@ class RunRecorder(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = self.train_end = time.perf_counter()
         self.batches_done = 0
+        self.first_batch_end = None
 
     def on_train_batch_end(self, batch, logs=None):
         self.train_end = time.perf_counter()
         self.batches_done = batch + 1
+        if self.first_batch_end is None:
+            self.first_batch_end = self.train_end
         if self.train_end - self.last_progress > 1.0:
             self.last_progress = self.train_end
-            seconds = self.train_end - self.epoch_start
-            images = min(self.batches_done * self.config.batch_size, self.train_images)
             self.run.write_progress({
                 "epoch": epoch_number(self.state), "epochs": self.config.epochs,
                 "batch": self.batches_done, "batches": self.batches_per_epoch,
-                "images_per_second": images / seconds if seconds > 0 else None,
+                "images_per_second": self.live_speed(),
                 "loss": _float(logs.get("loss")), "accuracy": _float(logs.get("accuracy")),
                 "time": time.time(),
             })
+
+    def live_speed(self) -> float | None:
+        """Images a second since the epoch's first batch ended; None until a second batch is done.
+
+        The first batch carries start-up (tracing, compiling, the input pipeline filling): counted in,
+        it made a first ETA forty times too long.
+        """
+        seconds = self.train_end - self.first_batch_end if self.first_batch_end is not None else 0.0
+        images = min(self.batches_done * self.config.batch_size, self.train_images) - self.config.batch_size
+        return images / seconds if seconds > 0 and images > 0 else None
 
     @property
     def batches_per_epoch(self) -> int:
