@@ -15,7 +15,7 @@ import pylibsrtp  # noqa: E402, F401
 
 import pytest
 
-from dataset_files import SHARED_DATA, write_faces, write_fer2013_csv, zip_folder
+from helpers.dataset_files import SHARED_DATA, write_faces, write_fer2013_csv, zip_folder
 from fer.train import jobs
 from fer.labels import CLASSES
 from fer.data.synthetic import make_faces

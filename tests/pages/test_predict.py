@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from types import SimpleNamespace
 
 import av
@@ -15,9 +14,10 @@ from skimage import data
 from streamlit.testing.v1 import AppTest
 
 from fer.labels import CLASSES
+from fer.paths import PROJECT_ROOT
 from pages.common import MODEL_KEY
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "predict.py")
+PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
 TIMEOUT = 120  # The first run loads TensorFlow, the model and the detector on a busy 2-core machine.
 
 

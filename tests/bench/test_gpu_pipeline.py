@@ -2,11 +2,12 @@
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import keras
 
-SPEC = importlib.util.spec_from_file_location("gpu_pipeline", Path(__file__).resolve().parents[1] / "bench" /
+from fer.paths import PROJECT_ROOT
+
+SPEC = importlib.util.spec_from_file_location("gpu_pipeline", PROJECT_ROOT / "bench" /
                                               "gpu_pipeline.py")
 pipeline = importlib.util.module_from_spec(SPEC)
 sys.modules["gpu_pipeline"] = pipeline  # Its dataclasses look their module up there.

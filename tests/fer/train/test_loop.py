@@ -17,8 +17,9 @@ from fer.data.synthetic import make_faces
 from fer.train.config import TrainConfig
 from fer.train.loop import class_weights, train
 from fer.train.run_dir import RunDir
+from fer.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

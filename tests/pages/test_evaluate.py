@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import fer.model.registry
-from app_pages import app_on_page
+from helpers.app_pages import app_on_page
 from fer.data.datasets import open_dataset
 from fer.errors import FerError
 from fer.evaluate.scoring import evaluate_split, misclassified

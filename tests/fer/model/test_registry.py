@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -14,11 +13,11 @@ from skimage import data
 
 from fer.labels import CLASSES
 from fer.model.registry import DEFAULT_MODEL_NAME, default_model_path
-from fer.paths import MODELS_DIR
+from fer.paths import MODELS_DIR, PROJECT_ROOT
 from fer.serve.detection import DEFAULT_DETECTOR, make_detector
 from fer.serve.prediction import Classifier, predict_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from skimage import data
 
 from fer.cli import main
 from fer.labels import CLASSES
+from fer.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_text_output(tiny_model_path, images, capsys):
 def test_an_unexpected_failure_is_one_line_in_words_and_its_traceback_goes_to_the_log(
         tiny_model_path, images, capfd, fer_home, monkeypatch):
     import fer.serve.detection
-    from test_prediction import CrashingDetector
+    from helpers.stand_ins import CrashingDetector
 
     monkeypatch.setattr(fer.serve.detection, "make_detector", lambda name: CrashingDetector())
     assert main(["predict", "--model", str(tiny_model_path), str(images["face"])]) == 1

@@ -2,7 +2,7 @@
 
 import pytest
 
-from run_files import record, write_run
+from helpers.run_files import record, write_run
 from fer.train import jobs
 from fer.train import reports as run_reports
 from fer.model.augmentation import Augmentation

@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 from fer.data.datasets import DEMO
 from fer.model.cards import ModelCard
 from fer.model.registry import RegisteredModel
+from fer.paths import PROJECT_ROOT
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(PROJECT_ROOT / "app.py")
 PATH_CHOICE, UPLOAD_CHOICE, DEMO_CHOICE = "Path on the server", "Upload a zip or CSV", "Demo faces"
 
 

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from run_files import write_run
+from helpers.run_files import write_run
 from fer.data.datasets import open_dataset
 from fer.model.cards import ModelCard
 from fer.model.files import load_model
 from fer.train.config import TrainConfig
 from fer.train.loop import train
+from fer.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 
 def test_ship_model_picks_ensemble_and_tta_on_validation_and_writes_the_card(kaggle_folder, tmp_path):

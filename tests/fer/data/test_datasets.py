@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_files import write_faces, write_fer2013_csv, zip_folder
+from helpers.dataset_files import write_faces, write_fer2013_csv, zip_folder
 from fer.data.datasets import DEMO, open_dataset
 from fer.errors import DatasetError
 from fer.labels import CLASSES

@@ -14,7 +14,7 @@ from fer.model import export
 from fer.model.cards import read_card
 from fer.model.files import load_model
 from fer.serve.runtime import OnnxModel
-from test_jobs import TENSORFLOW_START_UP
+from helpers.stand_ins import TENSORFLOW_START_UP
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from app_pages import app_on_page
+from helpers.app_pages import app_on_page
 from fer.train import jobs
 from fer.data.datasets import open_dataset
-from fer.paths import runs_dir
-from run_files import TINY, record, write_run
+from fer.paths import PROJECT_ROOT, runs_dir
+from helpers.run_files import TINY, record, write_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 PAGE = "pages/train.py"
 THREE_EPOCHS = dataclasses.replace(TINY, epochs=3)
 

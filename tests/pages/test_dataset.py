@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app_pages import app_on_page
+from helpers.app_pages import app_on_page
 from fer.data import eda
 from fer.labels import CLASSES
 from fer.data.synthetic import make_faces

@@ -8,9 +8,10 @@ from pathlib import Path
 from PIL import Image
 
 from fer.labels import CLASSES, FER2013_CSV_LABELS
+from fer.paths import PROJECT_ROOT
 from fer.data.synthetic import make_faces
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013"
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "datasets" / "fer2013"
 
 
 def write_faces(folder: Path, per_class: int, seed: int, classes=CLASSES) -> None:

@@ -24,8 +24,9 @@ from PIL import Image
 import fer.model.augmentation  # noqa: F401  (registers the layer keras.models.load_model meets in a checkpoint)
 from fer.labels import CLASSES
 from fer.train.run_dir import RunDir
+from fer.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 EPOCHS = 3
 IMAGES = 1400  # 1,120 to train on, 280 to validate (the 20% split of class folders).
 BATCH_SIZE = 2

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from helpers.stand_ins import CrashingDetector
 from fer.errors import FerError
 from fer.serve.detection import Box, Face, make_detector
 from fer.labels import CLASSES
@@ -179,13 +180,6 @@ def test_one_bad_file_does_not_stop_the_batch(classifier, haar, astronaut):
     assert [r.name for r in results] == ["a.png", "broken.png", "blank.png"]
     assert [r.ok for r in results] == [True, False, True]
     assert len(results[0].faces) == 1 and results[2].no_face
-
-
-class CrashingDetector:
-    name = "broken"
-
-    def detect(self, image):
-        raise RuntimeError("detector fell over")
 
 
 def test_a_crashing_detector_is_reported_in_words_and_logged_in_full(classifier, astronaut, caplog):

@@ -18,10 +18,11 @@ from fer.data.synthetic import make_faces
 from fer.labels import CLASSES
 from fer.model import export
 from fer.model.files import load_model
+from fer.paths import PROJECT_ROOT
 from fer.serve import runtime
 from fer.serve.prediction import Classifier
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 SHIPPED = ROOT / "models" / "fer2013.keras"
 
 

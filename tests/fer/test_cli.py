@@ -4,15 +4,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from fer.cli import main
 from fer.labels import CLASSES
-from test_jobs import TENSORFLOW_START_UP
+from fer.paths import PROJECT_ROOT
+from helpers.stand_ins import TENSORFLOW_START_UP
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 
 def test_info_json_lists_classes_counts_and_skipped(kaggle_folder, capsys):

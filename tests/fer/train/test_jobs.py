@@ -12,17 +12,18 @@ import pytest
 
 from pathlib import Path
 
-from dataset_files import write_faces
-from run_files import TINY, record, write_run
+from helpers.dataset_files import write_faces
+from helpers.stand_ins import TENSORFLOW_START_UP
+from helpers.run_files import TINY, record, write_run
 from fer.train import jobs
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
-from fer.paths import runs_dir
+from fer.paths import PROJECT_ROOT, runs_dir
 from fer.quiet import stderr_held
 from fer.train.config import TrainConfig
 from fer.train.run_dir import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 # --- Helpers -------------------------------------------------------------------------------------
 
@@ -99,9 +100,6 @@ def test_job_stopped_while_starting_exits_before_training(kaggle_folder):
 
     assert jobs.run_summary(run_dir).status == "stopped"
     assert not (run_dir / "STOP").exists() and not (run_dir / "metrics.jsonl").exists()
-
-
-TENSORFLOW_START_UP = ("oneDNN", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard")
 
 
 def test_the_job_log_starts_with_the_jobs_own_lines_without_tensorflows_start_up(tmp_path):
