@@ -16,6 +16,7 @@ import pylibsrtp  # noqa: E402, F401
 import pytest
 
 from helpers.dataset_files import SHARED_DATA, write_faces, write_fer2013_csv, zip_folder
+from helpers.three_class import three_class_score
 from fer.train import jobs
 from fer.labels import CLASSES
 from fer.data.synthetic import make_faces
@@ -147,3 +148,9 @@ def turned_searches(monkeypatch) -> list[float]:
     monkeypatch.setattr(YuNetDetector, "_search_turned",
                         lambda self, bgr, angle: angles.append(angle) or original(self, bgr, angle))
     return angles
+
+
+@pytest.fixture
+def three_class():
+    """Three classes scored by hand (helpers.three_class): scoring and its charts are checked against it."""
+    return three_class_score()

@@ -16,6 +16,8 @@ from skimage import data
 from fer.cli import main
 from fer.labels import CLASSES
 from fer.paths import PROJECT_ROOT
+from fer.serve import runtime
+from fer.serve.detection import DEFAULT_DETECTOR, DETECTORS
 
 ROOT = PROJECT_ROOT
 
@@ -95,3 +97,24 @@ def test_module_entry_point_prints_only_json_on_stdout(tiny_model_path, images):
     assert run.returncode == 0, run.stderr
     [result] = json.loads(run.stdout)
     assert len(result["faces"]) == 1
+
+
+def test_the_command_line_offers_every_detector_and_defaults_to_yunet(capsys):
+    from fer.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "{" + ",".join(DETECTORS) + "}" in usage and f"(default {DEFAULT_DETECTOR}:" in usage
+
+
+def test_cli_predict_prints_the_fallback_note_once_on_stderr(model_copy, tmp_path, capsys, monkeypatch):
+    from fer.cli import main
+
+    monkeypatch.setattr(runtime, "_export_in_child", lambda path: (None, "exporting it to ONNX failed (test)"))
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(data.astronaut()).save(photo)
+
+    assert main(["predict", "--model", str(model_copy), str(photo), str(photo)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: tiny.keras runs on Keras") == 1 and "exporting it to ONNX failed (test)" in err

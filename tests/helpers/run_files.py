@@ -12,8 +12,6 @@ from fer.train.config import TrainConfig
 TINY = TrainConfig(preset="tiny", epochs=2, batch_size=8)
 
 
-
-
 def write_run(run_dir: Path, *, state=None, records=(), progress=None, spec=None, config=TINY, log=None) -> Path:
     """A run directory written by hand, as fer.train.loop and fer.train.jobs would leave it."""
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from helpers.app_pages import app_on_page
 from fer.data import eda
+from fer.data.datasets import open_dataset
+from fer.model.cards import ModelCard
+from fer.model.files import save_model
+from fer.model.presets import build_model
 from fer.labels import CLASSES
 from fer.data.synthetic import make_faces
 
@@ -129,3 +133,24 @@ def test_switching_to_a_dataset_without_the_chosen_split_keeps_the_page_working(
     assert not app.exception, app.exception
     assert app.selectbox(key="sample_split").value in ("train", "validation")
     assert app.selectbox(key="profile_split").value in ("all splits", "train", "validation")
+
+
+def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(kaggle_folder, tmp_path):
+
+    model = save_model(build_model("tiny"), tmp_path / "tiny.keras", ModelCard(name="tiny", preset="tiny",
+                                                                                classes=CLASSES))
+    app = app_on_page("pages/dataset.py", dataset=kaggle_folder, model=model, timeout=180)
+    next(button for button in app.button if button.label == "Audit").click().run()
+    assert not app.exception, app.exception
+    marks = [control for control in app.get("button_group") if control.key.startswith("audit_mark_")]
+    assert len(marks) == 14  # Every validation image of the fixture, on one page.
+    first = marks[0].key.removeprefix("audit_mark_")
+    marks[0].set_value("wrong").run()
+    assert app.session_state["dataset_audit_decisions"] == {first: "wrong"}
+    target = tmp_path / "corrected"
+    app.text_input(key="dataset_audit_target").set_value(str(target)).run()
+    next(button for button in app.button if button.label == "Write corrected copy").click().run()
+    assert not app.exception, app.exception
+    assert any(": 1 label changed" in success.value for success in app.success)
+    reopened = open_dataset(target, use_cache=False)
+    assert first not in reopened.split("validation").files  # It moved to its suggested class's folder.

@@ -177,3 +177,23 @@ def test_switching_split_rescores_and_predictions_are_cached(kaggle_folder, tiny
     assert "on the **validation** split: 14 images" in app.caption[0].value
     assert not app.get("progress")  # The progress bar is gone once predictions are done.
     assert calls == [14, 28]  # Back on a split already scored, and another view: no new predictions.
+
+
+def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(kaggle_folder,
+                                                                           tiny_model_path):
+
+    app = app_on_page("pages/evaluate.py", dataset=kaggle_folder, model=tiny_model_path, timeout=240)
+
+    def gallery() -> list:
+        return [image for image in app.get("image") if any(
+            "→" in str(caption) for caption in [item.caption for item in image.proto.imgs])]
+
+    plain = [item.url for item in gallery()[0].proto.imgs]
+    app.toggle(key="evaluate_mistakes_gradcam").set_value(True).run()
+    assert not app.exception, app.exception
+    heated = [item.url for item in gallery()[0].proto.imgs]
+    assert len(heated) == len(plain) and heated != plain  # The same faces, now with their heat maps.
+
+    next(button for button in app.button if button.label == "Draw the map").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state["evaluate_feature_map"]["map"].points.shape == (14, 2)

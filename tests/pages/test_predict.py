@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from fer.labels import CLASSES
 from fer.paths import PROJECT_ROOT
+from fer.serve import runtime
 from pages.common import MODEL_KEY
 
 PAGE = str(PROJECT_ROOT / "pages" / "predict.py")
@@ -155,3 +156,53 @@ def test_live_frames_show_labels_fps_and_can_be_snapshotted(page, streamer):
     snapshot.click().run()
     assert "**Snapshot** · frame 3 · " in texts(page)
     assert len(page.get("plotly_chart")) == 1  # The snapshot's face chart.
+
+
+def test_the_predict_page_shows_each_faces_grad_cam_on_request(tiny_model_path, monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    import streamlit_webrtc
+    from PIL import Image
+    from skimage import data
+    from streamlit.testing.v1 import AppTest
+
+    from pages.common import MODEL_KEY
+
+    idle = SimpleNamespace(state=SimpleNamespace(playing=False))
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda *args, **kwargs: idle)  # No webcam here.
+    app = AppTest.from_file(str(PROJECT_ROOT / "pages" / "predict.py"), default_timeout=240)
+    app.session_state[MODEL_KEY] = str(tiny_model_path)
+    app.run()
+    photo = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(photo, "PNG")
+    app.file_uploader[0].set_value(("astronaut.png", photo.getvalue(), "image/png")).run()
+    assert not app.exception, app.exception
+    toggle = next(toggle for toggle in app.toggle if toggle.key.startswith("gradcam-"))
+    toggle.set_value(True).run()
+    assert not app.exception, app.exception
+    pairs = [image for image in app.get("image")
+             if [item.caption for item in image.proto.imgs][:2] == ["face 1", "Grad-CAM"]]
+    assert len(pairs) == 1 and len(pairs[0].proto.imgs) == 2  # One face found: its crop and its heat map.
+
+
+def test_a_page_says_once_per_session_that_a_model_runs_on_keras(model_copy, monkeypatch):
+    import streamlit as st
+    import streamlit_webrtc
+    from types import SimpleNamespace
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer",
+                        lambda key, **kwargs: SimpleNamespace(state=SimpleNamespace(playing=False)))
+    monkeypatch.setattr(runtime, "_export_in_child", lambda path: (None, "exporting it to ONNX failed (test)"))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "predict.py"), default_timeout=120)
+    at.session_state["model_path"] = str(model_copy)
+    at.run()
+    notes = [item.value for item in at.info if "runs on Keras" in item.value]
+    assert notes == [f"tiny.keras runs on Keras, which is slower to load and to run, because exporting it to ONNX "
+                     f"failed (test). Export it with: python -m fer export {model_copy} --format onnx"]
+    assert not at.exception
+    at.run()
+    assert not [item.value for item in at.info if "runs on Keras" in item.value]

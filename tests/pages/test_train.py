@@ -200,3 +200,39 @@ def test_history_shows_a_running_runs_status_and_epochs_with_blank_unknowns_and_
     columns = json.loads(frame.proto.columns)
     assert {columns[name]["type_config"]["format"] for name in ("best val acc", "final train acc",
                                                                 "final val acc")} == {"%.1f%%"}
+
+
+def test_the_train_page_previews_the_presets_augmented_faces(kaggle_folder):
+
+    app = app_on_page("pages/train.py", dataset=kaggle_folder, timeout=180)
+    app.toggle(key="train_augmentation_preview").set_value(True).run()
+    assert not app.exception, app.exception
+    rows = list(app.get("image"))
+    assert len(rows) == 6 and all(len(row.proto.imgs) == 7 for row in rows)  # Each face, then 6 draws.
+
+
+def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kaggle_folder, sleepers):
+    """The Train page's teacher picker lists the registered models; the job gets the teacher, T and α."""
+    import json
+
+    from fer.data.datasets import open_dataset
+    from fer.model.registry import list_models
+    from fer.train import jobs
+
+    open_dataset(kaggle_folder)
+    at = app_on_page("pages/train.py", dataset=kaggle_folder, timeout=60)
+    picker = next(box for box in at.selectbox if box.label == "Teacher (knowledge distillation)")
+    registered = list_models()[0]
+    teacher = str(registered.path)
+    assert registered.card.label in picker.options and picker.value.startswith("(none")
+    picker.set_value(teacher)
+    at.run()
+    next(box for box in at.number_input if box.label == "Distillation temperature T").set_value(2.0)
+    next(box for box in at.slider if box.label == "Teacher's share of the loss (α)").set_value(0.7)
+    next(button for button in at.button if button.label == "Start training").click()
+    at.run()
+
+    assert not at.exception
+    [run_dir] = jobs.active_runs()
+    config = json.loads((run_dir / "job.json").read_text())["config"]
+    assert (config["teacher"], config["distill_temperature"], config["distill_alpha"]) == (teacher, 2.0, 0.7)

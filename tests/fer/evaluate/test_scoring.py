@@ -26,36 +26,7 @@ from fer.evaluate.scoring import (
     top_confusions,
     view_probabilities,
 )
-from fer.charts.evaluation import (
-    comparison_bars,
-    confidence_figure,
-    confusion_heatmap,
-    per_class_bars,
-    reliability_figure,
-)
-
-CLASSES3 = ("a", "b", "c")
-# 4 a, 3 b, 3 c. Predictions: a → a a a b; b → b b c; c → c a a. By hand:
-#   confusion [[3 1 0] [0 2 1] [2 0 1]]; accuracy 6/10;
-#   recall a 3/4, b 2/3, c 1/3  → balanced accuracy (3/4 + 2/3 + 1/3) / 3 = 7/12;
-#   precision a 3/5, b 2/3, c 1/2;  F1 a 2/3, b 2/3, c 2·(1/2)(1/3)/(5/6) = 2/5
-#   → macro F1 (2/3 + 2/3 + 2/5) / 3 = 26/45.
-LABELS3 = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-PREDICTED3 = np.array([0, 0, 0, 1, 1, 1, 2, 2, 0, 0])
-CONFIDENCE3 = np.array([0.9, 0.8, 0.7, 0.6, 0.9, 0.8, 0.5, 0.9, 0.95, 0.55])
-
-
-def probabilities_for(predicted: np.ndarray, confidence: np.ndarray, classes: int) -> np.ndarray:
-    """Rows whose argmax is `predicted` with that probability; the rest spread evenly."""
-    rest = (1 - confidence) / (classes - 1)
-    rows = np.repeat(rest[:, None], classes, axis=1)
-    rows[np.arange(len(predicted)), predicted] = confidence
-    return rows
-
-
-@pytest.fixture
-def three_class():
-    return score(LABELS3, probabilities_for(PREDICTED3, CONFIDENCE3, 3), CLASSES3)
+from helpers.three_class import CLASSES3, probabilities_for
 
 
 def test_headline_metrics_match_the_hand_computation(three_class):
@@ -271,16 +242,3 @@ def test_evaluate_split_on_a_dataset_with_a_real_model(tiny_model_path, kaggle_f
         evaluate_split(model, ["x", "y", "z", "w", "v", "u", "t"], dataset, "validation")
     with pytest.raises(FerError, match="no 'test' split"):
         evaluate_split(model, card.classes, dataset, "test")
-
-
-def test_charts_show_the_numbers(three_class):
-    counts = confusion_heatmap(three_class)
-    assert counts.data[0].z.tolist() == [[3, 1, 0], [0, 2, 1], [2, 0, 1]]
-    assert list(counts.data[0].y) == ["a", "b", "c"] and counts.layout.yaxis.autorange == "reversed"
-    shares = confusion_heatmap(three_class, normalized=True)
-    assert shares.data[0].text[2][0] == "67%" and shares.data[0].zmax == 1
-    assert [trace.name for trace in per_class_bars(three_class).data] == ["precision", "recall", "f1"]
-    histogram = confidence_figure(three_class)
-    assert sum(histogram.data[1].y) == 4  # The wrong predictions.
-    assert "Expected calibration error" in reliability_figure(three_class).layout.title.text
-    assert [trace.name for trace in comparison_bars({"one": three_class, "two": three_class}).data] == ["one", "two"]

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
-from fer.cli import main
 from fer.data.datasets import dataset_from_arrays, open_dataset
 from fer.errors import FerError
 from fer.explain.audit import (OutOfFold, audit_split, corrected_copy, fold_of, out_of_fold_probabilities,
                                rank_suspects, relabel_csv, suspects_json)
 from fer.labels import CLASSES
-from fer.model.cards import ModelCard
-from fer.model.files import save_model
-from fer.model.presets import build_model
 
 
 def _model_like_probabilities(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -58,19 +52,6 @@ def test_a_suspects_suggestion_is_never_its_given_label():
     assert suspects[0].suggested == "fear" and all(s.suggested != s.given for s in suspects)
 
 
-def test_audit_json_is_a_list_most_suspicious_first(kaggle_folder, tmp_path, capsys):
-    path = save_model(build_model("tiny"), tmp_path / "tiny.keras", ModelCard(name="tiny", preset="tiny",
-                                                                               classes=CLASSES))
-    assert main(["audit", "--dataset", str(kaggle_folder), "--model", str(path), "--json", "--limit", "10"]) == 0
-    entries = json.loads(capsys.readouterr().out)
-    assert isinstance(entries, list) and len(entries) == 10
-    assert all(set(entry) == {"file", "given", "suggested", "score"} for entry in entries)
-    assert all(entry["given"] in CLASSES and entry["suggested"] in CLASSES for entry in entries)
-    assert all(entry["file"].startswith("images/validation/") for entry in entries)
-    scores = [entry["score"] for entry in entries]
-    assert scores == sorted(scores)
-
-
 def test_the_audit_reads_the_same_mirror_averaged_probabilities_as_evaluate(kaggle_folder, tiny_model_path):
     from fer.evaluate.scoring import evaluate_split
     from fer.model.files import load_model
@@ -80,11 +61,6 @@ def test_the_audit_reads_the_same_mirror_averaged_probabilities_as_evaluate(kagg
     audit = audit_split(model, card.classes, dataset, "validation")
     evaluated = evaluate_split(model, card.classes, dataset, "validation", tta=True).evaluation
     np.testing.assert_array_equal(audit.probabilities, evaluated.probabilities)
-
-
-def test_audit_refuses_a_missing_split_in_words(kaggle_folder, capsys):
-    assert main(["audit", "--dataset", str(kaggle_folder), "--split", "nope"]) == 2
-    assert "no 'nope' split" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("source", ["kaggle_folder", "kaggle_zip", "fer_csv", "class_folders"])
@@ -143,28 +119,6 @@ def test_out_of_fold_probabilities_come_from_models_that_never_saw_the_image(mon
 
 
 # --- The Dataset page's audit section (AppTest through app.py) ---------------------------------
-
-
-def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(kaggle_folder, tmp_path):
-    from app_pages import app_on_page
-
-    model = save_model(build_model("tiny"), tmp_path / "tiny.keras", ModelCard(name="tiny", preset="tiny",
-                                                                                classes=CLASSES))
-    app = app_on_page("pages/dataset.py", dataset=kaggle_folder, model=model, timeout=180)
-    next(button for button in app.button if button.label == "Audit").click().run()
-    assert not app.exception, app.exception
-    marks = [control for control in app.get("button_group") if control.key.startswith("audit_mark_")]
-    assert len(marks) == 14  # Every validation image of the fixture, on one page.
-    first = marks[0].key.removeprefix("audit_mark_")
-    marks[0].set_value("wrong").run()
-    assert app.session_state["dataset_audit_decisions"] == {first: "wrong"}
-    target = tmp_path / "corrected"
-    app.text_input(key="dataset_audit_target").set_value(str(target)).run()
-    next(button for button in app.button if button.label == "Write corrected copy").click().run()
-    assert not app.exception, app.exception
-    assert any(": 1 label changed" in success.value for success in app.success)
-    reopened = open_dataset(target, use_cache=False)
-    assert first not in reopened.split("validation").files  # It moved to its suggested class's folder.
 
 
 def test_a_corrected_copy_never_replaces_its_source(kaggle_zip):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
-from fer.cli import main
 from fer.data.synthetic import make_faces
 from fer.errors import FerError
 from fer.labels import CLASSES
@@ -14,7 +12,6 @@ from fer.model import export
 from fer.model.cards import read_card
 from fer.model.files import load_model
 from fer.serve.runtime import OnnxModel
-from helpers.stand_ins import TENSORFLOW_START_UP
 
 
 @pytest.fixture
@@ -112,35 +109,6 @@ def test_downloads_offer_the_files_that_exist_with_their_accuracy(model_copy):
     assert list(offered) == ["Keras (.keras)", "ONNX float32", "Model card (.json)"]
     assert offered["ONNX float32"].path == model_copy.with_suffix(".onnx")
     assert f"matches Keras within {record.max_abs_difference:.0e}" in offered["ONNX float32"].note
-
-
-def test_cli_export_writes_onnx_and_reports_the_check(model_copy, capsys):
-    assert main(["export", str(model_copy), "--format", "onnx"]) == 0
-
-    out = capsys.readouterr().out
-    assert out.startswith("tiny.onnx: ") and "matches Keras within" in out
-    assert model_copy.with_suffix(".onnx").exists()
-
-
-def test_cli_export_on_a_terminal_prints_no_tensorflow_start_up_lines(model_copy):
-    import os
-    import subprocess
-    import sys
-
-    from fer.paths import PROJECT_ROOT
-
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run([sys.executable, "-m", "fer", "export", str(model_copy), "--format", "onnx"],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0 and done.stdout.startswith("tiny.onnx: "), done.stderr[-2000:]
-    assert not [line for line in done.stderr.splitlines() if any(noise in line for noise in TENSORFLOW_START_UP)], \
-        done.stderr
-
-
-def test_cli_export_of_a_missing_model_is_one_line(tmp_path, capsys):
-    assert main(["export", str(tmp_path / "nope.keras"), "--format", "onnx"]) == 2
-    assert capsys.readouterr().err == (f"error: {tmp_path / 'nope.keras'} is not a .keras model file; "
-                                       "export takes a .keras file or a registered model's name\n")
 
 
 def test_registering_a_model_exports_it(tiny_model_path, tmp_path):

@@ -10,13 +10,11 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from helpers.stand_ins import CrashingDetector
+from helpers.stand_ins import CrashingDetector, make_face
 from fer.errors import FerError
 from fer.serve.detection import Box, Face, make_detector
 from fer.labels import CLASSES
-from fer.charts.prediction import probability_figure
-from fer.serve.drawing import annotate, encode_image
-from fer.serve.prediction import (Classifier, FacePrediction, ImageResult, predict_file, predict_files, predict_image,
+from fer.serve.prediction import (Classifier, ImageResult, predict_file, predict_files, predict_image,
                                   prediction_json, results_table, whole_image_box)
 
 
@@ -193,11 +191,6 @@ def test_a_crashing_detector_is_reported_in_words_and_logged_in_full(classifier,
 # --- Tables, JSON and pictures -----------------------------------------------------------------
 
 
-def make_face(label="happy", box=Box(10, 20, 30, 40), whole=False) -> FacePrediction:
-    probabilities = {name: (0.4 if name == label else 0.1) for name in CLASSES}
-    return FacePrediction(box, label, 0.4, probabilities, None if whole else 3.2, whole)
-
-
 def test_results_table_has_a_row_per_face_and_per_problem_file():
     results = [
         ImageResult("two.png", np.zeros((50, 50, 3), np.uint8), (make_face("happy"), make_face("sad"))),
@@ -226,33 +219,3 @@ def test_prediction_json_lists_faces_with_box_and_probabilities_by_class():
     assert list(face["probabilities"]) == list(CLASSES)
     assert face["label"] == "happy"
     assert prediction_json(ImageResult("b.png", error="boom"))["faces"] == []
-
-
-def test_annotate_draws_on_a_copy():
-    image = np.full((200, 200, 3), 255, np.uint8)
-    drawn = annotate(image, [make_face("sad", Box(50, 80, 100, 100))])
-    assert (image == 255).all()  # The input is untouched.
-    assert drawn.shape == image.shape and drawn.dtype == np.uint8
-    assert (drawn[130, 50] != 255).any()  # The box's left edge.
-    assert (drawn[60:80, 50:150] != 255).any()  # The label tag above the box.
-    assert (drawn[120:170, 70:130] == 255).all()  # The face itself is not painted over.
-
-
-def test_annotate_handles_faces_at_the_top_edge_and_grayscale():
-    drawn = annotate(np.zeros((100, 100), np.uint8), [make_face("surprise", Box(0, 0, 100, 100))])
-    assert drawn.shape == (100, 100, 3)
-    assert (drawn[2:10, 2:30] != 0).any()  # The tag moved inside the box.
-
-
-def test_probability_figure_shows_every_class():
-    figure = probability_figure(make_face("angry"))
-    bar = figure.data[0]
-    assert bar.orientation == "h" and len(bar.x) == len(CLASSES)
-    assert bar.y[-1].endswith("angry")  # First class on top.
-    assert max(bar.x) == pytest.approx(0.4)
-
-
-def test_encode_image_round_trips():
-    image = np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    assert (np.asarray(Image.open(io.BytesIO(encode_image(image)))) == image).all()
-    assert Image.open(io.BytesIO(encode_image(image, "JPEG"))).format == "JPEG"

@@ -87,18 +87,6 @@ def test_a_model_registered_before_exports_is_exported_on_first_use(model_copy):
     assert served.card.export("onnx").max_abs_difference <= export.PARITY_TOLERANCE
 
 
-def test_cli_predict_prints_the_fallback_note_once_on_stderr(model_copy, tmp_path, capsys, monkeypatch):
-    from fer.cli import main
-
-    monkeypatch.setattr(runtime, "_export_in_child", lambda path: (None, "exporting it to ONNX failed (test)"))
-    photo = tmp_path / "astronaut.jpg"
-    Image.fromarray(data.astronaut()).save(photo)
-
-    assert main(["predict", "--model", str(model_copy), str(photo), str(photo)]) == 0
-    err = capsys.readouterr().err
-    assert err.count("note: tiny.keras runs on Keras") == 1 and "exporting it to ONNX failed (test)" in err
-
-
 def run_python(code: str, tmp_path: Path) -> dict:
     """Run `code` in a fresh interpreter at the repository root; it prints one JSON line last."""
     env = {**os.environ, "FER_STUDIO_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -145,28 +133,6 @@ print(json.dumps({{"errors": errors, "loaded": {LOADED}, "onnxruntime": "onnxrun
 """, tmp_path)
     assert result["errors"] == {"pages/home.py": [], "pages/predict.py": [], "pages/evaluate.py": []}
     assert result["loaded"] == [] and result["onnxruntime"]  # The model was loaded, on onnxruntime.
-
-
-def test_a_page_says_once_per_session_that_a_model_runs_on_keras(model_copy, monkeypatch):
-    import streamlit as st
-    import streamlit_webrtc
-    from types import SimpleNamespace
-
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer",
-                        lambda key, **kwargs: SimpleNamespace(state=SimpleNamespace(playing=False)))
-    monkeypatch.setattr(runtime, "_export_in_child", lambda path: (None, "exporting it to ONNX failed (test)"))
-    st.cache_resource.clear()
-    at = AppTest.from_file(str(ROOT / "pages" / "predict.py"), default_timeout=120)
-    at.session_state["model_path"] = str(model_copy)
-    at.run()
-    notes = [item.value for item in at.info if "runs on Keras" in item.value]
-    assert notes == [f"tiny.keras runs on Keras, which is slower to load and to run, because exporting it to ONNX "
-                     f"failed (test). Export it with: python -m fer export {model_copy} --format onnx"]
-    assert not at.exception
-    at.run()
-    assert not [item.value for item in at.info if "runs on Keras" in item.value]
 
 
 def test_an_onnx_file_the_card_does_not_record_is_not_served(exported):

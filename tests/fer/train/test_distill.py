@@ -3,8 +3,6 @@
 Runs under whichever Keras backend KERAS_BACKEND names (TensorFlow by default; JAX was checked too).
 """
 
-import dataclasses
-
 import keras
 import numpy as np
 import pytest
@@ -117,15 +115,6 @@ def test_a_missing_teacher_or_bad_weights_are_one_line_errors(small_dataset, tmp
         TrainConfig(distill_temperature=0)
 
 
-@pytest.mark.parametrize("preset", ["vgg48", "resnet18", "vgg40w", "vgg40s"])
-def test_the_new_presets_map_48x48_pixels_to_7_probabilities(preset):
-    model = build_model(preset)
-    faces = np.random.default_rng(0).integers(0, 256, size=(2, 48, 48, 1)).astype("float32")
-    probabilities = keras.ops.convert_to_numpy(model(faces))
-    assert probabilities.shape == (2, 7)
-    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
-
-
 def test_the_soft_term_reaches_the_training_loss(ensemble_teacher):
     """With α = 1 the compiled label term is zero, so every bit of the loss is the teacher's term."""
     config = TrainConfig(preset="tiny", teacher=str(ensemble_teacher), distill_alpha=1.0)
@@ -145,73 +134,4 @@ def test_a_distillation_run_resumes_from_its_checkpoint(small_dataset, ensemble_
     assert result.card.distillation.teachers[0].path == str(ensemble_teacher)
 
 
-def test_the_cli_takes_a_teacher_and_its_command_line_reproduces_the_config():
-    import shlex
-
-    from fer.cli import _parser, _train_config, train_command
-
-    config = TrainConfig(preset="vgg40s", teacher="runs/teachers.keras", distill_temperature=2.0, distill_alpha=0.9)
-    command = train_command(config, "data/images.zip")
-    assert "--teacher runs/teachers.keras --distill-temperature 2.0 --distill-alpha 0.9" in command
-    assert _train_config(_parser().parse_args(shlex.split(command)[3:])) == config
-    assert "--teacher" not in train_command(TrainConfig(), "data/images.zip")  # No teacher, no distillation options.
-
-
-def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kaggle_folder, sleepers):
-    """The Train page's teacher picker lists the registered models; the job gets the teacher, T and α."""
-    import json
-
-    from app_pages import app_on_page
-    from fer.data.datasets import open_dataset
-    from fer.model.registry import list_models
-    from fer.train import jobs
-
-    open_dataset(kaggle_folder)
-    at = app_on_page("pages/train.py", dataset=kaggle_folder, timeout=60)
-    picker = next(box for box in at.selectbox if box.label == "Teacher (knowledge distillation)")
-    registered = list_models()[0]
-    teacher = str(registered.path)
-    assert registered.card.label in picker.options and picker.value.startswith("(none")
-    picker.set_value(teacher)
-    at.run()
-    next(box for box in at.number_input if box.label == "Distillation temperature T").set_value(2.0)
-    next(box for box in at.slider if box.label == "Teacher's share of the loss (α)").set_value(0.7)
-    next(button for button in at.button if button.label == "Start training").click()
-    at.run()
-
-    assert not at.exception
-    [run_dir] = jobs.active_runs()
-    config = json.loads((run_dir / "job.json").read_text())["config"]
-    assert (config["teacher"], config["distill_temperature"], config["distill_alpha"]) == (teacher, 2.0, 0.7)
-
-
 # --- Random erasing, a recipe the FER papers credit -------------------------------------------------
-
-
-def test_random_erasing_fills_one_rectangle_of_each_chosen_face_with_noise_in_training_only():
-    from fer.model.augmentation import FaceAugmentation
-
-    faces = np.full((16, 48, 48, 1), 0.5, dtype="float32")
-    erased = keras.ops.convert_to_numpy(FaceAugmentation(erasing=1.0, seed=1)(faces, training=True))
-    changed = (np.abs(erased - 0.5) > 1e-6).reshape(16, -1).mean(axis=1)
-    assert np.all(changed > 0.005) and np.all(changed < 0.3)  # One rectangle of 2–25% of the face (edges clip it).
-    rows, cols = np.nonzero(np.abs(erased[0, ..., 0] - 0.5) > 1e-6)
-    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
-    assert len(rows) > 0.9 * box  # A filled rectangle, not scattered pixels.
-    assert np.array_equal(keras.ops.convert_to_numpy(FaceAugmentation(erasing=1.0)(faces)), faces)  # Inference.
-    untouched = keras.ops.convert_to_numpy(FaceAugmentation(erasing=0.0, seed=1)(faces, training=True))
-    assert np.allclose(untouched, faces)
-
-
-def test_the_cli_adds_random_erasing_to_the_presets_own_augmentation():
-    import shlex
-
-    from fer.cli import _parser, _train_config, train_command
-    from fer.model.presets import PRESETS
-
-    args = _parser().parse_args(["train", "--dataset", "demo", "--preset", "vgg40", "--random-erasing", "0.5"])
-    config = _train_config(args)
-    assert config.augmentation == dataclasses.replace(PRESETS["vgg40"].augmentation, erasing=0.5)
-    assert _train_config(_parser().parse_args(shlex.split(train_command(config, "demo"))[3:])) == config
-    with pytest.raises(FerError, match="random-erasing"):
-        _train_config(_parser().parse_args(["train", "--dataset", "demo", "--random-erasing", "2"]))

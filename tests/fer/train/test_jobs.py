@@ -19,7 +19,6 @@ from fer.train import jobs
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
 from fer.paths import PROJECT_ROOT, runs_dir
-from fer.quiet import stderr_held
 from fer.train.config import TrainConfig
 from fer.train.run_dir import RunDir
 
@@ -113,18 +112,6 @@ def test_the_job_log_starts_with_the_jobs_own_lines_without_tensorflows_start_up
     assert text.splitlines()[0].endswith(f"starting {run.name}"), text[:500]
     assert not [noise for noise in TENSORFLOW_START_UP if noise in text], text[:1000]
     assert "DatasetError" in text and "does not exist" in jobs.run_summary(run.path).error
-
-
-def test_held_stderr_is_dropped_when_the_block_succeeds_and_passed_on_when_it_fails(capfd):
-    with stderr_held():
-        os.write(2, b"start-up chatter\n")
-    assert capfd.readouterr().err == ""
-    with pytest.raises(ImportError), stderr_held():
-        os.write(2, b"why the import failed\n")
-        raise ImportError("no module")
-    assert capfd.readouterr().err == "why the import failed\n"
-    os.write(2, b"after\n")
-    assert capfd.readouterr().err == "after\n"  # Stderr is back where it was.
 
 
 # --- The lock: one job at a time -----------------------------------------------------------------

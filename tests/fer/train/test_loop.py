@@ -126,33 +126,6 @@ def test_resuming_with_more_epochs_anneals_the_cosine_schedule_over_the_new_leng
     assert rates[1:] == pytest.approx(expected, rel=0.02)
 
 
-def test_bad_config_is_a_clear_error():
-    with pytest.raises(FerError, match="unknown optimizer 'rmsprop'"):
-        TrainConfig(optimizer="rmsprop")
-    with pytest.raises(FerError, match="epochs and batch size must be at least 1"):
-        TrainConfig(epochs=0)
-    with pytest.raises(FerError, match="unknown dtype policy 'float16'; choose float32 or mixed_bfloat16"):
-        TrainConfig(dtype_policy="float16")
-
-
-
-def test_each_choice_is_declared_once_beside_the_config_and_checked_from_there():
-    from fer.train.config import FIELD_CHOICES, SCHEDULES
-
-    defaults = TrainConfig()
-    assert all(getattr(defaults, name) in choices for name, choices in FIELD_CHOICES.items())
-    with pytest.raises(FerError, match="unknown schedule 'linear'; choose constant, cosine or plateau"):
-        TrainConfig(schedule="linear")
-    assert list(SCHEDULES) == ["constant", "cosine", "plateau"]
-
-
-def test_config_round_trips_through_json():
-    from fer.model.augmentation import CROP_AUGMENTATION
-
-    config = TrainConfig(preset="vgg40", augmentation=CROP_AUGMENTATION, label_smoothing=0.1)
-    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-
-
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     """The distributed path: MirroredStrategy over two logical CPU devices (needs a fresh process)."""
     script = textwrap.dedent(f"""
