@@ -18,6 +18,7 @@ from fer.labels import CLASSES
 from fer.paths import PROJECT_ROOT
 from fer.serve import runtime
 from fer.serve.detection import DEFAULT_DETECTOR, DETECTORS
+from helpers.videos import EMPTY
 
 ROOT = PROJECT_ROOT
 
@@ -118,3 +119,40 @@ def test_cli_predict_prints_the_fallback_note_once_on_stderr(model_copy, tmp_pat
     assert main(["predict", "--model", str(model_copy), str(photo), str(photo)]) == 0
     err = capsys.readouterr().err
     assert err.count("note: tiny.keras runs on Keras") == 1 and "exporting it to ONNX failed (test)" in err
+
+
+def test_the_cli_reports_a_corrupt_video_on_its_line_and_goes_on(tiny_model_path, clip, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+    missing = tmp_path / "missing.mov"
+    code = main(["predict", "--model", str(tiny_model_path), str(broken), str(missing), str(clip)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines() == [f"{broken}: error: not a video this app can read; it may be damaged or cut "
+                                        "short (FFmpeg: Invalid data found when processing input)",
+                                        f"{missing}: error: cannot read the file (No such file or directory)"]
+    assert out.splitlines()[0].startswith(f"{clip}: 3.0 s, 30 frames analysed (10/s), a face in 20; 1 face(s) tracked")
+    assert out.splitlines()[1].startswith(f"{clip}: face 1 (0.0–1.9 s): ")
+
+
+def test_json_gives_frames_with_the_same_face_objects_as_photos(tiny_model_path, clip, capsys):
+    photo = clip.with_name("astronaut.png")
+    Image.fromarray(data.astronaut()).save(photo)
+    assert main(["predict", "--model", str(tiny_model_path), str(clip), str(photo), "--json"]) == 0
+    video_entry, photo_entry = json.loads(capsys.readouterr().out)
+    assert video_entry["file"] == str(clip) and video_entry["error"] is None
+    assert [frame["time"] for frame in video_entry["frames"]] == pytest.approx([index / 10 for index in range(30)])
+    [face] = video_entry["frames"][0]["faces"]
+    assert set(face) == set(photo_entry["faces"][0]) | {"track"} and face["track"] == 1
+    assert list(face["probabilities"]) == list(CLASSES) and face["label"] in CLASSES
+    assert video_entry["frames"][-1]["faces"] == []
+
+
+def test_frames_without_a_face_are_searched_once_while_a_faceless_photo_is_searched_again(tiny_model_path, clip,
+                                                                                             turned_searches, capsys):
+    photo = clip.with_name("wall.png")
+    Image.fromarray(EMPTY).save(photo)
+    assert main(["predict", "--model", str(tiny_model_path), str(clip), str(photo), "--json"]) == 0
+    video_entry, photo_entry = json.loads(capsys.readouterr().out)
+    assert sum(not frame["faces"] for frame in video_entry["frames"]) >= 10 and photo_entry["faces"] == []
+    assert len(turned_searches) == 2  # The photo's two turns; none for the clip's ten empty frames.

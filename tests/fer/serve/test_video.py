@@ -3,79 +3,19 @@
 from __future__ import annotations
 
 import io
-import json
 import struct
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 
-from fer.charts.video import shares_figure, timeline_figure
-from fer.cli import main
 from fer.errors import FerError
-from fer.labels import CLASSES
 from fer.model.registry import default_model_path
-from fer.serve.detection import DEFAULT_DETECTOR, Box, Face, make_detector
-from fer.serve.prediction import Classifier, FacePrediction, face_json
+from fer.serve.detection import DEFAULT_DETECTOR, make_detector
+from fer.serve.prediction import Classifier, face_json
+from helpers.videos import EMPTY, FakeClassifier, FakeDetector, face_frame, write_mp4
 from fer.serve.video import VideoConfig, is_video, predict_video, video_json, video_table
-
-
-def face_frame(shift: int = 0) -> np.ndarray:
-    """A 640×480 frame holding the astronaut's photo, nudged sideways by `shift` pixels."""
-    frame = np.full((480, 640, 3), 70, np.uint8)
-    frame[:, 80 + shift:560 + shift] = np.asarray(Image.fromarray(data.astronaut()).resize((480, 480)))
-    return frame
-
-
-EMPTY = np.full((480, 640, 3), 70, np.uint8)
-
-
-def write_mp4(path: Path, frames, fps: int = 10, codec: str = "libx264") -> Path:
-    """A video of these RGB frames; the container follows the file's suffix (.mp4, .mov, .webm...)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    """2 s of a face moving slowly at 10 fps, then 1 s without it."""
-    frames = [face_frame(shift) for shift in range(0, 40, 2)] + [EMPTY] * 10
-    return write_mp4(tmp_path_factory.mktemp("clips") / "clip.mp4", frames)
-
-
-class FakeDetector:
-    """One face at a fixed box in any frame brighter than the empty background; keeps the frames it saw."""
-
-    name = "fake"
-
-    def __init__(self):
-        self.images = []
-
-    def detect(self, image):
-        self.images.append(image)
-        return [Face(Box(200, 100, 200, 200), 0.99)] if image.mean() > 80 else []
-
-
-class FakeClassifier:
-    """Reads every face as 'happy' with probability 0.9; counts the faces it was given."""
-
-    classes = CLASSES
-
-    def __init__(self):
-        self.faces = 0
-
-    def classify(self, crops, boxes, scores=()):
-        self.faces += len(boxes)
-        row = {name: 0.1 / (len(CLASSES) - 1) for name in CLASSES} | {"happy": 0.9}
-        return [FacePrediction(box, "happy", 0.9, row, 0.99) for box in boxes]
 
 
 @pytest.fixture(scope="module")
@@ -148,33 +88,6 @@ def test_a_corrupt_video_gives_one_clear_error(clip, damage):
     assert "<" not in message and "Error" not in message  # Words, not a Python repr or an exception name.
 
 
-def test_the_cli_reports_a_corrupt_video_on_its_line_and_goes_on(tiny_model_path, clip, tmp_path, capsys):
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
-    missing = tmp_path / "missing.mov"
-    code = main(["predict", "--model", str(tiny_model_path), str(broken), str(missing), str(clip)])
-    out, err = capsys.readouterr()
-    assert code == 1
-    assert err.strip().splitlines() == [f"{broken}: error: not a video this app can read; it may be damaged or cut "
-                                        "short (FFmpeg: Invalid data found when processing input)",
-                                        f"{missing}: error: cannot read the file (No such file or directory)"]
-    assert out.splitlines()[0].startswith(f"{clip}: 3.0 s, 30 frames analysed (10/s), a face in 20; 1 face(s) tracked")
-    assert out.splitlines()[1].startswith(f"{clip}: face 1 (0.0–1.9 s): ")
-
-
-def test_json_gives_frames_with_the_same_face_objects_as_photos(tiny_model_path, clip, capsys):
-    photo = clip.with_name("astronaut.png")
-    Image.fromarray(data.astronaut()).save(photo)
-    assert main(["predict", "--model", str(tiny_model_path), str(clip), str(photo), "--json"]) == 0
-    video_entry, photo_entry = json.loads(capsys.readouterr().out)
-    assert video_entry["file"] == str(clip) and video_entry["error"] is None
-    assert [frame["time"] for frame in video_entry["frames"]] == pytest.approx([index / 10 for index in range(30)])
-    [face] = video_entry["frames"][0]["faces"]
-    assert set(face) == set(photo_entry["faces"][0]) | {"track"} and face["track"] == 1
-    assert list(face["probabilities"]) == list(CLASSES) and face["label"] in CLASSES
-    assert video_entry["frames"][-1]["faces"] == []
-
-
 def test_json_and_csv_agree_with_the_result(clip):
     result = predict_video(clip, FakeClassifier(), FakeDetector(), config=VideoConfig(clip=False))
     entry = video_json(result)
@@ -204,23 +117,3 @@ def test_an_animated_gif_is_a_video_and_a_still_gif_a_photo(tmp_path):
     result = predict_video(animated.getvalue(), FakeClassifier(), FakeDetector(), name="a.gif",
                            config=VideoConfig(clip=False))
     assert [frame.time for frame in result.frames] == pytest.approx([0.0, 0.2, 0.4])
-
-
-def test_figures_follow_each_tracked_face(clip):
-    result = predict_video(clip, FakeClassifier(), FakeDetector(), config=VideoConfig(clip=False))
-    timeline = timeline_figure(result, 1)
-    assert [trace.name.split()[-1] for trace in timeline.data] == list(CLASSES)
-    happy = timeline.data[CLASSES.index("happy")].y
-    assert happy[:20] == pytest.approx([0.9] * 20) and list(happy[20:]) == [None] * 10  # A gap once the face has gone.
-    shares = shares_figure(result)
-    assert shares.data[CLASSES.index("happy")].x == (1.0,)
-
-
-def test_frames_without_a_face_are_searched_once_while_a_faceless_photo_is_searched_again(tiny_model_path, clip,
-                                                                                             turned_searches, capsys):
-    photo = clip.with_name("wall.png")
-    Image.fromarray(EMPTY).save(photo)
-    assert main(["predict", "--model", str(tiny_model_path), str(clip), str(photo), "--json"]) == 0
-    video_entry, photo_entry = json.loads(capsys.readouterr().out)
-    assert sum(not frame["faces"] for frame in video_entry["frames"]) >= 10 and photo_entry["faces"] == []
-    assert len(turned_searches) == 2  # The photo's two turns; none for the clip's ten empty frames.
