@@ -256,26 +256,6 @@ def test_a_foreign_error_while_opening_is_said_in_words(kaggle_zip, monkeypatch)
     assert app.session_state["dataset_source"] == str(kaggle_zip)
 
 
-@pytest.mark.parametrize("error, words", [
-    (MemoryError(), "it is too large to load into this server's memory"),
-    (EOFError(), "the file is cut short: it ends before all of its contents; download or copy it again"),
-    (PermissionError(13, "Permission denied"), "the server is not allowed to read it (permission denied)"),
-    (FileNotFoundError(2, "No such file or directory"), "it does not exist (any more)"),
-    (OSError(28, "No space left on device"), "the server could not read it: no space left on device"),
-    (ValueError("<_io.BytesIO object at 0x7f00>"),
-     "an unexpected problem stopped it from being read; the log has the details"),
-])
-def test_errors_that_are_not_ours_read_as_words(error, words):
-    from fer.errors import DatasetError, in_words
-
-    assert in_words(error) == words
-    assert in_words(DatasetError("x.zip is a damaged zip archive")) == "x.zip is a damaged zip archive"
-    try:
-        b"\xff".decode("utf-8")
-    except UnicodeDecodeError as undecodable:
-        assert in_words(undecodable) == "it is not UTF-8 text (byte 0 cannot be read); save it as UTF-8"
-
-
 @pytest.fixture
 def two_models(tmp_path, monkeypatch):
     """Two registered (empty) model files, 'newer' the default; returns their paths."""
