@@ -27,7 +27,7 @@ from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_
                           remember_choices, restore_choices, undrawn_demo_sizes, use_app_shell)
 
 use_app_shell()
-st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")
+st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
 
 CHOICES = ("Demo faces", "Path on the server", "Upload a zip or CSV")
 CHOICE_KEY = "dataset_choice"  # The sidebar radio; DATASET_KEY only changes once a source opens.
@@ -188,12 +188,13 @@ def model_picker() -> None:
 
 
 DATA_PAGES = ("dataset", "train", "evaluate")  # The url paths of the pages that read the active dataset.
+# Material icons, drawn from Streamlit's own icon font: emoji show as empty boxes without an emoji font.
 navigation = st.navigation([
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/dataset.py", title="Dataset", icon="🗂️"),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
-    st.Page("pages/predict.py", title="Predict", icon="📷"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/photo_camera:"),
 ])
 restore_choices()
 dataset_picker()

@@ -314,3 +314,16 @@ def test_a_url_naming_a_missing_dataset_or_model_falls_back(tmp_path, two_models
     assert "the built-in demo faces" in sidebar_text(app)
     assert app.sidebar.selectbox(key="model_picker").value == two_models[0]
     assert app.query_params == {"dataset": DEMO}  # The URL now says what is shown.
+
+
+def test_navigation_and_the_tab_use_material_icons_not_emoji(monkeypatch):
+    """An emoji shows as an empty box on a machine without an emoji font; Streamlit's icon font ships with it."""
+    real_page, real_config = st.Page, st.set_page_config
+    icons = []
+    monkeypatch.setattr(st, "Page", lambda *args, **kwargs: icons.append(kwargs.get("icon"))
+                        or real_page(*args, **kwargs))
+    monkeypatch.setattr(st, "set_page_config", lambda **kwargs: icons.append(kwargs.get("page_icon"))
+                        or real_config(**kwargs))
+    start()
+    assert len(icons) >= 6
+    assert all(icon and icon.startswith(":material/") and icon.endswith(":") for icon in icons), icons
