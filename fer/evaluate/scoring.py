@@ -379,6 +379,21 @@ def report_csv(evaluation: Evaluation) -> str:
     return out.getvalue()
 
 
+def predictions_csv(evaluation: Evaluation, files: Sequence[str]) -> str:
+    """Every image's prediction, one row each in split order: file, true class, predicted class, whether
+    they agree, the confidence and each class's probability (4 decimals)."""
+    if len(files) != evaluation.images:
+        raise ValueError(f"{evaluation.images} predictions but {len(files)} file names")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["file", "true", "predicted", "correct", "confidence", *evaluation.classes])
+    names = evaluation.classes
+    for file, label, predicted, row in zip(files, evaluation.labels, evaluation.predictions, evaluation.probabilities):
+        writer.writerow([file, names[label], names[predicted], "yes" if label == predicted else "no",
+                         f"{row[predicted]:.4f}", *(f"{value:.4f}" for value in row)])
+    return out.getvalue()
+
+
 def per_class_table(evaluation: Evaluation):
     """A pandas DataFrame, one row per class: class (with its emoji), precision, recall, F1, support."""
     import pandas as pd

@@ -242,3 +242,16 @@ def test_evaluate_split_on_a_dataset_with_a_real_model(tiny_model_path, kaggle_f
         evaluate_split(model, ["x", "y", "z", "w", "v", "u", "t"], dataset, "validation")
     with pytest.raises(FerError, match="no 'test' split"):
         evaluate_split(model, card.classes, dataset, "test")
+
+
+def test_a_csv_of_every_prediction():
+    from fer.evaluate.scoring import predictions_csv
+
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.123456789, 0.8, 0.076543211]])
+    evaluation = score(np.array([0, 2]), probabilities, ("angry", "happy", "sad"))
+    lines = predictions_csv(evaluation, ["a/1.png", "b/2.png"]).splitlines()
+    assert lines == ["file,true,predicted,correct,confidence,angry,happy,sad",
+                     "a/1.png,angry,angry,yes,0.7000,0.7000,0.2000,0.1000",
+                     "b/2.png,sad,happy,no,0.8000,0.1235,0.8000,0.0765"]
+    with pytest.raises(ValueError, match="2 predictions but 1 file names"):
+        predictions_csv(evaluation, ["a/1.png"])
