@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import pandas as pd
+if TYPE_CHECKING:  # Imported where used: fer.model.cards formats durations without needing pandas.
+    import pandas as pd
 
 PROBABILITY_DECIMALS = 4  # A CSV's probabilities: enough to rank faces, not 17 digits of float noise.
 _UNITS = ("B", "KB", "MB", "GB", "TB")

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer.formatting import duration
 from fer.labels import CLASSES, IMAGE_SIZE
 
 
@@ -204,9 +205,24 @@ class ModelCard:
             backends, devices = self.backends, self.devices
             backend = f" under Keras's {' and '.join(backends)} backend{'s' * (len(backends) > 1)}" if backends else ""
             device = f" on {' and '.join(devices)}" if devices else ""
-            duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
-            facts.append(f"Trained {epochs} epochs in {duration} of training{backend}{device}.")
+            each = [member.get("training_seconds") for member in self.ensemble if isinstance(member, dict)]
+            if len(each) > 1 and all(isinstance(value, (int, float)) for value in each):
+                # An ensemble's seconds are its networks' summed: say each one's, which is what a run took.
+                per_network = epochs // len(each) if epochs % len(each) == 0 else epochs  # Cards sum epochs too.
+                facts.append(f"Each of its {len(each)} networks trained {per_network} epochs in "
+                             f"{duration(max(each))}{backend}{device} ({duration(seconds)} summed over the "
+                             f"{len(each)}).")
+            else:
+                facts.append(f"Trained {epochs} epochs in {duration(seconds)} of training{backend}{device}.")
         return facts
+
+    @property
+    def recipes(self) -> list[str]:
+        """The commands that trained it: one per network of an ensemble (each its own seed), else its recipe."""
+        members = [member.get("recipe") for member in self.ensemble if isinstance(member, dict)]
+        if len(members) > 1 and all(members):
+            return members
+        return [self.recipe] if self.recipe else []
 
 
 def _joined(value: str | None) -> list[str]:

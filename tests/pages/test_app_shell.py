@@ -223,7 +223,7 @@ def test_home_shows_how_the_active_model_was_made(kaggle_zip, tmp_path, monkeypa
     captions = [caption.value for caption in app.caption]
     assert ("Averages 2 models × 2 views of each face (an ensemble with test-time augmentation, chosen on the "
             "validation split).") in captions
-    assert "Trained 30 epochs in 2.5 h of training under Keras's torch backend." in captions
+    assert "Trained 30 epochs in 2 h 30 min of training under Keras's torch backend." in captions
     assert app.code[0].value == card["recipe"]
 
 

@@ -27,18 +27,31 @@ def test_model_facts_tell_tta_and_training_time():
             "epochs_trained": 30, "training_seconds": 9000.0, "training_backend": "torch"}
     assert model_facts(card) == [
         "Averages 2 views of each face (test-time augmentation, chosen on the validation split).",
-        "Trained 30 epochs in 2.5 h of training under Keras's torch backend.",
+        "Trained 30 epochs in 2 h 30 min of training under Keras's torch backend.",
     ]
     assert model_facts({"selection": {"members": 3, "views": [], "selected_on": "validation"}}) == [
         "Averages 3 models (an ensemble, chosen on the validation split)."]
     assert model_facts({"name": "bare"}) == []
     two_runs = {"epochs_trained": 72, "training_seconds": 19994.0, "training_backend": "tensorflow+torch"}
     assert model_facts(two_runs) == [
-        "Trained 72 epochs in 5.6 h of training under Keras's tensorflow and torch backends."]
+        "Trained 72 epochs in 5 h 33 min of training under Keras's tensorflow and torch backends."]
     on_a_gpu = {"epochs_trained": 300, "training_seconds": 576.8, "training_backend": "jax",
                 "training_device": "NVIDIA H200"}
     assert model_facts(on_a_gpu) == [
-        "Trained 300 epochs in 10 min of training under Keras's jax backend on NVIDIA H200."]
+        "Trained 300 epochs in 9 min 37 s of training under Keras's jax backend on NVIDIA H200."]
+
+
+def test_an_ensembles_card_tells_each_networks_time_and_recipe():
+    """The shipped card sums three networks' 192 s into 577 s; each network's run is what took 3 minutes."""
+    recipe = "python -m fer train --preset vgg40 --epochs 100 --seed {}"
+    card = ModelCard.from_dict({
+        "epochs_trained": 300, "training_seconds": 576.8, "training_backend": "jax", "recipe": recipe.format(3),
+        "ensemble": [{"training_seconds": 192.3 + seed / 10, "recipe": recipe.format(seed)} for seed in (3, 4, 5)]})
+    assert card.facts() == ["Each of its 3 networks trained 100 epochs in 3 min 13 s under Keras's jax backend "
+                            "(9 min 37 s summed over the 3)."]
+    assert card.recipes == [recipe.format(seed) for seed in (3, 4, 5)]
+    assert ModelCard.from_dict({"recipe": "python -m fer train"}).recipes == ["python -m fer train"]
+    assert ModelCard.from_dict({}).recipes == []
 
 
 def test_averages_mirror_image_reads_the_cards_views():
