@@ -12,6 +12,13 @@ from fer.data.datasets import DEMO, Dataset
 from pages import inside
 from pages.common import active_dataset, active_dataset_source, active_model_path, use_app_shell
 
+# The duplicates table: the hash (a 16-digit digest) left out; every class named in full, wide enough to read.
+GROUP_COLUMNS = ("group", "size", "scope", "splits", "classes", "labels_agree")
+GROUP_COLUMN_CONFIG = {
+    "size": st.column_config.NumberColumn("images", help="Identical images in the group"),
+    "classes": st.column_config.TextColumn("classes", width="large", help="Every label the group's images carry"),
+    "labels_agree": st.column_config.CheckboxColumn("labels agree"),
+}
 SEED_KEY = "dataset_sample_seed"  # Bumped by "Re-roll": a new draw of samples per class.
 ALL_SPLITS = "all splits"
 MAX_GALLERY = 60  # Flagged images shown at once; the table lists them all.
@@ -56,7 +63,9 @@ def show_distribution(dataset: Dataset) -> None:
     if sum(counts[training].values()):
         st.info(f"**{training}:** {eda.class_weight_hint(counts[training])}")
     with st.expander("Counts and percentages"):
-        st.dataframe(eda.distribution_table(distribution))
+        st.dataframe(eda.distribution_table(distribution), column_config={
+            column: st.column_config.NumberColumn(column, format="%.1f%%")
+            for column in eda.distribution_table(distribution).columns if column.endswith(" %")})
 
 
 def show_samples(dataset: Dataset) -> None:
@@ -65,7 +74,7 @@ def show_samples(dataset: Dataset) -> None:
     left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
     split = left.selectbox("Split", dataset.split_names, key="sample_split")
     per_class = middle.slider("Images per class", 4, 16, 8, key="sample_per_class")
-    if right.button("🎲 Re-roll", width="stretch"):
+    if right.button("Re-roll", icon=":material/casino:", width="stretch"):
         st.session_state[SEED_KEY] += 1
     seed = st.session_state[SEED_KEY]
     samples = eda.sample_per_class(dataset, split, per_class=per_class, seed=seed)
@@ -124,7 +133,9 @@ def show_quality(dataset: Dataset) -> None:
         if report.skipped.empty:
             st.success("No file was skipped: every image decoded.")
         else:
-            st.dataframe(report.skipped, hide_index=True)
+            st.dataframe(report.skipped, hide_index=True, column_config={
+                "file": st.column_config.TextColumn("file", width="medium"),
+                "reason": st.column_config.TextColumn("reason", width="large")})
     with conversions:
         if not report.conversions:
             st.success("No image needed converting: all were 48×48 grayscale already.")
@@ -143,7 +154,8 @@ def show_duplicates(dataset: Dataset, report: eda.QualityReport) -> None:
     scope = st.selectbox("Scope", scopes, key="duplicate_scope")
     groups = report.groups if scope == "all" else report.groups[report.groups["scope"] == scope]
     picked = st.dataframe(groups, hide_index=True, on_select="rerun", selection_mode="single-row",
-                          key=f"duplicate_groups-{scope}", height=240)
+                          key=f"duplicate_groups-{scope}", height=240, column_order=GROUP_COLUMNS,
+                          column_config=GROUP_COLUMN_CONFIG)
     rows = picked.selection.rows
     group = int(groups.iloc[rows[0] if rows else 0]["group"])
     members = report.duplicates[report.duplicates["group"] == group]
@@ -160,7 +172,10 @@ def show_flagged(dataset: Dataset, report: eda.QualityReport) -> None:
     if report.flagged.empty:
         st.success("No near-blank or low-contrast images.")
         return
-    st.dataframe(report.flagged, hide_index=True, height=240)
+    st.dataframe(report.flagged, hide_index=True, height=240, column_config={
+        "file": st.column_config.TextColumn("file", width="large", help="The image's path inside the dataset"),
+        "contrast": st.column_config.NumberColumn("contrast", format="%.1f",
+                                                  help="The standard deviation of its pixel values")})
     shown = report.flagged.head(MAX_GALLERY)
     images = eda.gather_images(dataset, list(zip(shown["split"], shown["index"])))
     hover = [f"<b>{f}</b><br>{issue} (contrast {c:.1f}) · {label}" for f, issue, c, label in
@@ -171,7 +186,7 @@ def show_flagged(dataset: Dataset, report: eda.QualityReport) -> None:
 
 
 use_app_shell()
-st.title("🗂️ Dataset")
+st.title(":material/dataset: Dataset")
 dataset = active_dataset()
 if dataset is None:
     st.stop()

@@ -154,3 +154,15 @@ def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(kaggle_folder
     assert any(": 1 label changed" in success.value for success in app.success)
     reopened = open_dataset(target, use_cache=False)
     assert first not in reopened.split("validation").files  # It moved to its suggested class's folder.
+
+
+def test_tables_show_whole_class_names_and_one_decimal(messy_folder):
+    """The duplicates table cut its classes column; the distribution showed raw floats."""
+    app = app_on_page(PAGE, dataset=messy_folder)
+    configs = [json.loads(frame.proto.columns or "{}") for frame in app.dataframe]
+    index = next(i for i, config in enumerate(configs) if "classes" in config)
+    assert configs[index]["classes"]["width"] == "large"
+    assert "hash" not in app.dataframe[index].proto.column_order  # 16 hex digits that pushed classes off.
+    distribution = configs[0]
+    assert distribution["train %"]["type_config"]["format"] == "%.1f%%"
+    assert app.title[0].value == ":material/dataset: Dataset"
