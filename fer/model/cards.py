@@ -225,6 +225,32 @@ class ModelCard:
         return [self.recipe] if self.recipe else []
 
 
+def lineage_lines(card: ModelCard) -> list[str]:
+    """Where a model came from, one sentence each: its training data, its run and best epoch, the networks
+    it averages, the teachers it learnt from and the model it was fine-tuned from, as far as its card says."""
+    lines = []
+    source = card.dataset.get("source") if isinstance(card.dataset, dict) else None
+    if source:
+        fingerprint = card.dataset.get("fingerprint")
+        lines.append(f"Trained on {Path(str(source)).name}"
+                     + (f" (fingerprint {fingerprint})." if fingerprint else "."))
+    if card.preset:
+        epoch = f", best at epoch {card.epoch}" if card.epoch else ""
+        lines.append(f"Preset {card.preset}{epoch}.")
+    members = [member for member in card.ensemble if isinstance(member, dict)]
+    if members:
+        lines.append("Averages " + "; ".join(
+            f"{member.get('source', 'a network')}" + (f" (epoch {member['epoch']})" if member.get("epoch") else "")
+            for member in members) + ".")
+    if card.distillation is not None and card.distillation.teachers:
+        lines.append("Distilled from " + ", ".join(teacher.name or Path(teacher.path).stem
+                                                  for teacher in card.distillation.teachers) + ".")
+    parent = getattr(card, "lineage", None)  # A fine-tuned model's parent, where cards record one.
+    if parent is not None and hasattr(parent, "sentence"):
+        lines.append(parent.sentence())
+    return lines
+
+
 def _joined(value: str | None) -> list[str]:
     """A field that may name several runs' values joined by '+' ("tensorflow+torch"), as a list."""
     return value.split("+") if value else []

@@ -61,3 +61,15 @@ def test_averages_mirror_image_reads_the_cards_views():
     assert averages_mirror_image({"selection": {"views": [[0, 0, False], [0, 0, True]]}})
     assert not averages_mirror_image({"selection": {"views": [[2, 0, False]]}})
     assert not averages_mirror_image({"selection": {"views": []}}) and not averages_mirror_image({})
+
+
+def test_lineage_says_where_a_model_came_from():
+    from fer.model.cards import lineage_lines
+
+    card = ModelCard.from_dict({
+        "preset": "vgg40", "epoch": 68, "dataset": {"source": "/data/fer2013/images.zip", "fingerprint": "0a46"},
+        "ensemble": [{"source": "s3/best.keras", "epoch": 68}, {"source": "s4/best.keras"}],
+        "distillation": {"teachers": [{"path": "/models/big.keras"}], "alpha": 0.5, "temperature": 4}})
+    assert lineage_lines(card) == ["Trained on images.zip (fingerprint 0a46).", "Preset vgg40, best at epoch 68.",
+                                   "Averages s3/best.keras (epoch 68); s4/best.keras.", "Distilled from big."]
+    assert lineage_lines(ModelCard.from_dict({})) == []
