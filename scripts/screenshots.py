@@ -55,6 +55,13 @@ def save_small(png: bytes, target: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
 
 
+def wait_for_charts(page) -> None:
+    """Until every Plotly chart on the page has drawn its SVG (they draw after the script run ends)."""
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+                           ".every(chart => chart.querySelector('.main-svg'))")
+    page.wait_for_timeout(1000)  # Automargins take a second layout pass.
+
+
 def walk(url: str, out: Path, keep: Path | None, playwright) -> list[str]:
     problems = []
     folder = Path(tempfile.mkdtemp())
@@ -80,14 +87,18 @@ def walk(url: str, out: Path, keep: Path | None, playwright) -> list[str]:
                 uploader.set_input_files([str(folder / "group.jpg"), str(folder / "coffee.jpg")])
                 page.get_by_text(re.compile(r"2 images")).first.wait_for()
             wait_for_app(page)
-            page.wait_for_timeout(1500)  # Plotly lays out after the script run ends.
+            if keep is not None and key_view:  # The README's picture: the first screen, as a person sees it.
+                wait_for_charts(page)
+                save_small(page.screenshot(), keep / f"{name}-{width}.png")
+            # The whole page in one tall window: Streamlit scrolls inside its own element, not the document.
+            height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+            page.set_viewport_size({"width": width, "height": min(max(height, 1000), 12_000)})
+            wait_for_charts(page)
             measured = page.evaluate(MEASURE_JS, page.locator("body").element_handle())
             problems += [f"{width}px {name}: {overlap.chart or 'a chart'}: '{overlap.first}' overlaps "
                          f"'{overlap.second}'" for overlap in overlaps(measured)]
-            png = page.screenshot(full_page=True)
-            save_small(png, out / f"{name}-{width}.png")
-            if keep is not None and key_view:
-                save_small(page.screenshot(full_page=False), keep / f"{name}-{width}.png")
+            save_small(page.screenshot(), out / f"{name}-{width}.png")
+            page.set_viewport_size({"width": width, "height": 1000})
             print(f"{width}px {name}: {len(measured)} charts measured", flush=True)
         context.close()
     browser.close()
