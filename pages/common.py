@@ -21,6 +21,7 @@ import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
 from fer.errors import FerError, in_words
+from fer.model.registry import RegisteredModel
 from fer.serve.served import ServedModel
 from fer.settings import Choices, read_choices, write_choices
 
@@ -63,11 +64,11 @@ def cached_dataset(source: str, _opened: Dataset | None = None) -> Dataset:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
-def cached_served_model(name: str, modified: float, _choice) -> ServedModel:
+def cached_served_model(name: str, path: str, modified: float, _choice) -> ServedModel:
     """The model called `name` ready to serve (fer.serve.served), built once per server process and file
-    version: `modified` (its file's modification time) makes a replaced file a new handle. `_choice`: the
-    fer.model.registry.RegisteredModel that `name` resolved to for this user (not part of the key: a name
-    resolves to one file per user, and a run's name holds its folder)."""
+    version: keyed by its file (two users may each have a model of one name) and modification time (a
+    replaced file is a new handle). `_choice`: the fer.model.registry.RegisteredModel the name resolved to
+    for this user."""
     from fer.serve.served import serve
 
     return serve(_choice, modified)
@@ -139,30 +140,40 @@ def model_choices() -> dict[str, str]:
     return {model.name: model.label for model in choices(current_user())}
 
 
-def served_model(name: str | None = None, *, quiet: bool = False) -> ServedModel | None:
-    """The handle of the model called `name` (default: the active model), or None after saying why not
-    (with `quiet`, silently). Pages and widgets take everything about the model from this handle."""
+def active_choice() -> RegisteredModel | None:
+    """The active model's registry entry (name, file, card, shelf) without loading it, for pages that only
+    describe it (Home); None after saying why there is none."""
+    from fer.model.registry import resolve_model
+
+    name = active_model_name()
+    if name is None:
+        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
+        return None
+    try:
+        return resolve_model(name, current_user())
+    except FerError as error:
+        st.error(f"Could not load the model: {error}")
+        return None
+
+
+def served_model(name: str | None = None) -> ServedModel | None:
+    """The handle of the model called `name` (default: the active model), or None after saying why not.
+    Pages and widgets take everything about the model from this handle."""
     from fer.model.registry import resolve_model
     from fer.serve.served import modification_time
 
     name = name or active_model_name()
     if name is None:
-        if not quiet:
-            st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
+        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
         return None
     try:
         choice = resolve_model(name, current_user())
-        served = cached_served_model(name, modification_time(choice), choice)
-    except FerError as error:
-        if not quiet:
-            st.error(f"Could not load the model: {error}")
-        return None
-    except OSError as error:
-        if not quiet:
-            st.error(f"Could not load the model: {in_words(error)}")
+        served = cached_served_model(name, str(choice.path), modification_time(choice), choice)
+    except (FerError, OSError) as error:
+        st.error(f"Could not load the model: {in_words(error)}")
         return None
     told = st.session_state.setdefault(FALLBACK_TOLD_KEY, set())
-    if served.runtime == "keras" and served.key not in told and not quiet:
+    if served.runtime == "keras" and served.key not in told:
         told.add(served.key)
         st.info(served.note or f"{served.name} runs on Keras: it has no ONNX export.")
     return served
@@ -234,7 +245,7 @@ def model_notice() -> None:
         st.sidebar.warning(notice)
 
 
-def model_downloads(served: ServedModel) -> None:
+def model_downloads(chosen: RegisteredModel | ServedModel) -> None:
     """'Download this model': each of its files with its measured validation accuracy, and a button that
     makes the TFLite files (in a child process: TensorFlow's converter stays out of the server)."""
     import subprocess
@@ -242,7 +253,7 @@ def model_downloads(served: ServedModel) -> None:
 
     from fer.model.export import downloads, missing_tflite
 
-    path = str(served.path)
+    path = str(chosen.path)
     for number, item in enumerate(downloads(path)):
         left, right = st.columns([4, 1], vertical_alignment="center")
         accuracy = f" · validation accuracy {item.accuracy:.1%}" if item.accuracy is not None else ""
@@ -251,8 +262,8 @@ def model_downloads(served: ServedModel) -> None:
         right.download_button("Download", data=lambda file=item.path: file.read_bytes(), file_name=item.path.name,
                               mime="application/octet-stream", key=f"download-{number}", on_click="ignore")
     missing = missing_tflite(path)
-    if missing and served.shelf in ("shipped", "published"):
-        st.caption(f"TFLite files are made for your own models only: the {served.shelf} models' folder is read-only.")
+    if missing and chosen.shelf in ("shipped", "published"):
+        st.caption(f"TFLite files are made for your own models only: the {chosen.shelf} models' folder is read-only.")
     elif missing and st.button(f"Make TFLite {' and '.join(missing)}", help="runs python -m fer export MODEL "
                              "--format tflite and scores each file on the validation faces (a minute or two)"):
         with st.spinner("Converting to TFLite and scoring on the validation faces…"):

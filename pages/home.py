@@ -6,7 +6,7 @@ import streamlit as st
 
 from fer.data.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
-from pages.common import (active_dataset, active_dataset_source, model_downloads, served_model, undrawn_demo_sizes,
+from pages.common import (active_dataset, active_dataset_source, active_choice, model_downloads, undrawn_demo_sizes,
                           use_app_shell)
 
 use_app_shell()
@@ -39,10 +39,10 @@ with left, st.container(border=True):
             st.markdown(f"- {name}: {len(split):,} images")
 with right, st.container(border=True):
     st.subheader("Active model")
-    served = served_model()
-    if served is not None:
-        card = served.card
-        st.markdown(f"**{served.name}** · preset `{card.preset or '?'}` · served on {served.runtime}")
+    chosen = active_choice()  # Described from its card: Home does not load the model.
+    if chosen is not None:
+        card = chosen.card
+        st.markdown(f"**{chosen.name}** · preset `{card.preset or '?'}` · {chosen.shelf}")
         for split, metrics in card.metrics.items():
             if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
                 st.markdown(f"- {split} accuracy: {metrics['accuracy']:.1%}")
@@ -54,6 +54,6 @@ with right, st.container(border=True):
         if card.created:
             st.caption(f"Created {card.created}")
 
-if served is not None:
+if chosen is not None:
     with st.expander("⬇️ Download this model: .keras, ONNX, TFLite and its card"):
-        model_downloads(served)
+        model_downloads(chosen)

@@ -54,7 +54,7 @@ def _draw_feature_map(key: tuple, served: ServedModel, dataset, split: str, resu
     chosen = capped_sample(result.labels, cap)
     bar = st.progress(0.0, text="Reading features…")
     try:
-        model = keras_model(served.name, served.modified, served)
+        model = keras_model(*served.key, served)
         features = penultimate_features(model, dataset.split(split).images[chosen],
                                         progress=lambda fraction, message: bar.progress(fraction * 0.9, text=message))
         bar.progress(0.9, text="t-SNE (about a minute per 1,000 faces)…" if method == "tsne" else "PCA…")

@@ -16,34 +16,34 @@ from fer.serve.served import ServedModel
 
 @st.cache_resource(show_spinner="Loading the Keras model (Grad-CAM and features need its gradients and layers)…",
                    max_entries=2)
-def keras_model(name: str, modified: float, _served: ServedModel):
-    """The Keras model of the handle keyed (name, modified), loaded once per server process."""
+def keras_model(path: str, modified: float, _served: ServedModel):
+    """The Keras model of the handle whose key is (path, modified), loaded once per server process."""
     from fer.model.files import load_model
 
     return load_model(_served.path)[0]
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def gradcam(name: str, modified: float, _served: ServedModel):
+def gradcam(path: str, modified: float, _served: ServedModel):
     from fer.explain.gradcam import GradCam
 
-    return GradCam(keras_model(name, modified, _served))
+    return GradCam(keras_model(path, modified, _served))
 
 
 @st.cache_data(show_spinner="Computing Grad-CAM…", max_entries=32)
-def heatmap_overlays(name: str, modified: float, faces: np.ndarray, classes: tuple[int, ...] | None,
+def heatmap_overlays(path: str, modified: float, faces: np.ndarray, classes: tuple[int, ...] | None,
                      _served: ServedModel) -> list[np.ndarray]:
     """Each (48, 48) face with the Grad-CAM of its class in `classes` (None: the model's top class) over it, as RGB."""
     from fer.explain.gradcam import overlay
 
-    maps = gradcam(name, modified, _served)(faces, None if classes is None else list(classes)).maps
+    maps = gradcam(path, modified, _served)(faces, None if classes is None else list(classes)).maps
     return [overlay(face, heat) for face, heat in zip(faces, maps)]
 
 
 def overlays_for(served: ServedModel, faces: np.ndarray, labels: list[str] | None = None) -> list[np.ndarray]:
     """Grad-CAM overlays of `faces` for the classes named in `labels` (default: the model's top class)."""
     classes = class_indexes(served.classes, labels)
-    return heatmap_overlays(served.name, served.modified, np.asarray(faces),
+    return heatmap_overlays(*served.key, np.asarray(faces),
                             None if classes is None else tuple(classes), served)
 
 

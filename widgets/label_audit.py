@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import streamlit as st
 
@@ -12,7 +13,7 @@ from fer.explain.audit import Audit, OutOfFold, audit_split, corrected_copy, fit
 from fer.explain.galleries import page_count, page_of, relabels_from_marks
 from fer.serve.served import ServedModel
 
-AUDIT_KEY = "dataset_audit"  # {"key": (source, fingerprint, split, model name, modified, out_of_fold), "audit"}.
+AUDIT_KEY = "dataset_audit"  # {"key": (source, fingerprint, split, model name, out_of_fold), "audit", "fitted"}.
 DECISIONS_KEY = "dataset_audit_decisions"  # {file: "wrong" | "keep"}
 AUDIT_PAGE = 24  # Suspects per page.
 MARKS = ("wrong", "keep")
@@ -25,13 +26,16 @@ def out_of_fold_estimate(images: int, folds: int) -> float:
     return estimate_out_of_fold_seconds(images, OutOfFold(folds=folds))
 
 
-def show_audit(dataset, source: str, served: ServedModel | None) -> None:
-    """Rank a split's images by how much the model doubts their label; mark them, export the fixes."""
+def show_audit(dataset, source: str, model_name: str | None,
+               serve: Callable[[str], ServedModel | None]) -> None:
+    """Rank a split's images by how much the model called `model_name` doubts their label; mark them, export
+    the fixes. `serve` turns the name into its handle (pages.common.served_model), only once Audit is pressed:
+    the Dataset page does not load a model for a user who never audits."""
     st.subheader("Label audit")
     st.caption("Which given labels does the model doubt most? The ranking is cleanlab's label quality on the "
                "model's probabilities (each face averaged with its mirror image); the lowest scores come first.")
     names = [name for name in dataset.split_names if len(dataset.splits[name])]
-    if served is None:
+    if model_name is None:
         st.info("Choose or train a model first: the audit reads its predictions.")
         return
     left, middle, right = st.columns([1.5, 2.5, 1], vertical_alignment="bottom")
@@ -44,8 +48,8 @@ def show_audit(dataset, source: str, served: ServedModel | None) -> None:
     if out_of_fold:
         seconds = out_of_fold_estimate(len(dataset.split(split)), 3)
         middle.caption(f"About {seconds / 60:.0f} min on this machine (3 models × {OutOfFold().epochs} epochs).")
-    key = (source, dataset.fingerprint, split, *served.key, out_of_fold)
-    if right.button("Audit", type="primary", width="stretch"):
+    key = (source, dataset.fingerprint, split, model_name, out_of_fold)
+    if right.button("Audit", type="primary", width="stretch") and (served := serve(model_name)) is not None:
         _run_audit(key, dataset, split, served, out_of_fold)
     stored = st.session_state.get(AUDIT_KEY)
     if not stored or stored["key"] != key:

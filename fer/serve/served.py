@@ -40,8 +40,9 @@ class ServedModel:
 
     @property
     def key(self) -> tuple[str, float]:
-        """What results computed with this model are cached under: a replaced file gets a new key."""
-        return self.name, self.modified
+        """What results computed with this model are cached under, in caches every session shares: its file
+        (two users' models may share a name) and modification time (a replaced file gets a new key)."""
+        return str(self.path), self.modified
 
 
 def modification_time(choice: RegisteredModel) -> float:
