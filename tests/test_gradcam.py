@@ -145,12 +145,13 @@ def test_the_predict_page_shows_each_faces_grad_cam_on_request(tiny_model_path, 
     from skimage import data
     from streamlit.testing.v1 import AppTest
 
+    from app_pages import register_copy
     from pages.common import MODEL_KEY
 
     idle = SimpleNamespace(state=SimpleNamespace(playing=False))
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda *args, **kwargs: idle)  # No webcam here.
     app = AppTest.from_file(str(PROJECT_ROOT / "pages" / "predict.py"), default_timeout=240)
-    app.session_state[MODEL_KEY] = str(tiny_model_path)
+    app.session_state[MODEL_KEY] = register_copy(tiny_model_path)
     app.run()
     photo = io.BytesIO()
     Image.fromarray(data.astronaut()).save(photo, "PNG")

@@ -14,6 +14,7 @@ from PIL import Image
 from skimage import data
 from streamlit.testing.v1 import AppTest
 
+from app_pages import register_copy
 from fer.labels import CLASSES
 from pages.common import MODEL_KEY
 
@@ -53,7 +54,7 @@ def streamer(monkeypatch) -> FakeStreamer:
 @pytest.fixture
 def page(tiny_model_path) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[MODEL_KEY] = str(tiny_model_path)
+    at.session_state[MODEL_KEY] = register_copy(tiny_model_path)
     return at.run()
 
 
@@ -61,12 +62,14 @@ def texts(at: AppTest) -> str:
     return "\n".join(element.value for element in [*at.markdown, *at.caption])
 
 
-def test_without_a_usable_model_the_page_says_so(tmp_path):
+@pytest.mark.parametrize("name", ["gone", str(Path(__file__).resolve().parents[1] / "models" / "fer2013.keras")])
+def test_without_a_usable_model_the_page_says_so(name):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[MODEL_KEY] = str(tmp_path / "gone.keras")
+    at.session_state[MODEL_KEY] = name  # A name nobody registered, or a path: never opened as a file.
     at.run()
     assert not at.exception
-    assert "Could not load the model" in at.error[0].value
+    assert at.error[0].value.startswith("Could not load the model: ")
+    assert "fer2013.keras" not in at.error[0].value
     assert not at.file_uploader  # Nothing to predict with: the page stops there.
 
 

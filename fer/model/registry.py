@@ -102,20 +102,22 @@ def resolve_model(name: str, user: str | None = None) -> RegisteredModel:
         raise FerError("no model name given")
     if name.startswith(RUN_PREFIX):
         folder = name.removeprefix(RUN_PREFIX)
-        if RUN_FOLDER.fullmatch(folder):
-            for model in list_runs(user):
-                if model.name == name:
-                    return model
-        raise FerError(f"there is no finished training run called '{_shown(folder)}' among yours")
-    if MODEL_NAME.fullmatch(name):
-        for model in list_models(user):
+        if not RUN_FOLDER.fullmatch(folder):
+            raise FerError("a training run is chosen by its folder's name, not by a path")
+        for model in list_runs(user):
             if model.name == name:
                 return model
-    raise FerError(f"there is no model called '{_shown(name)}'; choose one of the models in the sidebar")
+        raise FerError(f"there is no finished training run called '{folder}' among yours")
+    if not MODEL_NAME.fullmatch(name):
+        raise FerError("a model is chosen by its name, not by a path or a file")
+    for model in list_models(user):
+        if model.name == name:
+            return model
+    raise FerError(f"there is no model called '{name}'; choose one of the models in the sidebar")
 
 
 def _shown(name: str) -> str:
-    """A name as a sentence may quote it: short, one line (never a path the user did not own)."""
+    """A rejected name as a sentence may quote it: printable, at most 40 characters."""
     text = "".join(character for character in name if character.isprintable())
     return text if len(text) <= 40 else text[:40] + "…"
 
@@ -148,9 +150,9 @@ def check_model_name(name: str, user: str | None = None) -> None:
             raise FerError(f"the name '{name}' is taken by {whose}; pick another name")
 
 
-def register_model(model_path: str | Path, name: str, user: str | None = None) -> Path:
-    """Copy a trained model and its card into the user's models folder as `name`, and export it to ONNX
-    beside them (checked against Keras, see fer.model.export) so it is served on onnxruntime.
+def register_model(model_path: str | Path, name: str, user: str | None = None, *, export: bool = True) -> Path:
+    """Copy a trained model and its card into the user's models folder as `name`, and (with `export`) export
+    it to ONNX beside them (checked against Keras, see fer.model.export) so it is served on onnxruntime.
 
     Refuses, in words, a name any shelf has taken, and never writes over an existing file (two
     registrations racing for one name: the second is refused). Returns the new .keras path.
@@ -170,6 +172,8 @@ def register_model(model_path: str | Path, name: str, user: str | None = None) -
         target.unlink()  # Files of an unregistered model under this name: never written over.
         raise FerError(f"files named '{name}' already exist in your models folder; pick another name")
     write_card(target, read_card(source).replace(name=name, exports=(), serving=None))
+    if not export:
+        return target
     from fer.model.export import export_onnx
 
     try:
