@@ -39,18 +39,38 @@ def use_app_shell() -> None:
 
     Streamlit decides once per process, when the first browser session starts, whether the app
     uses its legacy `pages/` folder: yes whenever a folder named `pages` sits next to the main
-    script (PagesManager.uses_pages_directory), and only a call to st.navigation turns that off.
-    In that legacy mode a page file runs on its own: no sidebar pickers, a raw page list ("app,
-    common, dataset, …"), and st.navigation never runs, so reloading does not help either. It
-    happens when the first request is a deep link (/predict), and when a link of the raw list is
-    clicked before the first run of / has finished. Here the mode is turned off and the same page
-    is rerun through app.py. No config option switches the mode off, and pages/ stays where it is.
+    script, and only a call to st.navigation turns that off. In that legacy mode a page file runs
+    on its own: no sidebar pickers, a raw page list ("app, common, dataset, …"), and st.navigation
+    never runs, so reloading does not help either. It happens when the first request is a deep link
+    (/predict), and when a link of the raw list is clicked before the first run of / has finished.
+    Here the mode is turned off and the same page is rerun through app.py.
+    """
+    if leave_legacy_pages_mode():
+        st.rerun()  # Same page (same URL path, same hash under both modes), now run by app.py.
+
+
+def leave_legacy_pages_mode() -> bool:
+    """Turn Streamlit's legacy `pages/` mode off, now and for every session started later in this process
+    (AppTest starts each run afresh); True if it was on.
+
+    Streamlit 1.67 has no public switch for it (no config option; only st.navigation, which runs too
+    late for a deep link), so this is the one place that sets its private flag,
+    PagesManager.uses_pages_directory. tests/pages/test_common.py guards the flag's name and meaning.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()  # Same page (same URL path, same hash under both modes), now run by app.py.
+    if not hasattr(PagesManager.__init__, "streamlits_own"):
+        original = PagesManager.__init__
+
+        def init(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+        init.streamlits_own = original
+        PagesManager.__init__ = init
+    was_on = bool(PagesManager.uses_pages_directory)
+    PagesManager.uses_pages_directory = False
+    return was_on
 
 
 @st.cache_resource(show_spinner="Opening dataset…", max_entries=4)

@@ -15,7 +15,13 @@ def register_copy(model: Path | str, user: str | None = None) -> str:
     model a page can be pointed at by name; returns the name (the file's stem)."""
     import shutil
 
+    from fer.serve.runtime import served_file
+
     model = Path(model)
+    if served_file(model) is None and model.with_suffix(".json").exists():
+        from fer.serve.runtime import load_for_serving
+
+        load_for_serving(model)  # Exported once beside the original, so no copy exports it again.
     folder = user_models_dir(user)
     folder.mkdir(parents=True, exist_ok=True)
     for file in model.parent.glob(f"{model.stem}.*"):
