@@ -145,8 +145,10 @@ def test_cli_export_of_a_missing_model_is_one_line(tmp_path, capsys):
 
 def test_registering_a_model_exports_it(tiny_model_path, tmp_path):
     from fer.model.registry import register_model
+    from fer.paths import user_models_dir
 
-    path = register_model(tiny_model_path, "registered", tmp_path / "models")
+    path = register_model(tiny_model_path, "registered")
+    assert path == user_models_dir() / "registered.keras"
 
     card = read_card(path)
     assert path.with_suffix(".onnx").exists() and card.name == "registered"
