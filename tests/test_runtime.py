@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,7 +138,7 @@ from streamlit.testing.v1 import AppTest
 errors = {{}}
 for page in ("pages/home.py", "pages/predict.py", "pages/evaluate.py"):
     at = AppTest.from_file(page, default_timeout=240)
-    at.session_state["model_path"] = {str(SHIPPED)!r}
+    at.session_state["model_name"] = "fer2013"
     at.run()
     errors[page] = [str(item.value) for item in at.exception] + [item.value for item in at.error]
 print(json.dumps({{"errors": errors, "loaded": {LOADED}, "onnxruntime": "onnxruntime" in sys.modules}}))
@@ -156,13 +157,19 @@ def test_a_page_says_once_per_session_that_a_model_runs_on_keras(model_copy, mon
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer",
                         lambda key, **kwargs: SimpleNamespace(state=SimpleNamespace(playing=False)))
     monkeypatch.setattr(runtime, "_export_in_child", lambda path: (None, "exporting it to ONNX failed (test)"))
+    from fer.paths import user_models_dir
+
     st.cache_resource.clear()
+    registered = user_models_dir() / "tiny.keras"
+    registered.parent.mkdir(parents=True)
+    for file in (model_copy, model_copy.with_suffix(".json")):
+        shutil.copyfile(file, registered.with_name(file.name))
     at = AppTest.from_file(str(ROOT / "pages" / "predict.py"), default_timeout=120)
-    at.session_state["model_path"] = str(model_copy)
+    at.session_state["model_name"] = "tiny"
     at.run()
     notes = [item.value for item in at.info if "runs on Keras" in item.value]
     assert notes == [f"tiny.keras runs on Keras, which is slower to load and to run, because exporting it to ONNX "
-                     f"failed (test). Export it with: python -m fer export {model_copy} --format onnx"]
+                     f"failed (test). Export it with: python -m fer export {registered} --format onnx"]
     assert not at.exception
     at.run()
     assert not [item.value for item in at.info if "runs on Keras" in item.value]
