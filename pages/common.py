@@ -271,7 +271,7 @@ def model_downloads(chosen: RegisteredModel | ServedModel) -> None:
     import subprocess
     import sys
 
-    from fer.model.export import downloads, missing_tflite
+    from fer.model.downloads import downloads, missing_tflite
 
     path = str(chosen.path)
     for number, item in enumerate(downloads(path)):
