@@ -92,7 +92,8 @@ def training_form(dataset) -> None:
             dtype_policy=dtype_policy, teacher=teacher, distill_temperature=temperature, distill_alpha=alpha,
             train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
         )
-        run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None)
+        run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None,
+                                 user=common.current_user())
     except jobs.JobBusy as busy:
         st.warning(f"Not started: {busy}.")
         return
