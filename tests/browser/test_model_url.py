@@ -19,6 +19,7 @@ def test_a_path_in_the_url_is_refused_in_a_sentence_and_never_offered(page, app_
     assert "a model is chosen by its name, not by a path or a file" in warning.inner_text()
     assert "The default model stays" in warning.inner_text()
     main = page.get_by_test_id("stMain")
+    main.get_by_text("Active model").wait_for()
     assert "fer2013" in main.inner_text() and "passwd" not in main.inner_text()
     page.get_by_text("Download this model").click()
     downloads = main.get_by_test_id("stExpander").filter(has_text="Download this model")
