@@ -9,8 +9,8 @@ from fer.charts import dataset as charts
 
 from fer.data import eda
 from fer.data.datasets import DEMO, Dataset
-from pages import inside
-from pages.common import active_dataset, active_dataset_source, active_model_path, use_app_shell
+from pages.common import active_dataset, active_dataset_source, active_model_name, served_model, use_app_shell
+from widgets.label_audit import show_audit
 
 # The duplicates table: the hash (a 16-digit digest) left out; every class named in full, wide enough to read.
 GROUP_COLUMNS = ("group", "size", "scope", "splits", "classes", "labels_agree")
@@ -195,4 +195,4 @@ show_distribution(dataset)
 show_samples(dataset)
 show_profiles(dataset)
 show_quality(dataset)
-inside.show_audit(dataset, active_dataset_source(), active_model_path())
+show_audit(dataset, active_dataset_source(), active_model_name(), served_model)

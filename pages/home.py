@@ -5,20 +5,20 @@ from pathlib import Path
 import streamlit as st
 
 from fer.data.datasets import DEMO
-from fer.labels import CLASSES, EMOJI
-from fer.model.cards import read_card
-from pages.common import (active_dataset, active_dataset_source, active_model_path, model_downloads,
-                          undrawn_demo_sizes, use_app_shell)
+from fer.formatting import local_time, percent
+from fer.labels import CLASSES
+from pages.common import (active_dataset, active_dataset_source, active_choice, model_downloads, undrawn_demo_sizes,
+                          use_app_shell)
 
 use_app_shell()
-st.title("🙂 FER Studio")
+st.title(":material/mood: FER Studio")
 st.markdown(
     "Recognise facial expressions in 48×48 grayscale faces, from data to a working model:\n"
     "1. **Dataset**: explore a dataset — class balance, sample faces, mean faces, image quality.\n"
     "2. **Train**: train a CNN on it and watch the curves live; stop and resume at will.\n"
     "3. **Evaluate**: confusion matrix, per-class scores and the mistakes a model makes.\n"
     "4. **Predict**: read the emotion in a photo or from your webcam.\n\n"
-    f"Seven classes: {' · '.join(f'{EMOJI[c]} {c}' for c in CLASSES)}. "
+    f"Seven classes: {' · '.join(CLASSES)}. "
     "Pick the dataset and model in the sidebar; every page uses them."
 )
 
@@ -40,24 +40,21 @@ with left, st.container(border=True):
             st.markdown(f"- {name}: {len(split):,} images")
 with right, st.container(border=True):
     st.subheader("Active model")
-    model_path = active_model_path()
-    if model_path is None:
-        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
-    else:
-        card = read_card(model_path)
-        st.markdown(f"**{Path(model_path).stem}** · preset `{card.preset or '?'}`")
-        st.caption(model_path)
+    chosen = active_choice()  # Described from its card: Home does not load the model.
+    if chosen is not None:
+        card = chosen.card
+        st.markdown(f"**{chosen.name}** · preset `{card.preset or '?'}` · {chosen.shelf}")
         for split, metrics in card.metrics.items():
             if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
-                st.markdown(f"- {split} accuracy: {metrics['accuracy']:.1%}")
+                st.markdown(f"- {split} accuracy: {percent(metrics['accuracy'])}")
         for fact in card.facts():
             st.caption(fact)
-        if card.recipe:
-            with st.expander("Recipe"):
-                st.code(card.recipe, language="bash", wrap_lines=True)
+        if card.recipes:
+            with st.expander("Recipe" if len(card.recipes) == 1 else f"Recipes of its {len(card.recipes)} networks"):
+                st.code("\n\n".join(card.recipes), language="bash", wrap_lines=True)
         if card.created:
-            st.caption(f"Created {card.created}")
+            st.caption(f"Created {local_time(card.created)}")
 
-if model_path is not None:
-    with st.expander("⬇️ Download this model: .keras, ONNX, TFLite and its card"):
-        model_downloads(model_path)
+if chosen is not None:
+    with st.expander("Download this model: .keras, ONNX, TFLite and its card", icon=":material/download:"):
+        model_downloads(chosen)

@@ -18,7 +18,8 @@ from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, DTYPE_POL
                               SCHEDULES, TrainConfig, applied_augmentation, augmentation_for)
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
-from pages import common, inside
+from pages import common
+from widgets.augmentation_preview import show_augmentation_preview
 
 RUN_KEY = "train_run"  # The run directory shown in the live view when no job is running.
 MESSAGE_KEY = "train_message"  # A Stop/Resume refusal, shown once by the live view.
@@ -70,7 +71,7 @@ def training_form(dataset) -> None:
         mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
                         help=described(AUGMENTATION_MODES))
         custom = augmentation_sliders(mode, preset)
-        inside.show_augmentation_preview(dataset, custom, train_split)
+        show_augmentation_preview(dataset, custom, train_split)
     with right.expander("Loss and model", expanded=True):
         class_weights = st.checkbox("Class weights (inverse class frequency)", value=DEFAULTS.class_weights)
         label_smoothing = st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.05)
@@ -78,8 +79,10 @@ def training_form(dataset) -> None:
                                     index=list(DTYPE_POLICIES).index(DEFAULTS.dtype_policy),
                                     help=described(DTYPE_POLICIES) + "\n\n" + mixed_bfloat16_advice())
         teacher, temperature, alpha = distillation_inputs()
-        model_name = st.text_input("Register the finished model as", placeholder="the run's name",
-                                   help="The best epoch's model is copied to models/ under this name.")
+        model_name = st.text_input("Register the finished model as", placeholder="leave empty to decide later",
+                                   help="With a name, the best epoch's model is registered under it when the run "
+                                        "finishes. Without, nothing piles up in the model picker: register the run "
+                                        "later, if it is worth it, on the Models page.")
     if not st.button("Start training", type="primary"):
         return
     try:
@@ -91,7 +94,8 @@ def training_form(dataset) -> None:
             dtype_policy=dtype_policy, teacher=teacher, distill_temperature=temperature, distill_alpha=alpha,
             train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
         )
-        run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None)
+        run_dir = jobs.start_job(common.active_dataset_source(), config, register=bool(model_name.strip()),
+                                 register_as=model_name.strip() or None, user=common.current_user())
     except jobs.JobBusy as busy:
         st.warning(f"Not started: {busy}.")
         return
@@ -255,11 +259,19 @@ def runs_table(ticking: bool) -> None:
         **{column: percent for column in run_reports.PERCENT_COLUMNS},
         "final val loss": st.column_config.NumberColumn(format="%.4f"),
         "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        # Widths that hold each header in full: Streamlit sizes a column to its values and cuts the header.
+        "run": st.column_config.TextColumn("run", width="medium"),
+        "learning rate": st.column_config.NumberColumn("learning rate", format="%.2g", width="medium"),
+        "augmentation": st.column_config.TextColumn("augmentation", width="large"),
+        "class weights": st.column_config.CheckboxColumn("class weights", width="medium"),
+        "dataset": st.column_config.TextColumn("dataset", width="medium"),
+        "model": st.column_config.TextColumn("model", width="medium",
+                                             help="The registered model's name; empty when it was not registered"),
     })
 
 
 common.use_app_shell()
-st.title("🏋️ Train")
+st.title(":material/model_training: Train")
 st.caption("Training runs in the background: it keeps going if you switch pages or reload the browser.")
 runs = jobs.list_runs()
 busy = jobs.active_runs()  # Jobs holding this server's slot (a CLI run elsewhere does not block Start).
