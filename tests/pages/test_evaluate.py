@@ -58,8 +58,12 @@ def test_page_scores_the_active_model_on_the_validation_split(kaggle_folder, tin
     assert metric(app, "Macro F1").value == f"{truth.macro_f1:.1%}"
     assert metric(app, "Calibration error (ECE)").value == f"{truth.ece:.1%}"
     table = app.dataframe[0].value
-    assert list(table["support"]) == [2] * 7 and table["F1"].tolist() == pytest.approx([r.f1 for r in truth.per_class])
-    assert [b.label for b in app.get("download_button")] == ["⬇️ Report (JSON)", "⬇️ Per-class table (CSV)"]
+    # Shares in percent, shown with one decimal.
+    assert list(table["support"]) == [2] * 7
+    assert table["F1"].tolist() == pytest.approx([100 * r.f1 for r in truth.per_class])
+    assert json.loads(app.dataframe[0].proto.columns)["F1"]["type_config"]["format"] == "%.1f%%"
+    assert [b.proto.label for b in app.get("download_button")] == [
+        "Report (JSON)", "Per-class table (CSV)", "Every prediction (CSV)"]
     assert len(app.get("plotly_chart")) >= 4  # Heatmap, per-class bars, confidence, reliability.
 
 
@@ -128,6 +132,10 @@ def test_two_models_side_by_side(kaggle_folder, tiny_model_path, registered, tmp
                                                                        truth.macro_f1, truth.ece)]
     assert table.loc["balanced accuracy", "happy · tiny"] == f"{1 / 7:.1%}"  # Right on one class of seven.
     assert table.loc["macro F1", "tiny · tiny"] != table.loc["macro F1", "happy · tiny"]
+    side_by_side = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")
+                    if "compare-" in chart.proto.id or json.loads(chart.proto.spec)["layout"].get("title")]
+    heatmaps = [spec for spec in side_by_side if spec["data"][0]["type"] == "heatmap"]
+    assert len(heatmaps) == 2 and all(spec["data"][0]["showscale"] is False for spec in heatmaps)
 
 
 def test_a_model_with_other_classes_gets_a_clear_message(kaggle_folder, tiny_model_path, registered, tmp_path):
@@ -192,3 +200,17 @@ def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(kaggle
     next(button for button in app.button if button.label == "Draw the map").click().run()
     assert not app.exception, app.exception
     assert app.session_state["evaluate_feature_map"]["map"].points.shape == (14, 2)
+
+
+def test_a_labelled_set_is_scored_without_becoming_the_active_dataset(kaggle_folder, class_folders, tiny_model_path,
+                                                                      registered, monkeypatch):
+    pytest.importorskip("fer.data.roots", reason="scoring a set aside reads paths through the data roots")
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(class_folders.parent))
+    registered(tiny_model_path)
+    app = app_on_page(PAGE, dataset=kaggle_folder, model=tiny_model_path)
+    app.text_input(key="evaluate_other_path").input(str(class_folders))
+    next(button for button in app.button if button.label == "Score it").click().run()
+    assert not app.exception, app.exception
+    assert any("The active dataset is unchanged." in caption.value for caption in app.caption)
+    assert app.session_state["dataset_source"] == str(kaggle_folder)
+    assert "Every prediction (CSV)" in [button.proto.label for button in app.get("download_button")][-1:]
