@@ -86,6 +86,16 @@ def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers)
     assert "starting" in texts(app.markdown)
 
 
+def test_a_run_without_a_name_is_not_registered(app, sleepers):
+    """Registering is a choice: an empty name box no longer registers every finished run as itself."""
+    by_label(app.selectbox, "Model preset").set_value("tiny")
+    by_label(app.button, "Start training").click()
+    app.run()
+    assert not app.exception
+    [run_dir] = jobs.active_runs()
+    assert json.loads((run_dir / "job.json").read_text())["register_as"] is None
+
+
 def test_second_start_while_a_run_goes_gets_a_clear_message(app, sleepers):
     running_run("busy-run", sleepers)
     by_label(app.button, "Start training").click()
