@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,10 @@ def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(kaggle_folder
     assert not app.exception, app.exception
     marks = [control for control in app.get("button_group") if control.key.startswith("audit_mark_")]
     assert len(marks) == 14  # Every validation image of the fixture, on one page.
+    captions = [caption.value for caption in app.caption]
+    assert any(re.search(r"14 images audited in \d+\.\d s;", text) for text in captions)
+    audit_toggle = next(toggle for toggle in app.toggle if toggle.key == "dataset_audit_oof")
+    assert audit_toggle.label == "Out-of-fold probabilities"  # Short enough not to be cut; the rest in help.
     first = marks[0].key.removeprefix("audit_mark_")
     marks[0].set_value("wrong").run()
     assert app.session_state["dataset_audit_decisions"] == {first: "wrong"}
