@@ -1,7 +1,7 @@
 """The webcam end to end in real Chromium: seconds from START to the first label, and frames processed per second.
 
 What a user gets, browser and server together on this machine: the app runs under `streamlit run`
-(its own FER_STUDIO_HOME), Chromium plays a 15 fps .y4m of scikit-image's astronaut as its fake
+(its own FER_STUDIO_HOME), Chromium plays a 30 fps (--camera-fps) .y4m of scikit-image's astronaut as its fake
 camera, opens Predict → Webcam and clicks START. Printed, per run:
 
 - first frame: seconds from the START click until the browser shows the first frame back from the
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # The browser helpers in tests/browser/
 from browser.conftest import launch_chromium, serve_app, wait_for_app  # noqa: E402
 from browser.test_predict_browser import LABEL, face_frame, goto_predict, write_y4m  # noqa: E402
 
-CAMERA_FPS = 15
+CAMERA_FPS = 30  # What the page asks of a camera, and what most webcams give.
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -213,6 +213,7 @@ def main() -> int:
                         help="server settings compared side by side (default: one variant, as configured)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy profile of the server over the first window "
                         "(.svg: flame graph, else collapsed stacks)")
+    parser.add_argument("--camera-fps", type=int, default=CAMERA_FPS, help="frames a second the fake camera plays")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -230,7 +231,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-webcam-") as scratch:
         scratch = Path(scratch)
-        video = write_y4m(scratch / "face.y4m", [face_frame(shift) for shift in range(-20, 20, 2)], CAMERA_FPS)
+        video = write_y4m(scratch / "face.y4m", [face_frame(shift) for shift in range(-20, 20, 2)], args.camera_fps)
         for round_number in range(args.rounds):
             for name, settings in variants.items():
                 home = scratch / f"{name.replace(' ', '-')}-{round_number}"
@@ -241,7 +242,7 @@ def main() -> int:
     if args.json:
         print(json.dumps({"env": common, "variants": variants, "rows": rows}, indent=2))
         return 0
-    print(f"camera {CAMERA_FPS} fps 640×480; window {args.seconds:.0f} s; CPUs: {os.cpu_count()}; "
+    print(f"camera {args.camera_fps} fps 640×480; window {args.seconds:.0f} s; CPUs: {os.cpu_count()}; "
           f"load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}")
     for name, settings in variants.items() if args.variant else ():
         print(f"  {name}: {', '.join(f'{key}={value}' for key, value in settings.items()) or 'as configured'}")

@@ -42,9 +42,9 @@ PROCESSOR_KEY = "predict_live_processor"  # This session's LiveProcessor (its tr
 SNAPSHOT_KEY = "predict_snapshot"  # A LiveResult the user kept with the snapshot button.
 VIDEO_KEY = "predict_video_result"  # ((file id, model name, mtime, detector), VideoResult) of the last video read.
 VIDEO_TYPES = [suffix.lstrip(".") for suffix in VIDEO_SUFFIXES]
-# 640×480 at 30 fps, what most webcams give: on 2 cores the page analysed 30.2 of a 30 fps fake camera's
-# frames in Chromium. When a machine cannot keep up, the frames that wait are dropped (process_newest),
-# so the picture stays live. A 720p or 1080p camera would only make the browser and aiortc encode and
+# 640×480 at 30 fps, what most webcams give (bench/bench_webcam_browser.py measures what a machine keeps
+# up with). When a machine cannot keep up, the frames that wait are dropped (process_newest), so the
+# picture stays live. A 720p or 1080p camera would only make the browser and aiortc encode and
 # decode bigger frames.
 CAMERA_CONSTRAINTS = {
     "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 30}},

@@ -30,14 +30,14 @@ from helpers.chart_geometry import MEASURE_JS, overlaps  # noqa: E402
 
 WIDTHS = (1400, 1000)
 LONG = 300_000  # ms: the first model load and the demo set's drawing on a busy 2-core machine.
-# (file name, page link, what to wait for, whether the README shows it)
+# (file name, page link, a CSS selector that shows the page has drawn, whether the README shows it)
 PAGES = (
-    ("home", "Home", "Active model", True),
-    ("dataset", "Dataset", "Class distribution", True),
-    ("train", "Train", None, False),
-    ("evaluate", "Evaluate", None, True),
-    ("models", "Models", None, True),
-    ("predict", "Predict", None, True),
+    ("home", "Home", "text=Active model", True),
+    ("dataset", "Dataset", "text=Image quality", True),
+    ("train", "Train", "text=Current run", False),
+    ("evaluate", "Evaluate", ".st-key-confusion_matrix .js-plotly-plot", True),
+    ("models", "Models", "text=Finished training runs", True),
+    ("predict", "Predict", "text=Face detector", True),
 )
 
 
@@ -80,8 +80,8 @@ def walk(url: str, out: Path, keep: Path | None, playwright) -> list[str]:
                 continue
             links.first.click()
             wait_for_app(page)
-            if marker:
-                page.get_by_text(marker).first.wait_for()
+            page.locator(marker).first.wait_for()
+            wait_for_app(page)
             if name == "predict":
                 uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').first
                 uploader.set_input_files([str(folder / "group.jpg"), str(folder / "coffee.jpg")])
