@@ -98,7 +98,7 @@ def show_clicked(event, images: np.ndarray, captions: list[str]) -> None:
 
 def show_profiles(dataset: Dataset) -> None:
     st.header("Mean face and pixel histogram per class")
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    left, right = st.columns([2, 1], vertical_alignment="bottom")  # Room for the toggle's label at 1000 px.
     choice = left.selectbox("Over", [ALL_SPLITS, *dataset.split_names], key="profile_split")
     stretch = right.toggle("Stretch contrast", value=True, key="profile_stretch",
                            help="Map each mean face's darkest to brightest value onto black to white.")
@@ -112,7 +112,8 @@ def show_quality(dataset: Dataset) -> None:
     st.header("Image quality")
     report = cached_quality(dataset.fingerprint, dataset.source, dataset)
     summary = report.summary()
-    metrics = st.columns(6)
+    # Three a row: six side by side cut their labels ("Conve…") on a 1000 px window.
+    metrics = [column for _ in range(2) for column in st.columns(3)]
     metrics[0].metric("Conversions", f"{summary['converted']:,}",
                       help="Decoding steps taken: a mode change to grayscale, a resize to 48×48 "
                            "(an image may need both).")

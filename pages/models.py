@@ -68,8 +68,9 @@ def show_model(model, default_name: str | None, user: str | None) -> None:
         size = model.path.stat().st_size if model.path.exists() else 0
         st.caption(" · ".join([f"preset {card.preset or '–'}", accuracy(card), f"created {local_time(card.created)}",
                                f"{file_size(size)} (.keras)"]))
-        for line in lineage_lines(card) + card.facts():
-            st.caption(escape_markdown(line))
+        story = lineage_lines(card) + card.facts()
+        if story:  # One block, a line each: where it came from, then how it was made.
+            st.caption("  \n".join(escape_markdown(line) for line in story))
         with st.expander("Model card"):
             st.json({key: value for key, value in card.to_dict().items() if key != "history"}, expanded=False)
         left, middle, right = st.columns([3, 1.2, 1.2], vertical_alignment="bottom")

@@ -110,7 +110,7 @@ def show_faces(result_faces: Sequence[FacePrediction], chart_key: str) -> None:
     rows = [{"face": number, "label": face.label, "sure": "uncertain" if face.confidence < threshold else "",
              **{name: round(face.probabilities[name] * 100, 1) for name in classes}}
             for number, face in enumerate(result_faces, start=1)]
-    bars = {name: st.column_config.ProgressColumn(name, min_value=0, max_value=100, format="%.1f%%",
+    bars = {name: st.column_config.ProgressColumn(name, min_value=0, max_value=100, format="%.1f%%", width="small",
                                                   help=f"The probability of {name}") for name in classes}
     st.caption("Each row's number is drawn on its face's box. Select a row to highlight that face.")
     st.dataframe(rows, hide_index=True, key=chart_key, on_select="rerun", selection_mode="single-row",
@@ -162,7 +162,13 @@ def show_result(file, result: ImageResult, picture: bytes | None, served: Served
             if result.no_face or st.session_state.get(whole_key):
                 st.checkbox("Classify the whole image as one face", key=whole_key,
                             help="For photos that are already a close crop of one face, which detectors can miss.")
-            show_faces(result.faces, faces_key if len(result.faces) > 1 else f"chart-{file.file_id}")
+            if len(result.faces) <= 1:
+                show_faces(result.faces, f"chart-{file.file_id}")
+            else:
+                st.markdown(f"**{count(len(result.faces), 'face')}**, numbered on the photo")
+        if len(result.faces) > 1:  # The whole width: a bar per class for every face, none cut off.
+            show_faces(result.faces, faces_key)
+        with right if len(result.faces) <= 1 else st.container():
             if result.faces and served is not None:
                 show_face_heatmaps(served, [face.crop for face in result.faces if face.crop is not None],
                                    key=f"gradcam-{file.file_id}")

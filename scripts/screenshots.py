@@ -89,7 +89,12 @@ def walk(url: str, out: Path, keep: Path | None, playwright) -> list[str]:
             wait_for_app(page)
             if keep is not None and key_view:  # The README's picture: the first screen, as a person sees it.
                 wait_for_charts(page)
-                save_small(page.screenshot(), keep / f"{name}-{width}.png")
+                if name == "predict":  # The group photo's result: numbered boxes and their table.
+                    group = page.locator('[data-testid="stVerticalBlockBorderWrapper"]',
+                                         has=page.locator('[data-testid="stImage"]')).first
+                    save_small(group.screenshot(), keep / f"{name}-{width}.png")
+                else:
+                    save_small(page.screenshot(), keep / f"{name}-{width}.png")
             # The whole page in one tall window: Streamlit scrolls inside its own element, not the document.
             height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
             page.set_viewport_size({"width": width, "height": min(max(height, 1000), 12_000)})
