@@ -18,6 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
+from fer.data.roots import data_roots
 from fer.errors import FerError
 from fer.settings import Choices, read_choices, write_choices
 
@@ -141,7 +142,8 @@ def restore_choices() -> None:
     saved = read_choices()
     dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
     model = st.query_params.get(MODEL_PARAM) or saved.model
-    if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or Path(dataset).exists()):
+    if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or data_roots(
+            accounts=accounts_configured(), user=current_user()).allows(dataset)):  # Else one path outside its roots.
         st.session_state[DATASET_KEY] = dataset
     if MODEL_KEY not in st.session_state and model and Path(model).is_file():
         st.session_state[MODEL_KEY] = model
