@@ -10,7 +10,7 @@ from fer.data.datasets import open_dataset
 from fer.data.roots import data_roots
 from fer.errors import DatasetError, FerError
 from fer.labels import CLASSES
-from fer.paths import uploads_dir, user_datasets_dir
+from fer.paths import home_dir, uploads_dir, user_datasets_dir
 from helpers.hostile_files import face_png
 
 
@@ -28,7 +28,7 @@ def test_without_accounts_the_default_roots_are_home_and_fer_studio_home(monkeyp
     monkeypatch.setenv("HOME", str(tmp_path / "me"))
     (tmp_path / "me").mkdir()
     roots = data_roots(accounts=False)
-    assert roots.folders[:2] == ((tmp_path / "me").resolve(), Path(__import__("os").environ["FER_STUDIO_HOME"]).resolve())
+    assert roots.folders[:2] == ((tmp_path / "me").resolve(), home_dir().resolve())
     assert roots.contains(tmp_path / "me" / "faces.zip") and not roots.contains("/etc/passwd")
 
 
