@@ -10,12 +10,13 @@ import pytest
 from fer.cli import main
 from fer.data.datasets import dataset_from_arrays, open_dataset
 from fer.errors import FerError
-from fer.explain.audit import (OutOfFold, audit_split, corrected_copy, fold_of, out_of_fold_probabilities,
-                               rank_suspects, relabel_csv, suspects_json)
+from fer.explain.audit import (OutOfFold, audit_split, copy_suffix, corrected_copy, corrected_copy_in, fold_of,
+                               out_of_fold_probabilities, rank_suspects, relabel_csv, suspects_json)
 from fer.labels import CLASSES
 from fer.model.cards import ModelCard
 from fer.model.files import save_model
 from fer.model.presets import build_model
+from fer.paths import user_datasets_dir
 
 
 def _model_like_probabilities(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -158,13 +159,51 @@ def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(kaggle_folder
     first = marks[0].key.removeprefix("audit_mark_")
     marks[0].set_value("wrong").run()
     assert app.session_state["dataset_audit_decisions"] == {first: "wrong"}
-    target = tmp_path / "corrected"
-    app.text_input(key="dataset_audit_target").set_value(str(target)).run()
-    next(button for button in app.button if button.label == "Write corrected copy").click().run()
+    app.text_input(key="dataset_audit_target").set_value("corrected").run()
+    write = next(button for button in app.button if button.label == "Write corrected copy")
+    write.click().run()
     assert not app.exception, app.exception
     assert any(": 1 label changed" in success.value for success in app.success)
+    target = user_datasets_dir() / "corrected"  # A name typed into the user's datasets folder.
     reopened = open_dataset(target, use_cache=False)
     assert first not in reopened.split("validation").files  # It moved to its suggested class's folder.
+    before = sorted(path.relative_to(target) for path in target.rglob("*"))
+    outside = tmp_path / "elsewhere"
+    for typed, why in [("corrected", "'corrected' already exists; choose a new name"),
+                       (str(outside), "is not a plain name"), ("../corrected-2", "is not a plain name")]:
+        app.text_input(key="dataset_audit_target").set_value(typed).run()
+        next(button for button in app.button if button.label == "Write corrected copy").click().run()
+        assert not app.exception, app.exception
+        assert any(why in error.value for error in app.error), [error.value for error in app.error]
+    assert sorted(path.relative_to(target) for path in target.rglob("*")) == before
+    assert not outside.exists() and not (user_datasets_dir().parent / "corrected-2").exists()
+
+
+@pytest.mark.parametrize("source", ["kaggle_folder", "kaggle_zip", "fer_csv"])
+def test_a_corrected_copy_never_writes_over_an_existing_file(source, request, tmp_path):
+    dataset = open_dataset(request.getfixturevalue(source), use_cache=False)
+    split = dataset.split_names[0]
+    relabels = {dataset.split(split).files[0]: CLASSES[(dataset.split(split).labels[0] + 1) % 7]}
+    taken = tmp_path / f"taken{copy_suffix(dataset)}"
+    if copy_suffix(dataset):
+        taken.write_bytes(b"someone's file")
+    else:
+        taken.mkdir()
+        (taken / "notes.txt").write_text("someone's file")
+    with pytest.raises(FerError, match="already exists; choose a new name"):
+        corrected_copy(dataset, split, relabels, tmp_path / "taken")
+    kept = taken.read_bytes() if taken.is_file() else (taken / "notes.txt").read_bytes()
+    assert kept == b"someone's file" and sorted(path.name for path in tmp_path.glob("taken*")) == [taken.name]
+    with pytest.raises(FerError, match="already exists"):  # The name typed into the user's datasets folder too.
+        corrected_copy_in(tmp_path, "taken", dataset, split, relabels)
+
+
+def test_corrected_copies_stop_at_the_datasets_folder_cap(kaggle_zip, tmp_path):
+    dataset = open_dataset(kaggle_zip, use_cache=False)
+    relabels = {dataset.split("train").files[0]: "sad"}
+    first = corrected_copy_in(tmp_path / "mine", "one", dataset, "train", relabels, max_bytes=10_000_000)
+    with pytest.raises(FerError, match=r"your datasets folder already holds 0 MB \(at most 0 MB\); delete copies"):
+        corrected_copy_in(tmp_path / "mine", "two", dataset, "train", relabels, max_bytes=first.stat().st_size)
 
 
 def test_a_corrected_copy_never_replaces_its_source(kaggle_zip):
