@@ -1,6 +1,6 @@
 """Hostile files, built by the tests themselves in seconds: zip bombs, decompression-bomb PNGs, zips written
 byte by byte (so an entry can carry a deflate stream made without deflating gigabytes), and a way to run a
-command while measuring its time and peak memory."""
+`python -m` command while measuring its time and peak memory (Linux: /proc/self/status)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import io
 import os
 import struct
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -100,21 +100,31 @@ class Measured(NamedTuple):
     peak_bytes: int
 
 
-def run_measured(command: list[str], *, cwd: Path, env: dict[str, str] | None = None,
+# Runs `python -m MODULE ARGS...` and, however it ends, writes its own peak resident memory (VmHWM) to a
+# file. Measured inside the new program: the kernel's rusage of a child would also count the memory of the
+# test process it was forked from, which a large pytest process makes larger than the command itself.
+_PEAK_WRAPPER = """
+import os, runpy, sys
+module, sys.argv = sys.argv[1], sys.argv[1:]
+try:
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+finally:
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["FER_TEST_PEAK_FILE"], "w") as out:
+        out.write(peak)
+"""
+
+
+def run_measured(module_args: list[str], *, cwd: Path, env: dict[str, str] | None = None,
                  timeout: float = 120) -> Measured:
-    """Run `command`, measuring its wall time and peak memory (the kernel's rusage of that one child)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run `python -m MODULE ARGS...` (module_args = [MODULE, *ARGS]), measuring its wall time and peak memory."""
+    with tempfile.TemporaryDirectory() as folder:
+        peak_file = Path(folder) / "peak"
+        command = [sys.executable, "-c", _PEAK_WRAPPER, *module_args]
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd, env={**os.environ, **(env or {})})
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {}), "FER_TEST_PEAK_FILE": str(peak_file)})
         seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        return Measured(process.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                        seconds, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux.
+        peak = int(peak_file.read_text()) * 1024 if peak_file.exists() else 0  # VmHWM is in kB.
+        return Measured(done.returncode, done.stdout, done.stderr, seconds, peak)

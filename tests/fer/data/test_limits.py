@@ -8,7 +8,6 @@ fer.data.datasets.open_dataset with the same limits (fer.data.limits).
 from __future__ import annotations
 
 import json
-import sys
 import zipfile
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def faces(split: str = "train") -> dict[str, bytes]:
 
 def fer_info(dataset: Path, home: Path):
     """`python -m fer info --dataset DATASET --json`, measured; its JSON when it succeeded."""
-    measured = run_measured([sys.executable, "-m", "fer", "info", "--dataset", str(dataset), "--json"], cwd=ROOT,
+    measured = run_measured(["fer", "info", "--dataset", str(dataset), "--json"], cwd=ROOT,
                             env={"FER_STUDIO_HOME": str(home)})
     assert "Traceback" not in measured.stderr, measured.stderr
     assert measured.seconds < SECONDS, f"took {measured.seconds:.1f} s"
