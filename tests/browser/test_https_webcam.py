@@ -53,7 +53,7 @@ def https_server(tiny_model_path, tmp_path_factory):
     assert made.returncode == 0, made.stderr
     port = free_port(address)
     env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "FER_STUDIO_MODEL": str(model_copy_in(home, tiny_model_path)),
+           "FER_STUDIO_MODEL": model_copy_in(home / "models", tiny_model_path).stem,  # A registered model, by name.
            "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
     log = open(home / "streamlit.log", "w")
     server = subprocess.Popen(
