@@ -157,7 +157,7 @@ def test_the_cli_takes_a_teacher_and_its_command_line_reproduces_the_config():
     assert "--teacher" not in train_command(TrainConfig(), "data/images.zip")  # No teacher, no distillation options.
 
 
-def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kaggle_folder, sleepers):
+def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kaggle_folder, sleeping_jobs):
     """The Train page's teacher picker lists the registered models; the job gets the teacher, T and α."""
     import json
 
@@ -181,7 +181,7 @@ def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kagg
 
     assert not at.exception
     [run_dir] = jobs.active_runs()
-    config = json.loads((run_dir / "job.json").read_text())["config"]
+    config = json.loads((run_dir / "config.json").read_text())["config"]
     assert (config["teacher"], config["distill_temperature"], config["distill_alpha"]) == (teacher, 2.0, 0.7)
 
 

@@ -63,7 +63,7 @@ def test_page_offers_the_form_and_says_there_are_no_runs(app):
     assert "No training runs yet" in texts(app.info)
 
 
-def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers):
+def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleeping_jobs):
     by_label(app.selectbox, "Model preset").set_value("tiny")
     by_label(app.number_input, "Epochs").set_value(3)
     by_label(app.radio, "Augmentation").set_value("custom")
@@ -77,33 +77,33 @@ def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers)
 
     assert not app.exception
     [run_dir] = jobs.active_runs()
-    spec = json.loads((run_dir / "job.json").read_text())
-    config = spec["config"]
+    config = json.loads((run_dir / "config.json").read_text())["config"]
     assert (config["preset"], config["epochs"], config["class_weights"]) == ("tiny", 3, True)
     assert config["dtype_policy"] == "mixed_bfloat16"
-    assert config["augmentation"]["rotation_degrees"] == 10 and spec["register_as"] == "my-model"
+    assert config["augmentation"]["rotation_degrees"] == 10
+    assert json.loads((run_dir / "job.json").read_text())["register_as"] == "my-model"
     assert "is training" in texts(app.info)
     assert "starting" in texts(app.markdown)
 
 
-def test_second_start_while_a_run_goes_gets_a_clear_message(app, sleepers):
-    running_run("busy-run", sleepers)
+def test_second_start_while_a_run_goes_gets_a_clear_message(app, sleeping_jobs):
+    running_run("busy-run", sleeping_jobs)
     by_label(app.button, "Start training").click()
     app.run()
     assert "already going (busy-run)" in texts(app.warning)
     assert len(jobs.active_runs()) == 1
 
 
-def test_a_bad_model_name_is_refused_in_the_page(app, sleepers):
+def test_a_bad_model_name_is_refused_in_the_page(app, sleeping_jobs):
     by_label(app.text_input, "Register the finished model as").input("no spaces allowed")
     by_label(app.button, "Start training").click()
     app.run()
     assert "Not started: model name" in texts(app.error)
-    assert not sleepers
+    assert not sleeping_jobs
 
 
-def test_live_view_shows_progress_curves_and_stop_requests_a_graceful_stop(app, sleepers):
-    run_dir = running_run("live-run", sleepers)
+def test_live_view_shows_progress_curves_and_stop_requests_a_graceful_stop(app, sleeping_jobs):
+    run_dir = running_run("live-run", sleeping_jobs)
     app.run()
     assert not app.exception
     progress = app.get("progress")[0].proto.text
@@ -117,7 +117,7 @@ def test_live_view_shows_progress_curves_and_stop_requests_a_graceful_stop(app, 
     assert "stopping" in texts(app.markdown)
 
 
-def test_failed_run_shows_the_error_and_log_and_can_resume(app, sleepers):
+def test_failed_run_shows_the_error_and_log_and_can_resume(app, sleeping_jobs):
     run_dir = write_run(runs_dir() / "broken-run", state={"status": "failed", "epochs_done": 1,
                                                           "error": "ResourceExhaustedError: out of memory"},
                         records=[record(1)], spec={"dataset": "demo", "config": TINY.to_dict()},
@@ -158,7 +158,7 @@ def slider_state(app) -> dict:
             if control.label not in ("Label smoothing", "Batch size")}
 
 
-def test_augmentation_sliders_show_the_fixed_modes_values_disabled_and_custom_editable(app, sleepers):
+def test_augmentation_sliders_show_the_fixed_modes_values_disabled_and_custom_editable(app, sleeping_jobs):
     # Default: the preset's own (seed: rotation 20°, zoom 0.2, flip), shown but not editable.
     state = slider_state(app)
     assert state["Rotation (± degrees)"] == (20, True) and state["Horizontal flip"] == (True, True)
@@ -184,12 +184,12 @@ def test_augmentation_sliders_show_the_fixed_modes_values_disabled_and_custom_ed
     by_label(app.button, "Start training").click()
     app.run()
     [run_dir] = jobs.active_runs()
-    config = json.loads((run_dir / "job.json").read_text())["config"]
+    config = json.loads((run_dir / "config.json").read_text())["config"]
     assert config["preset"] == "vgg40" and config["augmentation"] is None  # The preset's own, as before.
 
 
-def test_history_shows_a_running_runs_status_and_epochs_with_blank_unknowns_and_one_percent_format(app, sleepers):
-    running_run("epoch-three", sleepers, epochs_done=2, best_val_accuracy=0.2723, best_epoch=2)
+def test_history_shows_a_running_runs_status_and_epochs_with_blank_unknowns_and_one_percent_format(app, sleeping_jobs):
+    running_run("epoch-three", sleeping_jobs, epochs_done=2, best_val_accuracy=0.2723, best_epoch=2)
     app.run()
     assert not app.exception
     frame = app.dataframe[0]

@@ -7,7 +7,8 @@ nothing but files:
     runs_dir()/job.lock   {"pid", "run"} of the job holding the slot (one job at a time by default;
                           FER_STUDIO_MAX_JOBS=N allows N, in job.lock, job.2.lock, ...)
 
-and the run directory (fer.train.run_dir): job.json says what to run, log.txt gets the job's output,
+and the run directory (fer.train.run_dir): config.json says what to train and job.json what
+to do with the result, log.txt gets the job's output,
 STOP asks it to stop, and training writes the rest. A finished run copies its best model into models/
 with fer.model.registry.register_model, where the Evaluate and Predict pages find it.
 
@@ -18,24 +19,27 @@ fer.quiet), and the Train page reads runs through it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from fer.errors import FerError
 from fer.model.registry import check_model_name
 from fer.paths import MODELS_DIR, PROJECT_ROOT, runs_dir
 from fer.quiet import load_keras_quietly
-from fer.train.run_dir import RunDir, read_json, write_json
+from fer.train.run_dir import DatasetFacts, JobSpec, RunConfig, RunDir, RunState, read_json, write_json
 
 if TYPE_CHECKING:
     from fer.train.config import TrainConfig
+
+Spawner = Callable[[Path], subprocess.Popen]  # Starts the job process for a run directory.
 
 ACTIVE = ("starting", "running", "stopping")  # Statuses of a run whose process is alive.
 SPAWN_GRACE_SECONDS = 60.0  # How long a lock may name the server (between lock and spawn) before it is stale.
@@ -79,7 +83,7 @@ class RunSummary:
     training_seconds: float
     started: float  # Unix time.
     dataset: str
-    config: dict = field(default_factory=dict)
+    config: TrainConfig | None = None  # None when the run's config is missing or no longer valid.
     registered_model: str | None = None
     pid: int | None = None
 
@@ -90,7 +94,7 @@ class RunSummary:
     @property
     def resumable(self) -> bool:
         """A stopped or failed run can go on from its last checkpoint (or start over if it has none)."""
-        return self.status in ("stopped", "failed") and bool(self.dataset) and bool(self.config)
+        return self.status in ("stopped", "failed") and bool(self.dataset) and self.config is not None
 
 
 # --- Starting, stopping, resuming ----------------------------------------------------------------
@@ -104,36 +108,39 @@ def start_job(
     register: bool = True,
     register_as: str | None = None,
     models_dir: str | Path = MODELS_DIR,
+    spawn: Spawner | None = None,
 ) -> Path:
     """Start training `config` on the dataset source `dataset` (a path or "demo") in the background.
 
     When the run finishes, its best model is registered in `models_dir` as `register_as` (default:
     the run's name) unless `register` is false. Returns the run directory. Raises JobBusy when a job
     already holds every slot, and FerError when the model name is invalid or already taken.
+    `spawn` starts the job process (default spawn_job).
     """
-    run_dir = Path(run_dir) if run_dir is not None else RunDir.new(config.preset).path
+    run_dir = Path(run_dir) if run_dir is not None else RunDir.create(config.preset).path
     register_as = (register_as or run_dir.name) if register else None
     if register_as is not None:
         check_model_name(register_as, models_dir)
     if dataset != "demo" and Path(dataset).expanduser().exists():
         dataset = str(Path(dataset).expanduser().resolve())  # The job may run in another folder.
-    spec = {"dataset": dataset, "config": config.to_dict(), "register_as": register_as,
-            "models_dir": str(Path(models_dir).resolve()), "created": time.time()}
-    return _launch(run_dir, spec)
+    run = RunDir(run_dir)
+    run.write_config(RunConfig(config.to_dict(), DatasetFacts(source=dataset)))
+    spec = JobSpec(register_as=register_as, models_dir=str(Path(models_dir).resolve()), created=time.time())
+    return _launch(run, spec, spawn)
 
 
-def resume_job(run_dir: str | Path) -> Path:
+def resume_job(run_dir: str | Path, *, spawn: Spawner | None = None) -> Path:
     """Start a stopped or failed run again; it continues from its last checkpoint."""
-    run_dir = Path(run_dir)
-    summary = run_summary(run_dir)
+    run = RunDir(run_dir)
+    summary = run_summary(run.path)
     if summary.active:
-        raise FerError(f"run {run_dir.name} is still going; there is nothing to resume")
+        raise FerError(f"run {run.name} is still going; there is nothing to resume")
     if summary.status == "finished":
-        raise FerError(f"run {run_dir.name} has finished all its epochs; start a new run to train more")
-    spec = RunDir(run_dir).read_job() or _spec_from_config(RunDir(run_dir))
-    if not spec.get("dataset") or not spec.get("config"):
-        raise FerError(f"{run_dir} does not say which dataset and config it ran; it cannot be resumed")
-    return _launch(run_dir, {**spec, "resumed": time.time()})
+        raise FerError(f"run {run.name} has finished all its epochs; start a new run to train more")
+    if not summary.resumable:
+        raise FerError(f"{run.path} does not say which dataset and config it ran; it cannot be resumed")
+    spec = run.read_job() or JobSpec(created=run.started())  # A run the CLI started registers nothing.
+    return _launch(run, dataclasses.replace(spec, resumed=time.time()), spawn)
 
 
 def stop_job(run_dir: str | Path) -> None:
@@ -144,20 +151,19 @@ def stop_job(run_dir: str | Path) -> None:
     run.request_stop()
 
 
-def _launch(run_dir: Path, spec: dict) -> Path:
-    run_dir = run_dir.resolve()  # Locks name runs by absolute path; the job compares its own against it.
-    root = run_dir.parent
-    with _slot(root) as lock:
-        run = RunDir(run_dir)
+def _launch(run: RunDir, spec: JobSpec, spawn: Spawner | None) -> Path:
+    run_dir = run.path.resolve()  # Locks name runs by absolute path; the job compares its own against it.
+    run = RunDir(run_dir)
+    with _slot(run_dir.parent) as lock:
         run.clear_stop()
         run.write_job(spec)
-        child = _spawn(run_dir)
+        child = (spawn or spawn_job)(run_dir)
         _CHILDREN[child.pid] = child
         write_json(lock, {"pid": child.pid, "run": str(run_dir), "time": time.time()})
     return run_dir
 
 
-def _spawn(run_dir: Path) -> subprocess.Popen:
+def spawn_job(run_dir: Path) -> subprocess.Popen:
     """Start the job process: this interpreter, this environment (FER_STUDIO_HOME, KERAS_BACKEND…)."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(RunDir(run_dir).log_file, "a") as log:
@@ -299,21 +305,33 @@ def run_summary(run_dir: str | Path) -> RunSummary:
     """Status, metrics and config of one run directory, judged from its files and the job lock."""
     _reap()
     run = RunDir(run_dir)
-    spec, config_file, state = run.read_job(), run.read_config(), run.read_state()
+    spec, run_config, state = run.read_job(), run.read_config(), run.read_state()
     complete = [r for r in run.read_metrics() if not r.get("partial")]
     status, error, pid = _status(run, state, spec)
-    config = config_file.get("config") or spec.get("config") or {}
+    config = _train_config(run_config)
     return RunSummary(
         name=run.name, path=run.path, status=status, error=error,
-        epochs_done=int(state.get("epochs_done", 0)), epochs=config.get("epochs"),
-        best_accuracy=state.get("best_val_accuracy"), best_epoch=state.get("best_epoch"),
-        final=complete[-1] if complete else {}, training_seconds=float(state.get("training_seconds", 0.0)),
-        started=run.started(), dataset=spec.get("dataset") or config_file.get("dataset", {}).get("source", ""),
-        config=config, registered_model=state.get("registered_model"), pid=pid,
+        epochs_done=state.epochs_done, epochs=config.epochs if config else None,
+        best_accuracy=state.best_val_accuracy, best_epoch=state.best_epoch,
+        final=complete[-1] if complete else {}, training_seconds=state.training_seconds,
+        started=run.started(), dataset=run_config.dataset.source if run_config else "",
+        config=config, registered_model=state.registered_model, pid=pid,
     )
 
 
-def _status(run: RunDir, state: dict, spec: dict) -> tuple[str, str | None, int | None]:
+def _train_config(run_config: RunConfig | None) -> TrainConfig | None:
+    """The run's TrainConfig; None when it has none or it no longer holds (a preset since removed)."""
+    from fer.train.config import TrainConfig  # Here, not at the top: it loads Keras (see the module's docstring).
+
+    if run_config is None:
+        return None
+    try:
+        return TrainConfig.from_dict(run_config.config)
+    except (FerError, TypeError, ValueError):
+        return None
+
+
+def _status(run: RunDir, state: RunState, spec: JobSpec | None) -> tuple[str, str | None, int | None]:
     stopping = run.stop_requested
     absolute = str(run.path.resolve())
     holder = next((h for h in map(read_json, _lock_paths(run.path.parent)) if h.get("run") == absolute), None)
@@ -321,17 +339,16 @@ def _status(run: RunDir, state: dict, spec: dict) -> tuple[str, str | None, int 
         pid = holder["pid"]
         if stopping:
             return "stopping", None, pid
-        running = state.get("status") == "running" and state.get("pid") == pid
+        running = state.status == "running" and state.pid == pid
         return ("running" if running else "starting"), None, pid
-    status, pid = state.get("status"), state.get("pid")
-    if status == "running":  # A job without our lock (e.g. `python -m fer train --out`) or one that died.
-        if _process_alive(pid, marker=run.name):
-            return ("stopping" if stopping else "running"), None, pid
+    if state.status == "running":  # A job without our lock (e.g. `python -m fer train --out`) or one that died.
+        if _process_alive(state.pid, marker=run.name):
+            return ("stopping" if stopping else "running"), None, state.pid
         return "failed", "the training process ended unexpectedly (killed or crashed); see the log", None
-    if status in ("finished", "stopped", "failed"):
-        return status, state.get("error"), None
+    if state.status in ("finished", "stopped", "failed"):
+        return state.status, state.error, None
     if spec:  # A job that never got as far as training.
-        return "failed", state.get("error") or "the training process ended before training began; see the log", None
+        return "failed", state.error or "the training process ended before training began; see the log", None
     return "stopped", None, None
 
 
@@ -349,11 +366,11 @@ def read_progress(run_dir: str | Path, summary: RunSummary | None = None) -> Pro
     run = RunDir(run_dir)
     summary = summary or run_summary(run.path)
     progress = run.read_progress()
-    epochs = int(progress.get("epochs") or summary.epochs or 0)
-    if not progress or not epochs:
+    epochs = (progress.epochs if progress else 0) or summary.epochs or 0
+    if progress is None or not epochs:
         return None
-    batches = max(int(progress.get("batches") or 1), 1)
-    epoch, batch = int(progress.get("epoch", 1)), int(progress.get("batch", 0))
+    batches = max(progress.batches, 1)
+    epoch, batch = progress.epoch, progress.batch
     if epoch <= summary.epochs_done:  # The file still describes the epoch that just ended.
         epoch, batch = summary.epochs_done + 1, 0
     if summary.epochs_done >= epochs:  # All epochs trained; the job is scoring the best model.
@@ -361,11 +378,11 @@ def read_progress(run_dir: str | Path, summary: RunSummary | None = None) -> Pro
     epoch = min(epoch, epochs)
     done_batches = (epoch - 1) * batches + batch
     fraction = min(done_batches / (epochs * batches), 1.0)
-    speed = progress.get("images_per_second")
+    speed = progress.images_per_second
     return Progress(
         epoch=epoch, epochs=epochs, batch=batch, batches=batches, images_per_second=speed,
         fraction=fraction, eta_seconds=_eta(summary, epochs * batches - done_batches, batches, speed),
-        updated=progress.get("time"),
+        updated=progress.time,
     )
 
 
@@ -373,9 +390,8 @@ def _eta(summary: RunSummary, batches_left: int, batches_per_epoch: int, images_
     durations = [r["seconds"] for r in RunDir(summary.path).read_metrics() if not r.get("partial") and r.get("seconds")]
     if durations:  # Whole epochs measured so far include validation, so they predict best.
         return batches_left / batches_per_epoch * sum(durations) / len(durations)
-    batch_size = summary.config.get("batch_size")
-    if images_per_second and batch_size:
-        return batches_left * batch_size / images_per_second
+    if images_per_second and summary.config:
+        return batches_left * summary.config.batch_size / images_per_second
     return None
 
 
@@ -385,40 +401,47 @@ def _eta(summary: RunSummary, batches_left: int, batches_per_epoch: int, images_
 def run(run_dir: str | Path) -> int:
     """The body of a job: open the dataset, train (resuming), register the best model; exit status."""
     directory = RunDir(Path(run_dir).resolve())
-    spec = directory.read_job()
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.get('resumed') else 'starting'}"
+    spec = directory.read_job() or JobSpec()
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.resumed else 'starting'}"
           f" {directory.name}")
     try:
         load_keras_quietly()
-        from fer.data.datasets import open_dataset
-        from fer.train.config import TrainConfig
-        from fer.train.loop import ConsoleProgress, train
-
-        config = TrainConfig.from_dict(spec["config"])
-        dataset = open_dataset(spec["dataset"])
-        print(f"dataset: {dataset.source} ({', '.join(f'{k} {len(v):,}' for k, v in dataset.splits.items())})")
-        if directory.stop_requested:  # Stopped while the dataset was opening: train() would clear the flag.
-            directory.clear_stop()
-            directory.update_state(status="stopped")
-            print("stopped before training began")
-            return 0
-        result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
-        directory.clear_stop()  # Handled; a later resume starts clean.
-        if result.stopped:
-            print(f"stopped after epoch {directory.read_state().get('epochs_done', 0)}; resume to go on")
-        elif spec.get("register_as"):
-            path = _register(result.model_path, spec["register_as"], Path(spec.get("models_dir") or MODELS_DIR))
-            directory.update_state(registered_model=str(path))
-            print(f"registered the best model as {path}")
-        print("done")
-        return 0
+        return _train_and_register(directory, spec)
     except BaseException as error:  # Everything, so the page can show it; the traceback goes to the log.
         traceback.print_exc()
-        if directory.read_state().get("status") != "failed":
+        if directory.read_state().status != "failed":
             directory.update_state(status="failed", error=f"{type(error).__name__}: {error}")
         return 1
     finally:
         _release(directory.path)
+
+
+def _train_and_register(directory: RunDir, spec: JobSpec) -> int:
+    from fer.data.datasets import open_dataset
+    from fer.train.config import TrainConfig
+    from fer.train.loop import ConsoleProgress, train
+
+    run_config = directory.read_config()
+    if run_config is None:
+        raise FerError(f"{directory.path} holds no config.json: there is nothing to train")
+    config = TrainConfig.from_dict(run_config.config)
+    dataset = open_dataset(run_config.dataset.source)
+    print(f"dataset: {dataset.source} ({', '.join(f'{k} {len(v):,}' for k, v in dataset.splits.items())})")
+    if directory.stop_requested:  # Stopped while the dataset was opening: train() would clear the flag.
+        directory.clear_stop()
+        directory.update_state(status="stopped")
+        print("stopped before training began")
+        return 0
+    result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
+    directory.clear_stop()  # Handled; a later resume starts clean.
+    if result.stopped:
+        print(f"stopped after epoch {directory.read_state().epochs_done}; resume to go on")
+    elif spec.register_as:
+        path = _register(result.model_path, spec.register_as, Path(spec.models_dir or MODELS_DIR))
+        directory.update_state(registered_model=str(path))
+        print(f"registered the best model as {path}")
+    print("done")
+    return 0
 
 
 def _register(model_path: Path, name: str, models_dir: Path) -> Path:
@@ -428,15 +451,6 @@ def _register(model_path: Path, name: str, models_dir: Path) -> Path:
     while (models_dir / f"{candidate}.keras").exists():  # Taken since the run started: never overwrite.
         candidate, n = f"{name}-{n}", n + 1
     return register_model(model_path, candidate, models_dir)
-
-
-def _spec_from_config(run: RunDir) -> dict:
-    """A job spec for a run started elsewhere (the CLI), from the config.json fer.train.loop wrote."""
-    config_file = run.read_config()
-    if not config_file:
-        return {}
-    return {"dataset": config_file.get("dataset", {}).get("source"), "config": config_file.get("config"),
-            "register_as": None, "created": run.started()}
 
 
 def main(argv: list[str] | None = None) -> int:
