@@ -1,7 +1,8 @@
-"""Train: configure a run, start it as a background job, watch it live, stop/resume, compare runs.
+"""Train: configure a run, queue it as a background job, watch it live, stop/resume, compare runs.
 
 The run itself is a subprocess managed by fer.train.jobs, so it keeps going through reruns, page changes
-and browser reloads; this page only reads the run directory's files.
+and browser reloads; this page only reads the run directory's files. A user sees and controls only
+their own runs (pages.common.current_user()); a run waits in the server's queue until a slot is free.
 """
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from fer.errors import FerError
 from fer.model.augmentation import Augmentation
 from fer.model.registry import list_models
 from fer.train import jobs
+from fer.train.job_queue import max_jobs, max_jobs_per_user
 from fer.train import reports as run_reports
 from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, Setting, TrainConfig, applied_augmentation,
                               augmentation_for, settings_in)
@@ -26,7 +28,8 @@ REFRESH_SECONDS = 2.0
 DEFAULTS = TrainConfig()
 NO_VALIDATION = "(none)"
 NO_TEACHER = "(none: learn from the labels only)"
-STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "⏸️", "stopped": "⏹️", "finished": "✅", "failed": "❌"}
+STATUS_ICONS = {"queued": "🕒", "starting": "⏳", "running": "🏃", "stopping": "⏸️", "stopped": "⏹️", "finished": "✅",
+                "failed": "❌"}
 COMPARE_METRICS = ["val_accuracy", "val_loss", "accuracy", "loss"]
 EXTRA_HELP = {"dtype_policy": lambda: "\n\n" + mixed_bfloat16_advice()}  # Help that depends on this machine.
 
@@ -100,7 +103,8 @@ def setting_input(setting: Setting, container):
 def start_training(values: dict, model_name: str | None) -> None:
     """Start a job with the form's values; a refusal is shown in words."""
     try:
-        run_dir = jobs.start_job(common.active_dataset_source(), TrainConfig(**values), register_as=model_name)
+        run_dir = jobs.start_job(common.active_dataset_source(), TrainConfig(**values), register_as=model_name,
+                                 user=common.current_user())
     except jobs.JobBusy as busy:
         st.warning(f"Not started: {busy}.")
         return
@@ -150,13 +154,17 @@ def augmentation_sliders(mode: str, preset: str) -> Augmentation:
 def live_view(run_dir: str, ticking: bool) -> None:
     """The shown run's status, progress, curves and controls; reruns every few seconds while it trains."""
     run = jobs.run_summary(run_dir)
-    if ticking != run.active:
+    if ticking != run.pending:
         # The run ended or (re)started: redraw the whole page (history, form) and stop or start ticking.
         # Before drawing anything, so no button is shown that the full rerun would replace under a click.
         st.rerun()
     st.markdown(f"**{run.name}** · {STATUS_ICONS.get(run.status, '')} {run.status} · "
                 f"preset `{run.config.preset if run.config else '?'}` · dataset `{run.dataset or '?'}`")
-    if run.active:
+    if run.status == "queued":
+        st.info(f"Queue position: **{run.queue_position}**. Waiting for a free slot: this server trains "
+                f"{plural(max_jobs(), 'run')} at a time, and {plural(max_jobs_per_user(), 'run')} per user. "
+                "It starts on its own, with this page open or not.")
+    elif run.active:
         show_progress(run)
     elif run.status == "failed":
         st.error(f"Training failed: {run.error}")
@@ -198,21 +206,28 @@ def show_progress(run: jobs.RunSummary) -> None:
 
 def request_stop(run_dir: str) -> None:
     try:
-        jobs.stop_job(run_dir)
+        jobs.stop_job(run_dir, user=common.current_user())
     except FerError as error:
         st.session_state[MESSAGE_KEY] = str(error)
 
 
 def request_resume(run_dir: str) -> None:
     try:
-        jobs.resume_job(run_dir)
+        jobs.resume_job(run_dir, user=common.current_user())
     except FerError as error:
         st.session_state[MESSAGE_KEY] = f"Not resumed: {error}"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def controls(run: jobs.RunSummary) -> None:
     # Callbacks, so the file is written before the rerun that draws the new status.
-    if run.active:
+    if run.status == "queued":
+        st.button("Leave the queue", key=f"dequeue-{run.name}", on_click=request_stop, args=(str(run.path),),
+                  help="Take this run out of the queue; Resume queues it again.")
+    elif run.active:
         st.button("Stop", key=f"stop-{run.name}", disabled=run.status == "stopping", on_click=request_stop,
                   args=(str(run.path),),
                   help="Finish the current batch, save a checkpoint and stop; Resume goes on from there.")
@@ -224,9 +239,12 @@ def controls(run: jobs.RunSummary) -> None:
 
 
 def shown_run(runs: list[jobs.RunSummary], busy: list[Path]) -> str | None:
-    """This server's running job if any; else the run picked here (default: the newest)."""
+    """The user's running job if any, else their first queued run; else the run picked here (default: the newest)."""
     if busy:
         return str(busy[0])
+    queued = [run for run in runs if run.status == "queued"]
+    if queued:
+        return str(min(queued, key=lambda run: run.queue_position or 0).path)
     if not runs:
         return None
     names = [run.name for run in runs]
@@ -239,7 +257,7 @@ def shown_run(runs: list[jobs.RunSummary], busy: list[Path]) -> str | None:
 
 def history(runs: list[jobs.RunSummary]) -> None:
     st.subheader("Run history")
-    ticking = any(run.active for run in runs)
+    ticking = any(run.pending for run in runs)
     st.fragment(run_every=REFRESH_SECONDS if ticking else None)(runs_table)(ticking)
     with_metrics = [run.name for run in runs if run.final]
     if len(with_metrics) < 2:
@@ -253,8 +271,8 @@ def history(runs: list[jobs.RunSummary]) -> None:
 
 def runs_table(ticking: bool) -> None:
     """Every run, read afresh on each tick while one trains, so a running run's row follows it."""
-    runs = jobs.list_runs()
-    if ticking and not any(run.active for run in runs):
+    runs = jobs.list_runs(common.current_user())
+    if ticking and not any(run.pending for run in runs):
         st.rerun()  # The last run ended: redraw the page (comparison, form) and stop ticking.
     percent = st.column_config.NumberColumn(format="%.1f%%")
     st.dataframe(run_reports.runs_table(runs), hide_index=True, placeholder="", column_config={
@@ -267,20 +285,21 @@ def runs_table(ticking: bool) -> None:
 common.use_app_shell()
 st.title("🏋️ Train")
 st.caption("Training runs in the background: it keeps going if you switch pages or reload the browser.")
-runs = jobs.list_runs()
-busy = jobs.active_runs()  # Jobs holding this server's slot (a CLI run elsewhere does not block Start).
+user = common.current_user()
+busy = jobs.active_runs(user)  # This user's jobs holding a slot; looking also starts waiting runs in free slots.
+runs = jobs.list_runs(user)
 
 st.subheader("Current run")
 shown = shown_run(runs, busy)
 if shown is None:
     st.info("No training runs yet: set one up below and press **Start training**.")
 else:
-    active = jobs.run_summary(shown).active
-    st.fragment(run_every=REFRESH_SECONDS if active else None)(live_view)(shown, active)
+    pending = jobs.run_summary(shown).pending
+    st.fragment(run_every=REFRESH_SECONDS if pending else None)(live_view)(shown, pending)
 
 with st.expander("New run", expanded=not busy):
     if busy:
-        st.info(f"**{busy[0].name}** is training. One run at a time: stop it or wait before starting another.")
+        st.info(f"**{busy[0].name}** is training. A new run waits in the queue and starts when a slot frees.")
     dataset = common.active_dataset()
     if dataset is not None:
         total = sum(len(split) for split in dataset.splits.values())

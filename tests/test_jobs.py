@@ -1,4 +1,4 @@
-"""fer.train.jobs: background training jobs, the one-job lock, run status, progress and the log."""
+"""fer.train.jobs: background training jobs, their queue, run status, progress and the log."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from run_files import TINY, record, write_run
 from fer.train import jobs
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
-from fer.paths import runs_dir
+from fer.paths import jobs_dir, runs_dir
 from fer.quiet import stderr_held
 from fer.train.config import TrainConfig
 from fer.train.run_dir import DatasetFacts, JobSpec, RunConfig, RunDir
@@ -130,51 +130,49 @@ def test_held_stderr_is_dropped_when_the_block_succeeds_and_passed_on_when_it_fa
     assert capfd.readouterr().err == "after\n"  # Stderr is back where it was.
 
 
-# --- The lock: one job at a time -----------------------------------------------------------------
+# --- The queue: one job at a time by default, the rest wait ----------------------------------------
 
 
-def test_second_start_while_one_runs_is_refused_with_a_clear_message(sleepers):
+def test_a_second_start_while_one_runs_waits_in_the_queue_and_starts_when_the_first_ends(sleepers):
     first = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
-    with pytest.raises(jobs.JobBusy, match=f"already going \\({first.name}\\)"):
-        jobs.start_job("demo", TINY, spawn=sleepers.spawn)
-    assert jobs.active_runs() == [first]
-    assert json.loads((runs_dir() / "job.lock").read_text())["pid"] == sleepers[0].pid
+    second = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
+    assert first != second and jobs.active_runs() == [first] and len(sleepers) == 1
+    waiting = jobs.run_summary(second)
+    assert (waiting.status, waiting.queue_position, waiting.pending, waiting.active) == ("queued", 1, True, False)
+    assert json.loads((jobs_dir() / "slot-1.lock").read_text())["pid"] == sleepers[0].pid
+
+    sleepers[0].kill()  # The first job ends (here: dies without freeing its slot).
+    sleepers[0].wait()
+    assert jobs.active_runs(spawn=sleepers.spawn) == [second]  # The server's next look starts the second.
+    assert jobs.run_summary(second).status == "starting" and len(sleepers) == 2
 
 
-def test_max_jobs_setting_allows_more_slots(sleepers, monkeypatch):
+def test_more_slots_run_more_jobs_at_once(sleepers, monkeypatch):
     monkeypatch.setenv("FER_STUDIO_MAX_JOBS", "2")
-    runs = [jobs.start_job("demo", TINY, spawn=sleepers.spawn), jobs.start_job("demo", TINY, spawn=sleepers.spawn)]
-    with pytest.raises(jobs.JobBusy):
-        jobs.start_job("demo", TINY, spawn=sleepers.spawn)
-    assert sorted(jobs.active_runs()) == sorted(runs)
+    monkeypatch.setenv("FER_STUDIO_MAX_JOBS_PER_USER", "2")
+    runs = [jobs.start_job("demo", TINY, spawn=sleepers.spawn) for _ in range(3)]
+    assert sorted(jobs.active_runs()) == sorted(runs[:2])
+    assert jobs.run_summary(runs[2]).status == "queued"
 
 
-def test_stale_lock_of_a_dead_job_is_cleared(sleepers):
-    runs_dir().mkdir(parents=True)
-    (runs_dir() / "job.lock").write_text(json.dumps({"pid": dead_pid(), "run": str(runs_dir() / "old")}))
+def test_stale_slot_of_a_dead_job_is_freed(sleepers):
+    jobs_dir().mkdir(parents=True)
+    (jobs_dir() / "slot-1.lock").write_text(json.dumps({"pid": dead_pid(), "marker": "old",
+                                                         "run": str(runs_dir() / "old")}))
     run_dir = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
     assert jobs.active_runs() == [run_dir]
 
 
-def test_lock_naming_a_reused_pid_is_stale():
-    runs_dir().mkdir(parents=True)
+def test_slot_naming_a_reused_pid_is_stale():
+    jobs_dir().mkdir(parents=True)
     # This test process is alive, but its command line does not name the run: the pid was reused.
-    (runs_dir() / "job.lock").write_text(json.dumps({"pid": os.getpid(), "run": str(runs_dir() / "gone")}))
+    (jobs_dir() / "slot-1.lock").write_text(json.dumps({"pid": os.getpid(), "marker": "gone",
+                                                         "run": str(runs_dir() / "gone")}))
     assert jobs.active_runs() == []
-    assert not (runs_dir() / "job.lock").exists()
+    assert not (jobs_dir() / "slot-1.lock").exists()
 
 
-def test_placeholder_lock_of_a_launch_in_progress_holds_only_briefly(sleepers):
-    runs_dir().mkdir(parents=True)
-    lock = runs_dir() / "job.lock"
-    lock.write_text(json.dumps({"pid": os.getpid(), "run": None, "time": time.time()}))
-    with pytest.raises(jobs.JobBusy, match="one being started"):
-        jobs.start_job("demo", TINY, spawn=sleepers.spawn)
-    lock.write_text(json.dumps({"pid": os.getpid(), "run": None, "time": time.time() - 600}))
-    assert jobs.start_job("demo", TINY, spawn=sleepers.spawn).exists()
-
-
-def test_a_run_outside_the_lock_is_listed_but_never_blocks_or_gets_killed(sleepers):
+def test_a_run_outside_the_queue_is_listed_but_never_blocks_or_gets_killed(sleepers):
     # Like the shipped model's long `python -m fer train --out RUN_DIR` run: alive, not a job of ours.
     outside = runs_dir() / "fer2013-vgg40"
     cli = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(outside)])
@@ -187,13 +185,14 @@ def test_a_run_outside_the_lock_is_listed_but_never_blocks_or_gets_killed(sleepe
     assert cli.poll() is None
 
 
-def test_spawn_failure_frees_the_slot():
+def test_a_job_process_that_cannot_start_fails_the_run_in_words_and_frees_the_slot():
     def broken(run_dir):
         raise OSError("no such interpreter")
 
-    with pytest.raises(OSError):
-        jobs.start_job("demo", TINY, spawn=broken)
-    assert not (runs_dir() / "job.lock").exists()
+    run_dir = jobs.start_job("demo", TINY, spawn=broken)
+    summary = jobs.run_summary(run_dir)
+    assert summary.status == "failed" and "could not start: no such interpreter" in summary.error
+    assert not list(jobs_dir().glob("slot-*.lock")) and summary.resumable
 
 
 # --- Start, stop, resume: validation -------------------------------------------------------------
@@ -358,4 +357,4 @@ def test_a_job_caught_mid_exec_with_an_empty_command_line_still_holds_its_lock(s
     monkeypatch.setattr(Path, "read_bytes",
                         lambda self: b"" if self.name == "cmdline" else real_read_bytes(self))  # Exec not done yet.
     assert jobs.active_runs() == [run_dir]
-    assert (runs_dir() / "job.lock").exists()
+    assert (jobs_dir() / "slot-1.lock").exists()

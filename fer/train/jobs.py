@@ -1,16 +1,15 @@
 """Training runs as background jobs, so a run outlives Streamlit reruns, page changes and reloads.
 
 Each job is a subprocess (`python -m fer.train.jobs RUN_DIR`, same interpreter and environment as the
-server), so a crash inside training cannot take the server down. The server and the job share
-nothing but files:
+server), so a crash inside training cannot take the server down. A started run waits in the queue
+(fer.train.job_queue) until a slot is free; the server and the job share nothing but files: the
+queue's, and the run directory's (fer.train.run_dir): config.json says what to train, job.json what to
+do with the result and whose run it is, log.txt gets the job's output, STOP asks it to stop, and
+training writes the rest. A finished run registers its best model with fer.model.registry, where the
+Evaluate and Predict pages find it.
 
-    runs_dir()/job.lock   {"pid", "run"} of the job holding the slot (one job at a time by default;
-                          FER_STUDIO_MAX_JOBS=N allows N, in job.lock, job.2.lock, ...)
-
-and the run directory (fer.train.run_dir): config.json says what to train and job.json what
-to do with the result, log.txt gets the job's output,
-STOP asks it to stop, and training writes the rest. A finished run copies its best model into models/
-with fer.model.registry.register_model, where the Evaluate and Predict pages find it.
+Runs belong to a user: each user's runs live in fer.paths.runs_dir(user), and every function that
+starts, stops, resumes or lists runs takes the user (None without accounts) and touches no one else's.
 
 This module does not import Keras: the job process loads it only once its stderr is held (see
 fer.quiet), and the Train page reads runs through it.
@@ -18,7 +17,6 @@ fer.quiet), and the Train page reads runs through it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import signal
@@ -28,29 +26,23 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from fer.errors import FerError
 from fer.model.registry import check_model_name
-from fer.paths import MODELS_DIR, PROJECT_ROOT, runs_dir
+from fer.paths import MODELS_DIR, PROJECT_ROOT, jobs_dir, runs_dir
 from fer.quiet import load_keras_quietly
-from fer.train.run_dir import DatasetFacts, JobSpec, RunConfig, RunDir, RunState, read_json, write_json
+from fer.train import job_queue
+from fer.train.job_queue import JobBusy, Spawner
+from fer.train.run_dir import DatasetFacts, JobSpec, RunConfig, RunDir, RunState
 
 if TYPE_CHECKING:
     from fer.train.config import TrainConfig
 
-Spawner = Callable[[Path], subprocess.Popen]  # Starts the job process for a run directory.
+__all__ = ["JobBusy", "Progress", "RunSummary", "Spawner", "active_runs", "list_runs", "read_progress",
+           "resume_job", "run_summary", "spawn_job", "start_job", "stop_job"]
 
 ACTIVE = ("starting", "running", "stopping")  # Statuses of a run whose process is alive.
-SPAWN_GRACE_SECONDS = 60.0  # How long a lock may name the server (between lock and spawn) before it is stale.
-
-# Jobs this server process started. Polling them reaps finished children, so they do not linger
-# as zombies (a zombie still answers os.kill(pid, 0) and would look alive).
-_CHILDREN: dict[int, subprocess.Popen] = {}
-
-
-class JobBusy(FerError):
-    """Raised when every job slot is taken by a running job."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +65,7 @@ class RunSummary:
 
     name: str
     path: Path
-    status: str  # starting, running, stopping, stopped, finished or failed.
+    status: str  # queued, starting, running, stopping, stopped, finished or failed.
     error: str | None
     epochs_done: int
     epochs: int | None
@@ -86,10 +78,16 @@ class RunSummary:
     config: TrainConfig | None = None  # None when the run's config is missing or no longer valid.
     registered_model: str | None = None
     pid: int | None = None
+    queue_position: int | None = None  # 1: the next to start; None unless queued.
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def pending(self) -> bool:
+        """Queued or running: the Train page follows it until it ends."""
+        return self.status == "queued" or self.active
 
     @property
     def resumable(self) -> bool:
@@ -104,63 +102,87 @@ def start_job(
     dataset: str,
     config: TrainConfig,
     *,
-    run_dir: str | Path | None = None,
+    user: str | None = None,
     register: bool = True,
     register_as: str | None = None,
     models_dir: str | Path = MODELS_DIR,
     spawn: Spawner | None = None,
 ) -> Path:
-    """Start training `config` on the dataset source `dataset` (a path or "demo") in the background.
+    """Queue training `config` on the dataset source `dataset` (a path or "demo") as a run of `user`'s.
 
-    When the run finishes, its best model is registered in `models_dir` as `register_as` (default:
-    the run's name) unless `register` is false. Returns the run directory. Raises JobBusy when a job
-    already holds every slot, and FerError when the model name is invalid or already taken.
-    `spawn` starts the job process (default spawn_job).
+    It starts at once when a slot is free (see fer.train.job_queue), else when one frees. When the run
+    finishes, its best model is registered in `models_dir` as `register_as` (default: the run's name)
+    unless `register` is false. Returns the run directory. Raises FerError when the model name is
+    invalid or taken, JobBusy when the user already has the most runs waiting. `spawn` starts the job
+    process (default spawn_job).
     """
-    run_dir = Path(run_dir) if run_dir is not None else RunDir.create(config.preset).path
-    register_as = (register_as or run_dir.name) if register else None
+    register_as = register_as if register else None
     if register_as is not None:
         check_model_name(register_as, models_dir)
     if dataset != "demo" and Path(dataset).expanduser().exists():
         dataset = str(Path(dataset).expanduser().resolve())  # The job may run in another folder.
-    run = RunDir(run_dir)
-    run.write_config(RunConfig(config.to_dict(), DatasetFacts(source=dataset)))
-    spec = JobSpec(register_as=register_as, models_dir=str(Path(models_dir).resolve()), created=time.time())
-    return _launch(run, spec, spawn)
+    with job_queue.guard():
+        job_queue.check_room(user)
+        run = RunDir(RunDir.create(config.preset, runs_dir(user)).path.resolve())  # Named inside the guard.
+        if register:
+            register_as = register_as or run.name
+            check_model_name(register_as, models_dir)
+        run.write_config(RunConfig(config.to_dict(), DatasetFacts(source=dataset)))
+        run.write_job(JobSpec(register_as=register_as, models_dir=str(Path(models_dir).resolve()), user=user,
+                              created=time.time()))
+        _queue(run, user, spawn)
+    return run.path
 
 
-def resume_job(run_dir: str | Path, *, spawn: Spawner | None = None) -> Path:
-    """Start a stopped or failed run again; it continues from its last checkpoint."""
-    run = RunDir(run_dir)
+def resume_job(run: str | Path, *, user: str | None = None, spawn: Spawner | None = None) -> Path:
+    """Queue a stopped or failed run of `user`'s again; it continues from its last checkpoint."""
+    run = user_run(run, user)
     summary = run_summary(run.path)
-    if summary.active:
+    if summary.pending:
         raise FerError(f"run {run.name} is still going; there is nothing to resume")
     if summary.status == "finished":
         raise FerError(f"run {run.name} has finished all its epochs; start a new run to train more")
     if not summary.resumable:
-        raise FerError(f"{run.path} does not say which dataset and config it ran; it cannot be resumed")
-    spec = run.read_job() or JobSpec(created=run.started())  # A run the CLI started registers nothing.
-    return _launch(run, dataclasses.replace(spec, resumed=time.time()), spawn)
+        raise FerError(f"{run.name} does not say which dataset and config it ran; it cannot be resumed")
+    spec = run.read_job() or JobSpec(user=user, created=run.started())  # A CLI run registers nothing.
+    with job_queue.guard():
+        job_queue.check_room(user)
+        run.write_job(dataclasses.replace(spec, resumed=time.time()))
+        _queue(run, user, spawn)
+    return run.path
 
 
-def stop_job(run_dir: str | Path) -> None:
-    """Ask a running job to stop: it finishes the current batch, saves a checkpoint and exits."""
-    run = RunDir(run_dir)
+def stop_job(run: str | Path, *, user: str | None = None) -> None:
+    """Stop a run of `user`'s: a queued one leaves the queue; a running one finishes the current batch,
+    saves a checkpoint and exits."""
+    run = user_run(run, user)
+    with job_queue.guard():
+        if job_queue.dequeue(run.path):
+            run.update_state(status="stopped")
+            return
     if not run_summary(run.path).active:
         raise FerError(f"run {run.name} is not running")
     run.request_stop()
 
 
-def _launch(run: RunDir, spec: JobSpec, spawn: Spawner | None) -> Path:
-    run_dir = run.path.resolve()  # Locks name runs by absolute path; the job compares its own against it.
-    run = RunDir(run_dir)
-    with _slot(run_dir.parent) as lock:
-        run.clear_stop()
-        run.write_job(spec)
-        child = (spawn or spawn_job)(run_dir)
-        _CHILDREN[child.pid] = child
-        write_json(lock, {"pid": child.pid, "run": str(run_dir), "time": time.time()})
-    return run_dir
+def user_run(run: str | Path, user: str | None) -> RunDir:
+    """`run` (a run's name, or its folder) as one of `user`'s runs; FerError for anything else."""
+    root = runs_dir(user).resolve()
+    name = Path(run).name
+    candidate = RunDir(root / name)
+    given = Path(run)
+    if name in ("", ".", "..") or (given.is_absolute() and given.resolve() != candidate.path) \
+            or not candidate.is_run():
+        raise FerError(f"there is no run named '{name}' among your runs")
+    return candidate
+
+
+def _queue(run: RunDir, user: str | None, spawn: Spawner | None) -> None:
+    """With the guard held: put `run` in the queue and start what the free slots allow."""
+    run.clear_stop()
+    run.update_state(status="queued", error=None, pid=None)
+    job_queue.enqueue(run.path, user)
+    job_queue.drain(spawn or spawn_job)
 
 
 def spawn_job(run_dir: Path) -> subprocess.Popen:
@@ -174,136 +196,22 @@ def spawn_job(run_dir: Path) -> subprocess.Popen:
         )
 
 
-# --- The job lock --------------------------------------------------------------------------------
-
-
-def max_jobs() -> int:
-    """How many jobs may run at once: $FER_STUDIO_MAX_JOBS, default 1."""
-    try:
-        return max(1, int(os.environ.get("FER_STUDIO_MAX_JOBS", "1")))
-    except ValueError:
-        return 1
-
-
-def _lock_paths(root: Path) -> list[Path]:
-    return [root / ("job.lock" if slot == 0 else f"job.{slot + 1}.lock") for slot in range(max_jobs())]
-
-
-@contextlib.contextmanager
-def _slot(root: Path):
-    """Take a free job slot: yields its lock file, already naming this process as a placeholder."""
-    root.mkdir(parents=True, exist_ok=True)
-    with _guard(root):
-        busy = []
-        for lock in _lock_paths(root):
-            holder = _live_holder(lock)
-            if holder is None:
-                write_json(lock, {"pid": os.getpid(), "run": None, "time": time.time()})
-                break
-            busy.append(holder)
-        else:
-            names = ", ".join(Path(h["run"]).name if h.get("run") else "one being started" for h in busy)
-            raise JobBusy(f"a training run is already going ({names}); stop it or wait for it to finish "
-                          "before starting another")
-        try:
-            yield lock
-        except BaseException:
-            lock.unlink(missing_ok=True)
-            raise
-
-
-@contextlib.contextmanager
-def _guard(root: Path):
-    """Serialise lock checks across server sessions and processes (flock where the OS has it)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; the O(ms) window between check and write is accepted.
-        yield
-        return
-    with open(root / ".job.guard", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _live_holder(lock: Path) -> dict | None:
-    """The lock's contents if it names a live job (or a launch in progress), else None (removing it)."""
-    holder = read_json(lock)
-    if not holder:
-        lock.unlink(missing_ok=True)
-        return None
-    pid, run = holder.get("pid"), holder.get("run")
-    if run is None:  # Written by a server that is spawning the job right now.
-        alive = _process_alive(pid) and time.time() - holder.get("time", 0) < SPAWN_GRACE_SECONDS
-    else:
-        alive = _process_alive(pid, marker=Path(run).name)
-    if not alive:
-        lock.unlink(missing_ok=True)  # Stale: the job died without releasing it (killed, power loss).
-        return None
-    return holder
-
-
-def active_runs(root: Path | None = None) -> list[Path]:
-    """Run directories of the jobs running now (stale locks are cleared on the way)."""
-    _reap()
-    root = Path(root) if root is not None else runs_dir()
-    if not root.exists():
-        return []
-    with _guard(root):
-        holders = [_live_holder(lock) for lock in _lock_paths(root)]
-    return [Path(h["run"]) for h in holders if h and h.get("run")]
-
-
-def _release(run_dir: Path) -> None:
-    """Called by the job as it exits: free the slot it holds."""
-    for lock in _lock_paths(run_dir.parent):
-        holder = read_json(lock)
-        if holder.get("run") == str(run_dir) and holder.get("pid") == os.getpid():
-            lock.unlink(missing_ok=True)
-
-
-def _reap() -> None:
-    for pid, child in list(_CHILDREN.items()):
-        if child.poll() is not None:
-            del _CHILDREN[pid]
-
-
-def _process_alive(pid, marker: str | None = None) -> bool:
-    """Whether `pid` runs (not a zombie) and, if `marker` is given, has it in its command line."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # Exists, owned by someone else.
-    proc = Path(f"/proc/{pid}")
-    if not proc.exists():  # No procfs (macOS): existence is all we can tell.
-        return True
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (OSError, IndexError):
-        return False
-    if state in ("Z", "X"):
-        return False
-    if not command:
-        # Mid-exec: Popen returns once the child's exec has closed its descriptors, before the kernel
-        # has set up the new command line, which reads empty until then. A CI run caught a just-started
-        # job's lock being cleared as stale in that window.
-        return True
-    return marker is None or marker in command  # The marker rules out a reused pid.
+def active_runs(user: str | None = None, *, spawn: Spawner | None = None) -> list[Path]:
+    """`user`'s runs whose jobs are running now. Looking also frees the slots of dead jobs and starts
+    waiting runs in them (the server's share of keeping the queue moving)."""
+    root = runs_dir(user).resolve()
+    with job_queue.guard():
+        job_queue.drain(spawn or spawn_job)
+        holders = job_queue.holders().values()
+    return [Path(holder.run) for holder in holders if holder.run and Path(holder.run).parent == root]
 
 
 # --- Reading runs --------------------------------------------------------------------------------
 
 
 def run_summary(run_dir: str | Path) -> RunSummary:
-    """Status, metrics and config of one run directory, judged from its files and the job lock."""
-    _reap()
+    """Status, metrics and config of one run directory, judged from its files, the slots and the queue."""
+    job_queue.reap()
     run = RunDir(run_dir)
     spec, run_config, state = run.read_job(), run.read_config(), run.read_state()
     complete = [r for r in run.read_metrics() if not r.get("partial")]
@@ -316,6 +224,7 @@ def run_summary(run_dir: str | Path) -> RunSummary:
         final=complete[-1] if complete else {}, training_seconds=state.training_seconds,
         started=run.started(), dataset=run_config.dataset.source if run_config else "",
         config=config, registered_model=state.registered_model, pid=pid,
+        queue_position=job_queue.position(run.path.resolve()) if status == "queued" else None,
     )
 
 
@@ -334,15 +243,17 @@ def _train_config(run_config: RunConfig | None) -> TrainConfig | None:
 def _status(run: RunDir, state: RunState, spec: JobSpec | None) -> tuple[str, str | None, int | None]:
     stopping = run.stop_requested
     absolute = str(run.path.resolve())
-    holder = next((h for h in map(read_json, _lock_paths(run.path.parent)) if h.get("run") == absolute), None)
-    if holder and _process_alive(holder.get("pid"), marker=run.name):
-        pid = holder["pid"]
+    holder = next((h for h in map(job_queue.SlotHolder.read, jobs_dir().glob("slot-*.lock"))
+                   if h is not None and h.run == absolute), None)
+    if holder and job_queue.process_alive(holder.pid, marker=run.name):
         if stopping:
-            return "stopping", None, pid
-        running = state.status == "running" and state.pid == pid
-        return ("running" if running else "starting"), None, pid
-    if state.status == "running":  # A job without our lock (e.g. `python -m fer train --out`) or one that died.
-        if _process_alive(state.pid, marker=run.name):
+            return "stopping", None, holder.pid
+        running = state.status == "running" and state.pid == holder.pid
+        return ("running" if running else "starting"), None, holder.pid
+    if state.status == "queued" and job_queue.position(Path(absolute)) is not None:
+        return "queued", None, None
+    if state.status == "running":  # A job without our slot (e.g. `python -m fer train --out`) or one that died.
+        if job_queue.process_alive(state.pid, marker=run.name):
             return ("stopping" if stopping else "running"), None, state.pid
         return "failed", "the training process ended unexpectedly (killed or crashed); see the log", None
     if state.status in ("finished", "stopped", "failed"):
@@ -352,9 +263,9 @@ def _status(run: RunDir, state: RunState, spec: JobSpec | None) -> tuple[str, st
     return "stopped", None, None
 
 
-def list_runs(root: Path | None = None) -> list[RunSummary]:
-    """Every run directory under `root` (default runs_dir()), newest first."""
-    root = Path(root) if root is not None else runs_dir()
+def list_runs(user: str | None = None) -> list[RunSummary]:
+    """Every run of `user`'s (fer.paths.runs_dir(user)), newest first."""
+    root = runs_dir(user)
     if not root.exists():
         return []
     found = [run_summary(path) for path in root.iterdir() if RunDir(path).is_run()]
@@ -398,8 +309,11 @@ def _eta(summary: RunSummary, batches_left: int, batches_per_epoch: int, images_
 # --- The job process -----------------------------------------------------------------------------
 
 
-def run(run_dir: str | Path) -> int:
-    """The body of a job: open the dataset, train (resuming), register the best model; exit status."""
+def run(run_dir: str | Path, *, spawn: Spawner | None = None) -> int:
+    """The body of a job: open the dataset, train (resuming), register the best model; exit status.
+
+    As it ends, however it ends, it frees its slot and starts the next waiting run (with `spawn`).
+    """
     directory = RunDir(Path(run_dir).resolve())
     spec = directory.read_job() or JobSpec()
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.resumed else 'starting'}"
@@ -413,7 +327,9 @@ def run(run_dir: str | Path) -> int:
             directory.update_state(status="failed", error=f"{type(error).__name__}: {error}")
         return 1
     finally:
-        _release(directory.path)
+        with job_queue.guard():
+            job_queue.release(os.getpid(), str(directory.path))
+            job_queue.drain(spawn or spawn_job)
 
 
 def _train_and_register(directory: RunDir, spec: JobSpec) -> int:
