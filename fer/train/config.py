@@ -50,7 +50,7 @@ FIELD_CHOICES = {
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run. Defaults are the seed recipe."""
+    """Everything that defines a training run. Defaults are the seed recipe: the `seed` preset's baseline training."""
 
     preset: str = "seed"  # One of PRESET_CHOICES.
     epochs: int = 30
