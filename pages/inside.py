@@ -258,9 +258,11 @@ def _run_audit(key: tuple, dataset, split: str, model_path: str, out_of_fold: bo
     try:
         model, card = cached_model(model_path, os.path.getmtime(model_path))
         if out_of_fold:
-            from fer.explain.audit import out_of_fold_probabilities
+            from fer.train.tasks import out_of_fold_in_child
+            from pages.common import current_user
 
-            probabilities = out_of_fold_probabilities(dataset, split, OutOfFold(folds=3), progress=report)
+            probabilities = out_of_fold_in_child(dataset.source, split, OutOfFold(folds=3), user=current_user(),
+                                                 progress=report)
             audit = audit_split(None, dataset.classes, dataset, split, probabilities=probabilities)
         else:
             audit = audit_split(model, card.classes, dataset, split, progress=report)

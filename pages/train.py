@@ -239,7 +239,11 @@ def controls(run: jobs.RunSummary) -> None:
 
 
 def shown_run(runs: list[jobs.RunSummary], busy: list[Path]) -> str | None:
-    """The user's running job if any, else their first queued run; else the run picked here (default: the newest)."""
+    """The run last started here while it waits or trains; else the user's running job, else their first
+    queued run; else the run picked here (default: the newest)."""
+    chosen = st.session_state.get(RUN_KEY)
+    if any(str(run.path) == chosen and run.pending for run in runs):
+        return chosen
     if busy:
         return str(busy[0])
     queued = [run for run in runs if run.status == "queued"]
@@ -248,7 +252,6 @@ def shown_run(runs: list[jobs.RunSummary], busy: list[Path]) -> str | None:
     if not runs:
         return None
     names = [run.name for run in runs]
-    chosen = st.session_state.get(RUN_KEY)
     current = next((i for i, run in enumerate(runs) if str(run.path) == chosen), 0)
     picked = runs[names.index(st.selectbox("Run", names, index=current))]
     st.session_state[RUN_KEY] = str(picked.path)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from fer.errors import FerError
-from fer.paths import jobs_dir
+from fer.paths import PROJECT_ROOT, jobs_dir
 from fer.train.reports import format_duration
 from fer.train.run_dir import RunDir, read_json, write_json
 
@@ -260,7 +260,8 @@ def run_task(command: list[str], *, what: str, seconds: float, user: str | None,
         if lock is None:
             raise JobBusy(f"every job slot is busy ({max_jobs()} running); try the {what} again when one ends")
         with open(log, "w") as output:
-            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+            child = subprocess.Popen(command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=output,
+                                     stderr=subprocess.STDOUT)
         take(lock, SlotHolder(pid=child.pid, marker=command[-1], task=what, user=user, time=time.time()))
     try:
         deadline = time.monotonic() + seconds

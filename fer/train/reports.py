@@ -31,7 +31,7 @@ def _row(run: RunSummary) -> dict:
     config, final = run.config, run.final
     return {
         "run": run.name,
-        "status": run.status,
+        "status": f"queued (#{run.queue_position})" if run.queue_position else run.status,
         "preset": config.preset if config else None,
         "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
         "best val acc": _percent(run.best_accuracy),
