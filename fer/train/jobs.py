@@ -248,8 +248,8 @@ def _status(run: RunDir, state: RunState, spec: JobSpec | None) -> tuple[str, st
     if holder and job_queue.process_alive(holder.pid, marker=run.name):
         if stopping:
             return "stopping", None, holder.pid
-        running = state.status == "running" and state.pid == holder.pid
-        return ("running" if running else "starting"), None, holder.pid
+        # The state of an earlier attempt was set to queued when this one was queued, so "running" is this one's.
+        return ("running" if state.status == "running" else "starting"), None, holder.pid
     if state.status == "queued" and job_queue.position(Path(absolute)) is not None:
         return "queued", None, None
     if state.status == "running":  # A job without our slot (e.g. `python -m fer train --out`) or one that died.
@@ -309,15 +309,33 @@ def _eta(summary: RunSummary, batches_left: int, batches_per_epoch: int, images_
 # --- The job process -----------------------------------------------------------------------------
 
 
-def run(run_dir: str | Path, *, spawn: Spawner | None = None) -> int:
-    """The body of a job: open the dataset, train (resuming), register the best model; exit status.
+def supervise(run_dir: str | Path, *, command: list[str] | None = None, spawn: Spawner | None = None) -> int:
+    """The job process: train in a child process (`command`, default `python -m fer.train.jobs --train
+    RUN_DIR`) and, however the child ends, even killed for memory, say so in the run's state, free the
+    slot and start the next waiting run (with `spawn`). Its exit status is the child's."""
+    run = RunDir(Path(run_dir).resolve())
+    command = command or [sys.executable, "-m", "fer.train.jobs", "--train", str(run.path)]
+    try:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # Its output goes where ours goes: the log.
+        # SIGTERM (e.g. a system shutdown) stops like the Stop button: after the batch, with a checkpoint.
+        signal.signal(signal.SIGTERM, lambda *_: run.request_stop())
+        status = child.wait()
+        if status < 0 and run.read_state().status not in ("stopped", "finished", "failed"):
+            run.update_state(status="failed", error=f"the training process was killed ({signal.Signals(-status).name}"
+                             ", perhaps for want of memory); Resume goes on from the last checkpoint")
+        return status if status >= 0 else 1
+    finally:
+        with job_queue.guard():
+            job_queue.release(os.getpid(), str(run.path))
+            job_queue.drain(spawn or spawn_job)
 
-    As it ends, however it ends, it frees its slot and starts the next waiting run (with `spawn`).
-    """
+
+def run(run_dir: str | Path) -> int:
+    """The body of a job: open the dataset, train (resuming), register the best model; exit status."""
     directory = RunDir(Path(run_dir).resolve())
     spec = directory.read_job() or JobSpec()
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.resumed else 'starting'}"
-          f" {directory.name}")
+          f" {directory.name}", flush=True)
     try:
         load_keras_quietly()
         return _train_and_register(directory, spec)
@@ -326,10 +344,6 @@ def run(run_dir: str | Path, *, spawn: Spawner | None = None) -> int:
         if directory.read_state().status != "failed":
             directory.update_state(status="failed", error=f"{type(error).__name__}: {error}")
         return 1
-    finally:
-        with job_queue.guard():
-            job_queue.release(os.getpid(), str(directory.path))
-            job_queue.drain(spawn or spawn_job)
 
 
 def _train_and_register(directory: RunDir, spec: JobSpec) -> int:
@@ -370,14 +384,16 @@ def _register(model_path: Path, name: str, models_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m fer.train.jobs RUN_DIR` (the job process, supervise) or `--train RUN_DIR` (its child, run)."""
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--train":
+        directory = RunDir(Path(argv[1]).resolve())
+        signal.signal(signal.SIGTERM, lambda *_: directory.request_stop())  # As supervise does.
+        return run(directory.path)
     if len(argv) != 1:
         print("usage: python -m fer.train.jobs RUN_DIR", file=sys.stderr)
         return 2
-    directory = RunDir(Path(argv[0]).resolve())
-    # SIGTERM (e.g. a system shutdown) stops like the Stop button: after the batch, with a checkpoint.
-    signal.signal(signal.SIGTERM, lambda *_: directory.request_stop())
-    return run(directory.path)
+    return supervise(argv[0])
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ background job, a later session) can follow, stop or resume it:
     job.json                 a background job's spec: model name to register, user, start and resume times
     log.txt                  a background job's stdout and stderr
 
-Runs live under fer.paths.runs_dir() (FER_STUDIO_HOME/runs), where the Train page lists them, unless
-`python -m fer train --out` puts one elsewhere. JSON files are written atomically (a temporary file,
+Runs live under fer.paths.runs_dir(user) (FER_STUDIO_HOME/runs without accounts), where the Train page
+lists them, unless `python -m fer train --out` puts one elsewhere. JSON files are written atomically (a temporary file,
 then a rename), so a reader never sees half a file. Each file is read into a typed record (RunConfig,
 JobSpec, RunState, ProgressRecord) and written from one. No Keras import here: the job lock and the
 Train page read runs without loading TensorFlow.

@@ -17,6 +17,7 @@ from fer.errors import FerError
 from fer.paths import jobs_dir, runs_dir
 from fer.train import job_queue, jobs
 from fer.train.config import TrainConfig
+from fer.train.run_dir import RunDir
 
 TINY = TrainConfig(preset="tiny", epochs=2, batch_size=8)
 
@@ -96,19 +97,23 @@ def job_queue_entries():
         return job_queue.waiting()
 
 
-def test_a_job_process_ending_starts_the_next_waiting_run_with_no_server_looking(sleepers, tmp_path):
-    ending = jobs.start_job(str(tmp_path / "missing"), TINY, spawn=sleepers.spawn)
+def test_a_job_killed_for_memory_is_said_and_the_next_run_starts_with_no_server_looking(sleepers):
+    killed = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
     waiting = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
     end(sleepers[0])
-    # This process plays the first job's: it takes over the slot as the job process holds it, then runs
-    # the job body, which fails (no dataset) and, on its way out, frees the slot and starts the next run.
+    # This process plays the first job's process: it takes over the slot as the job process holds it,
+    # then supervises a training child that the kernel kills (as the OOM killer would).
     slot = jobs_dir() / "slot-1.lock"
     slot.write_text(json.dumps({**json.loads(slot.read_text()), "pid": os.getpid(), "marker": "python"}))
+    RunDir(killed).update_state(status="running")
+    oom = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
 
-    assert jobs.run(ending, spawn=sleepers.spawn) == 1
+    assert jobs.supervise(killed, command=oom, spawn=sleepers.spawn) == 1
 
-    assert jobs.run_summary(ending).status == "failed"
-    assert len(sleepers) == 2 and sleepers[1].args[-1] == str(waiting)
+    summary = jobs.run_summary(killed)
+    assert summary.status == "failed" and "killed (SIGKILL, perhaps for want of memory)" in summary.error
+    assert summary.resumable
+    assert len(sleepers) == 2 and sleepers[1].args[-1] == str(waiting)  # Started by the job process itself.
     assert json.loads(slot.read_text())["run"] == str(waiting)
 
 
