@@ -20,7 +20,8 @@ from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, Setting, 
                               augmentation_for, settings_in)
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
-from pages import common, inside
+from pages import common
+from widgets.augmentation_preview import show_augmentation_preview
 
 RUN_KEY = "train_run"  # The run directory shown in the live view when no job is running.
 MESSAGE_KEY = "train_message"  # A Stop/Resume refusal, shown once by the live view.
@@ -55,7 +56,7 @@ def training_form(dataset) -> None:
                         help=described(AUGMENTATION_MODES))
         custom = augmentation_sliders(mode, values["preset"])
         values["augmentation"] = augmentation_for(mode, custom)
-        inside.show_augmentation_preview(dataset, custom, values["train_split"])
+        show_augmentation_preview(dataset, custom, values["train_split"])
     with right.expander("Loss and model", expanded=True):
         values |= setting_inputs("loss", st)
         values |= distillation_inputs()
@@ -117,7 +118,7 @@ def start_training(values: dict, model_name: str | None) -> None:
 
 def distillation_inputs() -> dict:
     """A registered model to distil from (fer.train.distill), with the distillation settings when one is chosen."""
-    models = {str(model.path): model.card.label for model in list_models()}
+    models = {str(model.path): model.card.label for model in list_models(common.current_user())}
     teacher = st.selectbox("Teacher (knowledge distillation)", [NO_TEACHER, *models],
                            format_func=lambda path: models.get(path, path),
                            help="Train on this model's softened probabilities as well as the labels.")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from fer.errors import FerError
 from fer.model.registry import check_model_name
-from fer.paths import MODELS_DIR, PROJECT_ROOT, jobs_dir, runs_dir
+from fer.paths import PROJECT_ROOT, jobs_dir, runs_dir
 from fer.quiet import load_keras_quietly
 from fer.train import job_queue
 from fer.train.job_queue import JobBusy, Spawner
@@ -105,20 +105,19 @@ def start_job(
     user: str | None = None,
     register: bool = True,
     register_as: str | None = None,
-    models_dir: str | Path = MODELS_DIR,
     spawn: Spawner | None = None,
 ) -> Path:
     """Queue training `config` on the dataset source `dataset` (a path or "demo") as a run of `user`'s.
 
     It starts at once when a slot is free (see fer.train.job_queue), else when one frees. When the run
-    finishes, its best model is registered in `models_dir` as `register_as` (default: the run's name)
-    unless `register` is false. Returns the run directory. Raises FerError when the model name is
+    finishes, its best model is registered in `user`'s models folder as `register_as` (default: the run's
+    name) unless `register` is false. Returns the run directory. Raises FerError when the model name is
     invalid or taken, JobBusy when the user already has the most runs waiting. `spawn` starts the job
     process (default spawn_job).
     """
     register_as = register_as if register else None
     if register_as is not None:
-        check_model_name(register_as, models_dir)
+        check_model_name(register_as, user)
     if dataset != "demo" and Path(dataset).expanduser().exists():
         dataset = str(Path(dataset).expanduser().resolve())  # The job may run in another folder.
     with job_queue.guard():
@@ -126,10 +125,9 @@ def start_job(
         run = RunDir(RunDir.create(config.preset, runs_dir(user)).path.resolve())  # Named inside the guard.
         if register:
             register_as = register_as or run.name
-            check_model_name(register_as, models_dir)
+            check_model_name(register_as, user)
         run.write_config(RunConfig(config.to_dict(), DatasetFacts(source=dataset)))
-        run.write_job(JobSpec(register_as=register_as, models_dir=str(Path(models_dir).resolve()), user=user,
-                              created=time.time()))
+        run.write_job(JobSpec(register_as=register_as, user=user, created=time.time()))
         _queue(run, user, spawn)
     return run.path
 
@@ -367,20 +365,24 @@ def _train_and_register(directory: RunDir, spec: JobSpec) -> int:
     if result.stopped:
         print(f"stopped after epoch {directory.read_state().epochs_done}; resume to go on")
     elif spec.register_as:
-        path = _register(result.model_path, spec.register_as, Path(spec.models_dir or MODELS_DIR))
+        path = _register(result.model_path, spec.register_as, spec.user)
         directory.update_state(registered_model=str(path))
         print(f"registered the best model as {path}")
     print("done")
     return 0
 
 
-def _register(model_path: Path, name: str, models_dir: Path) -> Path:
+def _register(model_path: Path, name: str, user: str | None) -> Path:
     from fer.model.registry import register_model
 
     candidate, n = name, 2
-    while (models_dir / f"{candidate}.keras").exists():  # Taken since the run started: never overwrite.
-        candidate, n = f"{name}-{n}", n + 1
-    return register_model(model_path, candidate, models_dir)
+    while True:  # A name taken since the run started gets a number: registering never overwrites.
+        try:
+            return register_model(model_path, candidate, user)
+        except FerError:
+            if n > 99:
+                raise
+            candidate, n = f"{name}-{n}", n + 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,8 +87,7 @@ class JobSpec:
     """job.json: what a background job does beyond training (the config is in config.json, not here)."""
 
     register_as: str | None = None  # The model name the best model is registered under; None: not registered.
-    models_dir: str | None = None  # Where it is registered; None: the registry's default.
-    user: str | None = None  # Whose run it is (None without accounts).
+    user: str | None = None  # Whose run it is (None without accounts); the model is registered in their space.
     created: float | None = None  # Unix time the job was started.
     resumed: float | None = None  # Unix time of the latest resume.
 

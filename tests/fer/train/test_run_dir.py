@@ -125,7 +125,7 @@ def test_a_job_of_an_older_version_keeps_its_config_in_job_json_alone(tmp_path):
     run.job_file.write_text(json.dumps({"dataset": "faces.zip", "config": {"preset": "tiny"}, "register_as": "old",
                                         "models_dir": "/m", "created": 5.0}))
     assert run.read_config() == RunConfig({"preset": "tiny"}, DatasetFacts(source="faces.zip"))
-    assert run.read_job() == JobSpec(register_as="old", models_dir="/m", created=5.0)
+    assert run.read_job() == JobSpec(register_as="old", created=5.0)  # models_dir: the registry decides now.
 
 
 def test_stop_requests_and_state_updates(tmp_path):
