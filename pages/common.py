@@ -15,7 +15,6 @@ imports TensorFlow until the user trains or asks for Grad-CAM.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import streamlit as st
 
