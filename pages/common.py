@@ -15,7 +15,6 @@ imports TensorFlow until the user trains or asks for Grad-CAM.
 
 from __future__ import annotations
 
-
 import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
