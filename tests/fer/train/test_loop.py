@@ -16,7 +16,7 @@ from fer.errors import FerError
 from fer.data.synthetic import make_faces
 from fer.train.config import TrainConfig
 from fer.train.loop import class_weights, train
-from fer.train.run_dir import RunDir
+from fer.train.run_dir import RunDir, RunState
 from fer.paths import PROJECT_ROOT
 from types import SimpleNamespace
 from fer.train import loop
@@ -164,12 +164,12 @@ def test_the_first_eta_does_not_extrapolate_from_the_first_batch(monkeypatch):
     monkeypatch.setattr(loop.time, "perf_counter", lambda: now[0])
     run = Run()
     config = SimpleNamespace(batch_size=64, epochs=30)
-    recorder = loop.RunRecorder(run, {"epochs_done": 0}, None, config, "val_accuracy", train_images=64 * 100)
+    recorder = loop.RunRecorder(run, RunState(), None, config, "val_accuracy", train_images=64 * 100)
     recorder.on_epoch_begin(0)
     now[0] = 20.0  # The first batch: 20 s of tracing and compiling, then 0.05 s of work.
     recorder.on_train_batch_end(0, {"loss": 2.0})
-    assert run.progress[-1]["images_per_second"] is None  # Unknown yet: no ETA rather than a wrong one.
+    assert run.progress[-1].images_per_second is None  # Unknown yet: no ETA rather than a wrong one.
     for batch in range(1, 41):  # Then 0.05 s a batch: 1,280 images a second.
         now[0] += 0.05
         recorder.on_train_batch_end(batch, {"loss": 1.9})
-    assert run.progress[-1]["images_per_second"] == pytest.approx(64 / 0.05)
+    assert run.progress[-1].images_per_second == pytest.approx(64 / 0.05)
