@@ -279,3 +279,17 @@ def test_all_annotated_photos_come_in_one_zip_and_a_zip_can_be_read_in_bulk(page
     next(button for button in page.button if button.label == "Read them").click().run()
     assert not page.exception
     assert "**2 images · 4 faces found**" in texts(page)
+
+
+def test_a_folder_inside_the_data_roots_is_read_in_bulk_and_one_outside_is_refused(page, tmp_path, monkeypatch):
+    folder = tmp_path / "roots" / "party"
+    folder.mkdir(parents=True)
+    (folder / "one.png").write_bytes(png(data.astronaut()))
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(tmp_path / "roots"))
+    page.text_input(key="predict_batch_folder").input(str(tmp_path))  # Above the roots: refused, nothing read.
+    next(button for button in page.button if button.label == "Read them").click().run()
+    assert "outside the folders this server reads photos from" in page.error[0].value
+    page.text_input(key="predict_batch_folder").input(str(folder))
+    next(button for button in page.button if button.label == "Read them").click().run()
+    assert not page.exception
+    assert "**1 image · 1 face found**" in texts(page)
