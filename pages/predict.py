@@ -359,7 +359,7 @@ def show_video_result(result: VideoResult) -> None:
         st.markdown(f"**Face {track_id}** · seen {timeline[0][0]:.1f}–{timeline[-1][0]:.1f} s")
         st.plotly_chart(timeline_figure(result, track_id), key=f"video-timeline-{track_id}", config=CHART_CONFIG)
     with st.expander("Per-frame results"):
-        st.dataframe(table, hide_index=True)
+        st.dataframe(table.astype(object).where(table.notna(), ""), hide_index=True)  # Blank, not "None".
 
 
 def show_snapshot(snapshot: LiveResult) -> None:

@@ -18,6 +18,7 @@ from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from fer.formatting import rounded_probabilities
 from fer.errors import FerError
 from fer.labels import CLASSES
 from fer.serve.detection import FaceDetector
@@ -318,7 +319,8 @@ def video_table(result: VideoResult):
     table = pd.DataFrame(rows, columns=columns)
     for column in ("face", "x", "y", "width", "height"):
         table[column] = table[column].astype("Int64")  # Integers, with blanks for frames without a face.
-    return table
+    table["time"] = table["time"].round(3)
+    return rounded_probabilities(table, ("confidence", *result.classes))
 
 
 def summary_lines(result: VideoResult) -> list[str]:

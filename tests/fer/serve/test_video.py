@@ -117,3 +117,18 @@ def test_an_animated_gif_is_a_video_and_a_still_gif_a_photo(tmp_path):
     result = predict_video(animated.getvalue(), FakeClassifier(), FakeDetector(), name="a.gif",
                            config=VideoConfig(clip=False))
     assert [frame.time for frame in result.frames] == pytest.approx([0.0, 0.2, 0.4])
+
+
+def test_the_per_frame_table_rounds_its_probabilities():
+    from fer.labels import CLASSES
+    from fer.serve.detection import Box
+    from fer.serve.live import TrackedFace
+    from fer.serve.prediction import FacePrediction
+    from fer.serve.video import VideoFrame, VideoResult, video_table
+
+    probabilities = {name: 1 / 7 for name in CLASSES}
+    face = FacePrediction(Box(1, 2, 3, 4), "angry", 1 / 7, probabilities)
+    result = VideoResult("clip.mp4", 10, 10, 1.0, 10.0, (VideoFrame(0.1, (TrackedFace(1, face),)),
+                                                           VideoFrame(0.2, ())))
+    csv = video_table(result).to_csv(index=False)
+    assert "0.1429," in csv and "0.142857" not in csv
