@@ -90,8 +90,9 @@ def walk(url: str, out: Path, keep: Path | None, playwright) -> list[str]:
             if keep is not None and key_view:  # The README's picture: the first screen, as a person sees it.
                 wait_for_charts(page)
                 if name == "predict":  # The group photo's result: numbered boxes and their table.
-                    group = page.locator('[data-testid="stVerticalBlockBorderWrapper"]',
-                                         has=page.locator('[data-testid="stImage"]')).first
+                    group = (page.locator('[data-testid="stVerticalBlock"]')
+                             .filter(has=page.get_by_text("group.jpg", exact=True))
+                             .filter(has=page.locator('[data-testid="stImage"]')).last)  # The innermost.
                     save_small(group.screenshot(), keep / f"{name}-{width}.png")
                 else:
                     save_small(page.screenshot(), keep / f"{name}-{width}.png")

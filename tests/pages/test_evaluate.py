@@ -204,7 +204,6 @@ def test_the_evaluate_page_draws_grad_cam_over_mistakes_and_a_feature_map(kaggle
 
 def test_a_labelled_set_is_scored_without_becoming_the_active_dataset(kaggle_folder, class_folders, tiny_model_path,
                                                                       registered, monkeypatch):
-    pytest.importorskip("fer.data.roots", reason="scoring a set aside reads paths through the data roots")
     monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(class_folders.parent))
     registered(tiny_model_path)
     app = app_on_page(PAGE, dataset=kaggle_folder, model=tiny_model_path)
