@@ -115,7 +115,9 @@ def show_faces(result_faces: Sequence[FacePrediction], chart_key: str) -> None:
     st.caption("Each row's number is drawn on its face's box. Select a row to highlight that face.")
     st.dataframe(rows, hide_index=True, key=chart_key, on_select="rerun", selection_mode="single-row",
                  column_config={"face": st.column_config.NumberColumn("#", width="small"),
-                                "sure": st.column_config.TextColumn("", width="small"), **bars})
+                                "sure": st.column_config.TextColumn("flag", width="small",
+                                                                    help="uncertain: below the threshold above"),
+                                **bars})
 
 
 def selected_face(chart_key: str) -> int | None:
