@@ -23,18 +23,20 @@ SHORT = 30_000
 @pytest.fixture(scope="module")
 def webcam_server(tiny_model_path, tmp_path_factory):
     home = tmp_path_factory.mktemp("webcam-home")
-    yield from serve_app(home, {"FER_STUDIO_MODEL": str(model_copy_in(home, tiny_model_path)),
+    yield from serve_app(home, {"FER_STUDIO_MODEL": model_copy_in(home / "models", tiny_model_path).stem,
                                 "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"})
 
 
 def faces_frame(faces: int, shift: int) -> np.ndarray:
-    """A 640×480 frame with `faces` copies of the astronaut's face side by side, nudged by `shift` pixels."""
+    """A 640×480 frame with `faces` copies of the astronaut's face side by side (a gap between them, which
+    the detector needs to tell them apart), nudged by `shift` pixels."""
     frame = np.full((480, 640, 3), 70, np.uint8)
-    size = 480 if faces == 1 else 600 // faces
-    face = np.asarray(Image.fromarray(data.astronaut()[:300, 100:400]).resize((size, size)))
+    size, gap = (400, 0) if faces == 1 else (200, 10)
+    face = np.asarray(Image.fromarray(data.astronaut()[20:260, 130:370]).resize((size, size)))
+    top = (480 - size) // 2
     for index in range(faces):
-        left = (640 - faces * size) // 2 + index * size + shift
-        frame[60 if faces > 1 else 0:(60 if faces > 1 else 0) + size, left:left + size] = face
+        left = (640 - faces * size - (faces - 1) * gap) // 2 + index * (size + gap) + shift
+        frame[top:top + size, left:left + size] = face
     return frame
 
 
