@@ -6,8 +6,10 @@ and model for all pages (kept in st.session_state under pages.common's keys), th
 
 import hashlib
 import logging
+import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -20,13 +22,15 @@ if "tensorflow" not in sys.modules:
 from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.data import synthetic
 from fer.errors import FerError, in_words
-from fer.paths import home_dir
+from fer.paths import uploads_dir as user_uploads_dir
 from fer.model.registry import list_models
 from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset,
-                          remember_choices, restore_choices, undrawn_demo_sizes, use_app_shell)
+                          current_user, remember_choices, require_sign_in, restore_choices, undrawn_demo_sizes,
+                          use_app_shell)
 
 use_app_shell()
 st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")
+require_sign_in()  # With accounts configured, nothing below runs until this session has signed in.
 
 CHOICES = ("Demo faces", "Path on the server", "Upload a zip or CSV")
 CHOICE_KEY = "dataset_choice"  # The sidebar radio; DATASET_KEY only changes once a source opens.
@@ -36,7 +40,8 @@ MODEL_PICKER_KEY = "model_picker"  # A key of its own: pages may set MODEL_KEY a
 
 
 def uploads_dir() -> Path:
-    return home_dir() / "uploads"
+    """This user's uploads (their private space with accounts, FER_STUDIO_HOME/uploads without)."""
+    return user_uploads_dir(current_user())
 
 
 def source_label(source: str) -> str:
@@ -92,7 +97,7 @@ def save_upload(name: str, data: bytes) -> Path:
     target = uploads_dir() / f"{digest}-{safe}"
     if not target.exists():  # Rewriting would change its mtime and invalidate the decoded cache.
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
+        partial = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.part")  # Sessions race.
         partial.write_bytes(data)
         partial.replace(target)
     return target

@@ -81,16 +81,46 @@ def accounts_configured() -> bool:
         return False
 
 
+def signed_in() -> bool:
+    """Whether this browser session has signed in through Streamlit's login, with a subject to name it."""
+    return bool(st.user.get("is_logged_in")) and bool(st.user.get("sub"))
+
+
 def current_user() -> str | None:
     """The signed-in user's id (OpenID Connect's `sub`) when accounts are configured, else None.
 
     Pass it to fer's per-user functions (fer.paths.user_dir and the ones built on it): None means the one
-    local user, whose space is FER_STUDIO_HOME itself. app.py stops every page before this can be called
-    by someone who is not signed in.
+    local user, whose space is FER_STUDIO_HOME itself. app.py stops every page (require_sign_in) before
+    this can be called by someone who is not signed in.
     """
-    if not accounts_configured() or not st.user.is_logged_in:
+    if not accounts_configured() or not signed_in():
         return None
     return str(st.user.get("sub"))
+
+
+def may_publish() -> bool:
+    """Whether this user may publish a model for everyone (fer.accounts.may_publish)."""
+    from fer.accounts import may_publish as user_may_publish
+
+    return user_may_publish(current_user())
+
+
+def require_sign_in() -> None:
+    """With accounts configured: until this session has signed in, the page shows only a sign-in button
+    and stops; once signed in, the sidebar names the user and offers to sign out. Without accounts, nothing.
+
+    app.py calls it before the sidebar and the page run, so nobody reaches any page, upload or run unsigned.
+    """
+    if not accounts_configured():
+        return
+    if not signed_in():
+        st.title("🙂 FER Studio")
+        st.markdown("This FER Studio is shared. Sign in to use it: your uploads, runs and models stay yours.")
+        st.button("Sign in", type="primary", on_click=st.login, key="sign_in")
+        st.stop()
+    who = st.user.get("name") or st.user.get("email") or st.user.get("sub")
+    st.sidebar.caption(f"Signed in as **{who}**")
+    st.sidebar.button("Sign out", on_click=st.logout, key="sign_out")
 
 
 def active_dataset_source() -> str:
@@ -138,7 +168,7 @@ def restore_choices() -> None:
     if st.session_state.get(RESTORED_KEY):
         return
     st.session_state[RESTORED_KEY] = True
-    saved = read_choices()
+    saved = read_choices(current_user())
     dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
     model = st.query_params.get(MODEL_PARAM) or saved.model
     if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or Path(dataset).exists()):
@@ -166,7 +196,7 @@ def remember_choices() -> None:
         elif st.query_params.get(param) != value:
             st.query_params[param] = value
     if choices != st.session_state.get(SAVED_KEY):
-        write_choices(choices)
+        write_choices(choices, current_user())
         st.session_state[SAVED_KEY] = choices
 
 
