@@ -6,10 +6,8 @@ and model for all pages (kept in st.session_state under pages.common's keys), th
 
 import hashlib
 import logging
-import os
 import re
 import sys
-import threading
 from pathlib import Path
 
 import streamlit as st
@@ -30,7 +28,6 @@ from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_
 
 use_app_shell()
 st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")
-require_sign_in()  # With accounts configured, nothing below runs until this session has signed in.
 
 CHOICES = ("Demo faces", "Path on the server", "Upload a zip or CSV")
 CHOICE_KEY = "dataset_choice"  # The sidebar radio; DATASET_KEY only changes once a source opens.
@@ -97,7 +94,7 @@ def save_upload(name: str, data: bytes) -> Path:
     target = uploads_dir() / f"{digest}-{safe}"
     if not target.exists():  # Rewriting would change its mtime and invalidate the decoded cache.
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.part")  # Sessions race.
+        partial = target.with_name(target.name + ".part")
         partial.write_bytes(data)
         partial.replace(target)
     return target
@@ -191,13 +188,15 @@ def model_picker() -> None:
 
 
 DATA_PAGES = ("dataset", "train", "evaluate")  # The url paths of the pages that read the active dataset.
-navigation = st.navigation([
+pages = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
     st.Page("pages/dataset.py", title="Dataset", icon="🗂️"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),
     st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
     st.Page("pages/predict.py", title="Predict", icon="📷"),
-])
+]
+require_sign_in(pages)  # With accounts configured, nothing below runs until this session has signed in.
+navigation = st.navigation(pages)
 restore_choices()
 dataset_picker()
 active_dataset_summary(page_reads_data=navigation.url_path in DATA_PAGES)

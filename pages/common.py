@@ -19,6 +19,7 @@ import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
 from fer.errors import FerError
+from fer.accounts import in_another_users_space
 from fer.settings import Choices, read_choices, write_choices
 
 DATASET_KEY = "dataset_source"
@@ -105,15 +106,19 @@ def may_publish() -> bool:
     return user_may_publish(current_user())
 
 
-def require_sign_in() -> None:
-    """With accounts configured: until this session has signed in, the page shows only a sign-in button
+def require_sign_in(pages: list) -> None:
+    """With accounts configured: until this session has signed in, the app shows only a sign-in button
     and stops; once signed in, the sidebar names the user and offers to sign out. Without accounts, nothing.
 
-    app.py calls it before the sidebar and the page run, so nobody reaches any page, upload or run unsigned.
+    app.py calls it with its st.Page list before the sidebar and the page run, so nobody reaches any page,
+    upload or run unsigned. The pages are registered hidden: a link to one (/train) finds it, without a
+    "page not found", and the sidebar lists none of them (without st.navigation it would list the pages/
+    folder's files).
     """
     if not accounts_configured():
         return
     if not signed_in():
+        st.navigation(pages, position="hidden")
         st.title("🙂 FER Studio")
         st.markdown("This FER Studio is shared. Sign in to use it: your uploads, runs and models stay yours.")
         st.button("Sign in", type="primary", on_click=st.login, key="sign_in")
@@ -172,7 +177,8 @@ def restore_choices() -> None:
     dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
     model = st.query_params.get(MODEL_PARAM) or saved.model
     if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or Path(dataset).exists()):
-        st.session_state[DATASET_KEY] = dataset
+        if not in_another_users_space(dataset, current_user()):  # e.g. a link to another user's upload.
+            st.session_state[DATASET_KEY] = dataset
     if MODEL_KEY not in st.session_state and model and Path(model).is_file():
         st.session_state[MODEL_KEY] = model
     st.session_state[SAVED_KEY] = current_choices()  # Restoring is not a new choice to save.
