@@ -132,6 +132,13 @@ def test_two_users_never_see_each_others_uploads_or_datasets(browser, accounts_s
     alice.reload()
     open_app(alice, alice.url)
     assert "upload 'faces.zip'" in sidebar_text(alice)  # Alice's own choice is still hers.
+    alice.get_by_role("button", name="Sign out").click()
+    # Streamlit ends the provider's session too; this provider asks to confirm, then sends the browser back.
+    alice.get_by_role("button", name="End session").click(timeout=PROVIDER_TIMEOUT)
+    alice.wait_for_url(lambda address: address.startswith(url), timeout=PROVIDER_TIMEOUT)
+    alice.get_by_role("button", name="Sign in").wait_for()
+    wait_for_app(alice)
+    assert alice.locator('[data-testid="stSidebar"]').count() == 0
 
 
 @pytest.mark.xfail(strict=True, reason="the Train page lists runs per user only once its per-user runs land "
