@@ -13,6 +13,7 @@ imports TensorFlow until the user trains.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
@@ -75,11 +76,20 @@ def cached_model(path: str, modified: float):
 
 
 def accounts_configured() -> bool:
-    """Whether a lab configured Streamlit's login (an [auth] section in .streamlit/secrets.toml)."""
+    """Whether a lab configured Streamlit's login (an [auth] section in .streamlit/secrets.toml).
+
+    A secrets file that exists but cannot be read raises FerError: whether sign-in is required is then
+    unknown, and the app must not open without it (require_sign_in says so and stops).
+    """
     try:
         return "auth" in st.secrets
-    except Exception:  # noqa: BLE001  No secrets file at all is the usual case: one local user.
-        return False
+    except Exception as error:  # noqa: BLE001  Streamlit raises the same error for no file and a broken one.
+        if not any(Path(path).exists() for path in st.get_option("secrets.files")):
+            return False  # No secrets at all, the usual case: one local user.
+        logging.getLogger(__name__).error("The secrets file cannot be read", exc_info=error)
+        raise FerError("the server's secrets file cannot be read, so FER Studio cannot tell who may sign in. "
+                       "The person who runs this server: fix or remove .streamlit/secrets.toml (the log says "
+                       "why it cannot be read), then restart") from error
 
 
 def signed_in() -> bool:
@@ -115,7 +125,13 @@ def require_sign_in(pages: list) -> None:
     "page not found", and the sidebar lists none of them (without st.navigation it would list the pages/
     folder's files).
     """
-    if not accounts_configured():
+    try:
+        configured = accounts_configured()
+    except FerError as error:
+        st.navigation(pages, position="hidden")
+        st.error(f"FER Studio cannot open: {error}.")
+        st.stop()
+    if not configured:
         return
     if not signed_in():
         st.navigation(pages, position="hidden")

@@ -83,3 +83,36 @@ def test_a_new_tab_opens_the_users_own_last_dataset_never_another_users(fer_home
     assert read_choices("alice").dataset == str(kaggle_zip)  # Bob's session did not overwrite Alice's choice,
     assert read_choices().dataset is None  # nor the file a server without accounts reads.
     assert not (fer_home / "settings.json").exists()
+
+
+@pytest.fixture
+def secrets_files():
+    """Point Streamlit's secrets at the given files for one test (as --secrets.files would)."""
+    from streamlit import config
+    from streamlit.runtime.secrets import secrets_singleton
+
+    before = config.get_option("secrets.files")
+    yield lambda *paths: config.set_option("secrets.files", [str(path) for path in paths])
+    config.set_option("secrets.files", before)
+    secrets_singleton._reset()  # Streamlit keeps the secrets it read for the process; later tests read none.
+
+
+def test_a_secrets_file_that_cannot_be_read_keeps_every_page_closed(secrets_files, tmp_path):
+    broken = tmp_path / "secrets.toml"
+    broken.write_text('[auth\nclient_id = "fer-studio"\n')
+    secrets_files(tmp_path / "absent.toml", broken)
+    for page in ("pages/home.py", "pages/train.py"):
+        app = app_as({"is_logged_in": True, "sub": "alice"}, page=page, accounts=False)
+        assert [error.value for error in app.error] == [
+            "FER Studio cannot open: the server's secrets file cannot be read, so FER Studio cannot tell who may "
+            "sign in. The person who runs this server: fix or remove .streamlit/secrets.toml (the log says why it "
+            "cannot be read), then restart."]
+        assert not app.sidebar.children and len(app.main.children) == 1 and "dataset_source" not in app.session_state
+
+
+def test_a_secrets_file_without_an_auth_section_means_no_accounts(secrets_files, tmp_path):
+    plain = tmp_path / "secrets.toml"
+    plain.write_text('some_api_key = "not-for-login"\n')
+    secrets_files(tmp_path / "absent.toml", plain)
+    app = app_as({}, accounts=False)
+    assert "Sign in" not in button_labels(app.main) and app.sidebar.radio(key="dataset_choice")
