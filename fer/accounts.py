@@ -4,8 +4,9 @@ Each signed-in user has a private space (fer.paths.user_dir) that no other user 
 browser names. Publishing copies a model to
 fer.paths.published_models_dir(), where every user can choose it and nobody can change it. The
 server's administrators decide who may publish: FER_STUDIO_ADMINS lists their user ids (the `sub`
-their identity provider sends, as the app's sidebar shows it), separated by commas. Without
-accounts the one local user owns the server and may publish.
+their identity provider sends), separated by commas. It is an environment variable, or a line at the
+top of .streamlit/secrets.toml (Streamlit exports the file's top-level strings to the environment).
+Without accounts the one local user owns the server and may publish.
 """
 
 from __future__ import annotations

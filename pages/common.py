@@ -109,13 +109,6 @@ def current_user() -> str | None:
     return str(st.user.get("sub"))
 
 
-def may_publish() -> bool:
-    """Whether this user may publish a model for everyone (fer.accounts.may_publish)."""
-    from fer.accounts import may_publish as user_may_publish
-
-    return user_may_publish(current_user())
-
-
 def require_sign_in(pages: list) -> None:
     """With accounts configured: until this session has signed in, the app shows only a sign-in button
     and stops; once signed in, the sidebar names the user and offers to sign out. Without accounts, nothing.
