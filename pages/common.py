@@ -27,6 +27,7 @@ DATASET_KEY = "dataset_source"
 MODEL_KEY = "model_path"
 FALLBACK_TOLD_KEY = "runtime_notes_shown"  # Model files whose Keras fallback this session was told about.
 RESTORED_KEY = "choices_restored"  # Set once this browser session has read its URL and the settings file.
+SIGNED_IN_KEY = "signed_in_user"  # The user this browser session belongs to (accounts on).
 SAVED_KEY = "choices_saved"  # The Choices this session last wrote to the settings file.
 DATASET_PARAM, MODEL_PARAM = "dataset", "model"  # The URL's query parameters.
 
@@ -132,6 +133,9 @@ def require_sign_in(pages: list) -> None:
         st.markdown("This FER Studio is shared. Sign in to use it: your uploads, runs and models stay yours.")
         st.button("Sign in", type="primary", on_click=st.login, key="sign_in")
         st.stop()
+    if st.session_state.setdefault(SIGNED_IN_KEY, current_user()) != current_user():
+        st.session_state.clear()  # Another user in this same session: nothing of the last one's carries over.
+        st.session_state[SIGNED_IN_KEY] = current_user()
     who = st.user.get("name") or st.user.get("email") or st.user.get("sub")
     st.sidebar.caption(f"Signed in as **{who}**")
     st.sidebar.button("Sign out", on_click=st.logout, key="sign_out")

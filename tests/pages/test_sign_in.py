@@ -116,3 +116,14 @@ def test_a_secrets_file_without_an_auth_section_means_no_accounts(secrets_files,
     secrets_files(tmp_path / "absent.toml", plain)
     app = app_as({}, accounts=False)
     assert "Sign in" not in button_labels(app.main) and app.sidebar.radio(key="dataset_choice")
+
+
+def test_a_session_that_changes_user_keeps_nothing_of_the_last_one():
+    app = app_as({"is_logged_in": True, "sub": "alice"})
+    app.session_state["shown_run"] = "/home/users/alice/runs/20261206-000000-tiny"  # What a page of hers kept.
+    app.run()
+    assert app.session_state["signed_in_user"] == "alice" and "shown_run" in app.session_state
+    app.user = {"is_logged_in": True, "sub": "bob"}
+    app.run()
+    assert not app.exception, app.exception
+    assert app.session_state["signed_in_user"] == "bob" and "shown_run" not in app.session_state
