@@ -41,7 +41,9 @@ def provider():
 def accounts_server(provider, tmp_path_factory):
     """FER Studio with an [auth] section in a secrets.toml of its own (never the checkout's); yields
     (the app's URL, its FER_STUDIO_HOME)."""
-    home = tmp_path_factory.mktemp("accounts-home")
+    lab_data = tmp_path_factory.mktemp("lab-data")  # The lab's data root; it holds FER_STUDIO_HOME too, on purpose.
+    home = lab_data / "fer-studio"
+    home.mkdir()
     port = free_port()
     secrets_file = tmp_path_factory.mktemp("accounts-secrets") / "secrets.toml"
     secrets_file.write_text(
@@ -52,7 +54,6 @@ def accounts_server(provider, tmp_path_factory):
         f'client_secret = "{secrets.token_hex(16)}"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
     )
-    lab_data = tmp_path_factory.mktemp("lab-data")  # A lab's data root; the users' own spaces are not in it.
     environment = {"STREAMLIT_SECRETS_FILES": str(secrets_file), "FER_STUDIO_DATA_ROOTS": str(lab_data)}
     for url in serve_app(home, environment, port=port):
         # The login cookie is set for the redirect_uri's host, so the browser must use localhost too.
