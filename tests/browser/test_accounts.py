@@ -8,6 +8,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ import pytest
 from browser.conftest import launch_chromium, new_page, open_app, serve_app, wait_for_app
 from fer.paths import runs_dir, uploads_dir
 from fer.train.config import TrainConfig
-from fer.train.jobs import run_summary
-from fer.train.run_dir import RunDir
+from fer.errors import FerError
+from fer.train.jobs import run_summary, stop_job
+from fer.train.run_dir import DatasetFacts, RunConfig, RunDir, RunState
 
 pytestmark = pytest.mark.browser
 PROVIDER_TIMEOUT = 30_000  # ms; the provider's pages are tiny and local.
@@ -78,14 +80,13 @@ def sidebar_text(page) -> str:
     return page.locator('[data-testid="stSidebar"]').inner_text()
 
 
-def running_run(user: str, home: Path) -> tuple[RunDir, subprocess.Popen]:
+def running_run(user: str) -> tuple[RunDir, subprocess.Popen]:
     """A run of `user`'s that is training, as fer.train.jobs judges it: a live process named by the run's
     state.json, with the run's name in its command line (a sleeping stand-in; nothing trains)."""
-    config = TrainConfig(preset="tiny", epochs=2, batch_size=8)
-    run = RunDir(runs_dir(user) / "20261206-000000-tiny")
-    run.write_config(config.to_dict(), {"source": "demo"})
+    run = RunDir.create("tiny", runs_dir(user))
+    run.write_config(RunConfig(TrainConfig(preset="tiny", epochs=2, batch_size=8).to_dict(), DatasetFacts("demo")))
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)", run.name])
-    run.write_state({"status": "running", "pid": stand_in.pid, "epochs_done": 0})
+    run.write_state(RunState(status="running", pid=stand_in.pid))
     return run, stand_in
 
 
@@ -142,11 +143,9 @@ def test_two_users_never_see_each_others_uploads_or_datasets(browser, accounts_s
     assert alice.locator('[data-testid="stSidebar"]').count() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="the Train page lists runs per user only once its per-user runs land "
-                   "(pages/train.py still reads fer.paths.runs_dir() without the user): then drop this mark")
 def test_two_users_never_see_or_stop_each_others_runs(browser, accounts_server, server_home):
     url, _ = accounts_server
-    run, stand_in = running_run("alice", server_home)
+    run, stand_in = running_run("alice")
     try:
         assert run_summary(run.path).active
         alice = sign_in(browser, url, "alice")
@@ -159,7 +158,15 @@ def test_two_users_never_see_or_stop_each_others_runs(browser, accounts_server, 
         bob.get_by_role("heading", name="Train").wait_for()
         wait_for_app(bob)
         assert bob.get_by_text(run.name).count() == 0 and bob.get_by_role("button", name="Stop").count() == 0
+        with pytest.raises(FerError):  # What Bob's page would call, given the run's folder.
+            stop_job(run.path, user="bob")
         assert not run.stop_file.exists() and run_summary(run.path).status == "running"
+
+        alice.get_by_role("button", name="Stop").click()  # Its owner can.
+        deadline = time.monotonic() + 60
+        while not run.stop_file.exists() and time.monotonic() < deadline:
+            alice.wait_for_timeout(250)
+        assert run.stop_file.exists()
     finally:
         stand_in.kill()
         stand_in.wait()
