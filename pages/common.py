@@ -21,7 +21,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
-from fer.accounts import in_another_users_space
+from fer.data.roots import data_roots
 from fer.errors import FerError, in_words
 from fer.model.registry import RegisteredModel
 from fer.serve.served import ServedModel
@@ -256,9 +256,9 @@ def restore_choices() -> None:
     st.session_state[RESTORED_KEY] = True
     saved = read_choices(current_user())
     dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
-    if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or Path(dataset).exists()):
-        if not in_another_users_space(dataset, current_user()):  # e.g. a link to another user's upload.
-            st.session_state[DATASET_KEY] = dataset
+    if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or data_roots(
+            accounts=accounts_configured(), user=current_user()).allows(dataset)):  # Else one path outside its roots.
+        st.session_state[DATASET_KEY] = dataset
     if MODEL_KEY not in st.session_state:
         restore_model(st.query_params.get(MODEL_PARAM), saved.model)
     st.session_state[SAVED_KEY] = current_choices()  # Restoring is not a new choice to save.

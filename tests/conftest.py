@@ -28,6 +28,8 @@ def fer_home(tmp_path_factory, monkeypatch):
     """Every test gets its own FER Studio home (caches, runs), never the user's."""
     home = tmp_path_factory.mktemp("fer-home")
     monkeypatch.setenv("FER_STUDIO_HOME", str(home))
+    # The datasets tests write sit in pytest's temporary folders: the data roots a browser may open.
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
     return home
 
 
