@@ -130,6 +130,11 @@ def test_two_users_never_see_each_others_uploads_or_datasets(browser, accounts_s
     assert "built-in demo faces" in sidebar_text(bob) and "faces.zip" not in sidebar_text(bob)
     open_app(bob, f"{url}/?dataset={upload}")  # Alice's upload in Bob's URL, as a shared link would name it.
     assert "faces.zip" not in sidebar_text(bob)
+    bob.get_by_text("Path on the server").click()  # Alice's upload typed in, though it lies in the data root.
+    bob.get_by_placeholder("/data/fer2013/images.zip").fill(str(upload))
+    bob.get_by_test_id("stBaseButton-secondaryFormSubmit").click()
+    bob.get_by_text("is outside the folders this server opens datasets from").wait_for()
+    assert "built-in demo faces" in sidebar_text(bob)
 
     alice.reload()
     open_app(alice, alice.url)
