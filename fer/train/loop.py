@@ -6,9 +6,9 @@ RunDir, and the best model with its card through fer.model.files; a STOP file en
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +19,10 @@ import numpy as np
 
 from fer.data.datasets import Dataset
 from fer.errors import FerError
-from fer.model.cards import ModelCard, read_card, write_card
+from fer.model.cards import ModelCard, card_path, read_card, write_card
 from fer.model.files import load_model, save_model
 from fer.model.presets import build_model
-from fer.train import distill
+from fer.train import distill, distribution, tracking
 from fer.train.config import TrainConfig
 from fer.train.hardware import training_device
 from fer.train.run_dir import RunDir
@@ -39,18 +39,6 @@ class TrainResult:
     stopped: bool = False
 
 
-def default_strategy():
-    """TensorFlow's engine for the machine at hand: MultiWorkerMirrored from TF_CONFIG,
-    Mirrored across several GPUs, else the default single-device strategy."""
-    import tensorflow as tf
-
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def train(
     dataset: Dataset,
     config: TrainConfig,
@@ -60,13 +48,37 @@ def train(
     strategy=None,
     resume: bool = True,
     evaluate_splits: bool = True,
+    devices: int | None = None,
+    distributed: distribution.Distribution | None = None,
+    mlflow: bool = False,
 ) -> TrainResult:
     """Train `config` on `dataset`, checkpointing each epoch into `run_dir`.
 
     If `run_dir` already holds a checkpoint of the same preset and `resume` is true, training
     continues from it. `callbacks` are added to the Keras callbacks (e.g. to stream metrics).
-    Under the TensorFlow backend the model is built inside `strategy` (default_strategy()).
+    The run trains on `devices` of this process's devices (None: all) as fer.train.distribution.prepare
+    places it, or as `distributed` (already prepared) or inside `strategy` says; in a several-host run
+    only process 0 writes `run_dir`.
+    `mlflow` logs the run to MLflow's local store when MLFLOW_TRACKING_URI is not set (fer.train.tracking).
     """
+    plan = distributed or (placed(strategy) if strategy is not None else distribution.prepare(devices))
+    if not plan.placement.is_chief:
+        with tempfile.TemporaryDirectory(prefix="fer-worker-") as scratch:
+            distribution.worker_copy(run_dir, scratch)
+            return _train(dataset, config, scratch, plan, list(callbacks), resume, evaluate_splits=False,
+                          mlflow=False)
+    return _train(dataset, config, run_dir, plan, list(callbacks), resume, evaluate_splits, mlflow)
+
+
+def placed(strategy) -> distribution.Distribution:
+    """A Distribution for a tf.distribute `strategy` chosen by the caller."""
+    replicas = strategy.num_replicas_in_sync
+    return distribution.Distribution(distribution.Placement(
+        "tensorflow", type(strategy).__name__ if replicas > 1 else "one device", replicas), strategy)
+
+
+def _train(dataset: Dataset, config: TrainConfig, run_dir, plan: distribution.Distribution, callbacks: list,
+           resume: bool, evaluate_splits: bool, mlflow: bool) -> TrainResult:
     run = RunDir(run_dir)
     run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     run.clear_stop()
@@ -90,9 +102,7 @@ def train(
         "source": dataset.source, "fingerprint": dataset.fingerprint, "format": dataset.format,
         "classes": list(dataset.classes), "counts": dataset.counts()})
 
-    if strategy is None and keras.backend.backend() == "tensorflow":
-        strategy = default_strategy()
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    scope = plan.scope()
     steps_per_epoch = -(-len(train_split) // config.batch_size)
     with scope:
         if resuming:
@@ -107,13 +117,18 @@ def train(
                                  augmentation=config.augmentation, dtype_policy=config.dtype_policy))
             _compile(model, config, steps_per_epoch)
 
-    train_data = dataset.batches(config.train_split, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    validation_data = (
-        dataset.batches(config.validation_split, batch_size=256) if validation is not None and len(validation) else None
-    )
+    train_data = plan.batches(dataset.batches(config.train_split, batch_size=config.batch_size, shuffle=True,
+                                              seed=config.seed))
+    validation_data = (plan.batches(dataset.batches(config.validation_split, batch_size=256))
+                       if validation is not None and len(validation) else None)
     monitor = "val_accuracy" if validation_data is not None else "accuracy"
-    recorder = RunRecorder(run, state, dataset, config, monitor, len(train_split))
+    recorder = RunRecorder(run, state, dataset, config, monitor, len(train_split), plan.placement)
     all_callbacks = [recorder, StopFlag(run)]
+    if plan.placement.is_chief:
+        all_callbacks += tracking.tensorboard_callbacks(run.path, train_split.images, train_split.labels,
+                                                        tuple(dataset.classes))
+    mlflow_logger = _mlflow_logger(run, config, plan.placement, mlflow) if plan.placement.is_chief else None
+    all_callbacks += [mlflow_logger] if mlflow_logger else []
     if config.schedule == "plateau":
         all_callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss" if validation_data else "loss",
                                                                factor=0.5, patience=3, min_lr=1e-6))
@@ -122,20 +137,26 @@ def train(
                                                            mode="max"))
     all_callbacks += list(callbacks)
 
-    _update_state(run, state, status="running", pid=os.getpid())
+    _update_state(run, state, status="running", pid=os.getpid(), placement=plan.placement.to_dict())
     try:
-        model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            initial_epoch=state["epochs_done"],
-            class_weight=class_weights(train_split.labels, len(dataset.classes)) if config.class_weights else None,
-            callbacks=all_callbacks,
-            shuffle=False,  # The batches already shuffle, each epoch.
-            verbose=0,
-        )
+        with scope:  # Keras's JAX distribution places each batch while fit runs.
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=config.epochs,
+                initial_epoch=state["epochs_done"],
+                class_weight=class_weights(train_split.labels, len(dataset.classes)) if config.class_weights else None,
+                callbacks=all_callbacks,
+                shuffle=False,  # The batches already shuffle, each epoch.
+                verbose=0,
+            )
     except BaseException as error:
-        _update_state(run, state, status="failed", error=f"{type(error).__name__}: {error}")
+        lost = distribution.peer_lost(plan.placement, error, state.get("epochs_done", 0))
+        _update_state(run, state, status="failed", error=str(lost) if lost else f"{type(error).__name__}: {error}")
+        if mlflow_logger:
+            mlflow_logger.finish(None, None, "FAILED")
+        if lost:
+            raise lost from error
         raise
     stopped = run.stop_requested
     best_path = run.best_model
@@ -144,8 +165,22 @@ def train(
     card = read_card(best_path)
     if evaluate_splits and not stopped:
         card = finalize_card(best_path, dataset)
+    if mlflow_logger:
+        mlflow_logger.finish(best_path, card_path(best_path), "KILLED" if stopped else "FINISHED")
     _update_state(run, state, status="stopped" if stopped else "finished")
     return TrainResult(run.path, best_path, card, run.read_metrics(), stopped)
+
+
+def _mlflow_logger(run: RunDir, config: TrainConfig, placement, switch: bool):
+    """An MlflowLogger when MLflow is asked for (tracking.mlflow_uri) and installed; a note and None otherwise."""
+    uri = tracking.mlflow_uri(switch)
+    if uri is None:
+        return None
+    if not tracking.mlflow_installed():
+        print("note: MLflow is not installed (pip install -r requirements-tracking.txt), so this run is not "
+              "logged there", file=sys.stderr)
+        return None
+    return tracking.MlflowLogger(uri, run.name, {**config.to_dict(), "placement": placement.to_dict()})
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -220,8 +255,9 @@ class RunRecorder(keras.callbacks.Callback):
     """Writes a run's metrics, progress, state, checkpoint and best model as epochs go by."""
 
     def __init__(self, run: RunDir, state: dict, dataset: Dataset, config: TrainConfig,
-                 monitor: str, train_images: int):
+                 monitor: str, train_images: int, placement: distribution.Placement | None = None):
         super().__init__()
+        self.placement = placement
         self.run, self.state, self.dataset, self.config = run, state, dataset, config
         self.monitor, self.train_images = monitor, train_images
         self.last_progress = 0.0
@@ -296,6 +332,7 @@ class RunRecorder(keras.callbacks.Callback):
             training_seconds=round(self.state.get("training_seconds", 0.0), 1),
             training_backend=keras.backend.backend(),
             training_device=self.device,
+            placement=self.placement.to_dict() if self.placement else {},
             distillation=distill.card_distillation(self.config),
         ))
 
