@@ -102,9 +102,8 @@ def _train(dataset: Dataset, config: TrainConfig, run_dir, plan: distribution.Di
         "source": dataset.source, "fingerprint": dataset.fingerprint, "format": dataset.format,
         "classes": list(dataset.classes), "counts": dataset.counts()})
 
-    scope = plan.scope()
     steps_per_epoch = -(-len(train_split) // config.batch_size)
-    with scope:
+    with plan.scope():
         if resuming:
             model = keras.models.load_model(run.checkpoint)
             if config.schedule == "cosine":
@@ -139,7 +138,7 @@ def _train(dataset: Dataset, config: TrainConfig, run_dir, plan: distribution.Di
 
     _update_state(run, state, status="running", pid=os.getpid(), placement=plan.placement.to_dict())
     try:
-        with scope:  # Keras's JAX distribution places each batch while fit runs.
+        with plan.scope():  # Keras's JAX distribution places each batch while fit runs.
             model.fit(
                 train_data,
                 validation_data=validation_data,
