@@ -36,7 +36,6 @@ def main() -> int:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:  # Only CPUs split; a GPU machine has its devices.
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.devices}".strip()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
     import jax
 
