@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_files import write_faces
+from helpers.dataset_files import write_faces
 from fer.errors import FerError
 from fer.train import distribution
 from fer.train.distribution import Cluster, Placement, ProcessShare, cluster_from_env, check_tf_config
