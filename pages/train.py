@@ -4,6 +4,7 @@ The run itself is a subprocess managed by fer.train.jobs, so it keeps going thro
 and browser reloads; this page only reads the run directory's files.
 """
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -12,10 +13,11 @@ from fer.charts.training import comparison_figure, curves_figure, learning_rate_
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
 from fer.model.registry import list_models
-from fer.train import jobs
+from fer.train import jobs, tracking
 from fer.train import reports as run_reports
 from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, DTYPE_POLICIES, OPTIMIZERS, PRESET_CHOICES,
                               SCHEDULES, TrainConfig, applied_augmentation, augmentation_for)
+from fer.train.distribution import Placement
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
 from pages import common, inside
@@ -80,6 +82,7 @@ def training_form(dataset) -> None:
         teacher, temperature, alpha = distillation_inputs()
         model_name = st.text_input("Register the finished model as", placeholder="the run's name",
                                    help="The best epoch's model is copied to models/ under this name.")
+        mlflow = mlflow_switch()
     if not st.button("Start training", type="primary"):
         return
     try:
@@ -91,7 +94,8 @@ def training_form(dataset) -> None:
             dtype_policy=dtype_policy, teacher=teacher, distill_temperature=temperature, distill_alpha=alpha,
             train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
         )
-        run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None)
+        run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None,
+                                 mlflow=mlflow)
     except jobs.JobBusy as busy:
         st.warning(f"Not started: {busy}.")
         return
@@ -100,6 +104,21 @@ def training_form(dataset) -> None:
         return
     st.session_state[RUN_KEY] = str(run_dir)
     st.rerun()
+
+
+def mlflow_switch() -> bool:
+    """The "Log to MLflow" switch: on and fixed when MLFLOW_TRACKING_URI is set, off and fixed without MLflow."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return st.toggle("Log to MLflow", value=True, disabled=True,
+                         help=f"MLFLOW_TRACKING_URI is set: every run logs to {uri}.")
+    if not tracking.mlflow_installed():
+        return st.toggle("Log to MLflow", value=False, disabled=True,
+                         help="MLflow is not installed: pip install -r requirements-tracking.txt.")
+    return st.toggle("Log to MLflow", value=False,
+                     help="Log the parameters, each epoch's metrics, the model card and the model to MLflow's "
+                          "local store in FER_STUDIO_HOME/mlruns (MLFLOW_TRACKING_URI names a server instead). "
+                          "Every run also writes TensorBoard files: tensorboard --logdir FER_STUDIO_HOME/runs.")
 
 
 def distillation_inputs() -> tuple[str | None, float, float]:
@@ -150,6 +169,9 @@ def live_view(run_dir: str, ticking: bool) -> None:
         st.rerun()
     st.markdown(f"**{run.name}** · {STATUS_ICONS.get(run.status, '')} {run.status} · "
                 f"preset `{run.config.get('preset', '?')}` · dataset `{run.dataset or '?'}`")
+    placement = Placement.from_dict(RunDir(run.path).read_state().get("placement") or {})
+    if placement is not None:
+        st.caption(f"Trains on {placement.describe()}.")
     if run.active:
         show_progress(run)
     elif run.status == "failed":

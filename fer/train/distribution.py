@@ -9,6 +9,7 @@ The batch size a run is given is the global batch: each of N devices computes on
 their gradients are averaged, so one step of N devices is one step of one device on the same batch,
 and the learning rate stays as it is. Raising the batch with the devices (batch × k) calls for the
 learning rate × k with a few warm-up epochs (the linear scaling rule, Goyal et al. 2017).
+Keras loads only where a run is placed, so the Train page reads a Placement without it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
-
-import keras
-import numpy as np
 
 from fer.errors import FerError
 
@@ -81,12 +79,12 @@ class Placement:
             return None
 
     def describe(self) -> str:
-        """One line, e.g. 'jax, DataParallel over 4 gpu devices in 2 processes'."""
-        where = f"{self.devices} {self.device_kind} device{'s' if self.devices != 1 else ''}"
-        processes = f" in {self.processes} processes" if self.processes > 1 else ""
+        """One line, e.g. 'DataParallel over 4 gpu devices in 2 processes under Keras's jax backend'."""
+        backend = f"under Keras's {self.backend} backend"
         if self.strategy == "one device":
-            return f"{self.backend}, one {self.device_kind} device"
-        return f"{self.backend}, {self.strategy} over {where}{processes}"
+            return f"one {self.device_kind} device {backend}"
+        processes = f" in {self.processes} processes" if self.processes > 1 else ""
+        return f"{self.strategy} over {self.devices} {self.device_kind} devices{processes} {backend}"
 
 
 @dataclass
@@ -111,6 +109,8 @@ class Distribution:
         if batches.batch_size < self.placement.devices:
             raise FerError(f"a batch of {batches.batch_size} images cannot be split over {self.placement.devices} "
                            f"devices: use a batch size of at least {self.placement.devices}")
+        from fer.data.batches import ProcessShare
+
         return ProcessShare(batches, self.placement.devices, self.placement.processes, self.placement.process_id)
 
 
@@ -153,6 +153,8 @@ def check_tf_config(environ=None) -> None:
     text = environ.get("TF_CONFIG")
     if not text:
         return
+    import keras
+
     try:
         config = json.loads(text)
         workers = sum(len(hosts) for hosts in config["cluster"].values())
@@ -173,6 +175,8 @@ def prepare(devices: int | None = None, environ=None) -> Distribution:
     `devices` (None: all) is how many of this process's devices to use. Raises FerError with a
     sentence for a device count beyond what exists, a backend that cannot split a batch, a malformed
     cluster description, or a cluster that does not form within JOIN_SECONDS."""
+    import keras
+
     if devices is not None and devices < 1:
         raise FerError(f"--devices must be at least 1, got {devices}")
     backend = keras.backend.backend()
@@ -192,6 +196,7 @@ def prepare(devices: int | None = None, environ=None) -> Distribution:
 
 def _prepare_jax(devices: int | None, cluster: Cluster | None) -> Distribution:
     import jax
+    import keras
 
     if cluster is not None and cluster.processes > 1:
         join_cluster(cluster)
@@ -373,33 +378,3 @@ def worker_copy(run_path, scratch) -> None:
         if (run_path / name).is_file():
             (scratch / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run_path / name, scratch / name)
-
-
-# --- Data ---------------------------------------------------------------------------------------
-
-
-class ProcessShare(keras.utils.PyDataset):
-    """This process's rows of each global batch, with the batch cut to a multiple of the device count.
-
-    JAX shards a batch evenly over the devices, so a batch that does not divide loses its last
-    rows (at most devices − 1 images; which ones changes every epoch with the shuffle)."""
-
-    def __init__(self, batches: keras.utils.PyDataset, devices: int, processes: int, process_id: int):
-        super().__init__()
-        self.batches, self.devices, self.processes, self.process_id = batches, devices, processes, process_id
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int):
-        images, labels = self.batches[index]
-        usable = len(labels) // self.devices * self.devices
-        if usable == 0:
-            raise FerError(f"a batch of {len(labels)} images cannot be split over {self.devices} devices: "
-                           f"use a batch size of at least {self.devices}")
-        share = usable // self.processes
-        rows = slice(self.process_id * share, (self.process_id + 1) * share)
-        return np.asarray(images[:usable][rows]), np.asarray(labels[:usable][rows])
-
-    def on_epoch_end(self) -> None:
-        self.batches.on_epoch_end()

@@ -104,11 +104,13 @@ def start_job(
     register: bool = True,
     register_as: str | None = None,
     models_dir: str | Path = MODELS_DIR,
+    mlflow: bool = False,
 ) -> Path:
     """Start training `config` on the dataset source `dataset` (a path or "demo") in the background.
 
     When the run finishes, its best model is registered in `models_dir` as `register_as` (default:
-    the run's name) unless `register` is false. Returns the run directory. Raises JobBusy when a job
+    the run's name) unless `register` is false; `mlflow` also logs it to MLflow (fer.train.tracking).
+    Returns the run directory. Raises JobBusy when a job
     already holds every slot, and FerError when the model name is invalid or already taken.
     """
     run_dir = Path(run_dir) if run_dir is not None else RunDir.new(config.preset).path
@@ -118,7 +120,7 @@ def start_job(
     if dataset != "demo" and Path(dataset).expanduser().exists():
         dataset = str(Path(dataset).expanduser().resolve())  # The job may run in another folder.
     spec = {"dataset": dataset, "config": config.to_dict(), "register_as": register_as,
-            "models_dir": str(Path(models_dir).resolve()), "created": time.time()}
+            "models_dir": str(Path(models_dir).resolve()), "created": time.time(), "mlflow": mlflow}
     return _launch(run_dir, spec)
 
 
@@ -402,7 +404,8 @@ def run(run_dir: str | Path) -> int:
             directory.update_state(status="stopped")
             print("stopped before training began")
             return 0
-        result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
+        result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True,
+                       mlflow=bool(spec.get("mlflow")))
         directory.clear_stop()  # Handled; a later resume starts clean.
         if result.stopped:
             print(f"stopped after epoch {directory.read_state().get('epochs_done', 0)}; resume to go on")

@@ -23,7 +23,8 @@ import pytest
 from helpers.dataset_files import write_faces
 from fer.errors import FerError
 from fer.train import distribution
-from fer.train.distribution import Cluster, Placement, ProcessShare, cluster_from_env, check_tf_config
+from fer.data.batches import ProcessShare
+from fer.train.distribution import Cluster, Placement, cluster_from_env, check_tf_config
 from fer.train.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -234,7 +235,7 @@ def test_two_jax_processes_train_one_run_that_survives_a_dead_worker(tmp_path):
     worker.communicate()
     out, err = chief.communicate(timeout=300)
     assert chief.returncode == 2, err[-3000:]
-    assert "training on: jax, DataParallel over 2 cpu devices in 2 processes" in out
+    assert "training on: DataParallel over 2 cpu devices in 2 processes under Keras's jax backend" in out
     assert "error: process 0 of 2 lost contact with the others during training" in err
     assert "Check failure" not in err  # Not JAX's native crash report.
     state = RunDir(run).read_state()
