@@ -255,7 +255,7 @@ def _train(args) -> int:
     if plan.placement.processes > 1 and not args.out:
         raise FerError("a several-host run needs --out RUN_DIR, the same folder on every host (shared storage), "
                        "so that every process finds the run when it resumes")
-    run = RunDir(args.out) if args.out else RunDir.new(config.preset)
+    run = RunDir(args.out) if args.out else RunDir.create(config.preset)
     print(f"run directory: {run.path}" + ("" if plan.placement.is_chief else " (process 0 writes it)"))
     print(f"training on: {plan.placement.describe()}")
     result = train(dataset, config, run.path, callbacks=[ConsoleProgress()], distributed=plan, mlflow=args.mlflow)

@@ -268,9 +268,6 @@ def model_notice() -> None:
 def model_downloads(chosen: RegisteredModel | ServedModel) -> None:
     """'Download this model': each of its files with its measured validation accuracy, and a button that
     makes the TFLite files (in a child process: TensorFlow's converter stays out of the server)."""
-    import subprocess
-    import sys
-
     from fer.model.downloads import downloads, missing_tflite
 
     path = str(chosen.path)
@@ -286,11 +283,12 @@ def model_downloads(chosen: RegisteredModel | ServedModel) -> None:
         st.caption(f"TFLite files are made for your own models only: the {chosen.shelf} models' folder is read-only.")
     elif missing and st.button(f"Make TFLite {' and '.join(missing)}", help="runs python -m fer export MODEL "
                              "--format tflite and scores each file on the validation faces (a minute or two)"):
-        with st.spinner("Converting to TFLite and scoring on the validation faces…"):
-            done = subprocess.run([sys.executable, "-m", "fer", "export", path, "--format", "tflite"],
-                                  capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-        if done.returncode != 0:
-            errors = [line.removeprefix("error: ") for line in done.stderr.splitlines() if line.startswith("error: ")]
-            st.error(f"Could not make the TFLite files: {(errors or ['the converter failed'])[-1]}")
+        from fer.train.tasks import make_tflite
+
+        try:
+            with st.spinner("Converting to TFLite and scoring on the validation faces…"):
+                make_tflite(path, user=current_user())  # A child process holding a job slot, with a time limit.
+        except FerError as error:
+            st.error(f"{str(error)[:1].upper()}{str(error)[1:]}")
         else:
             st.rerun()

@@ -69,9 +69,11 @@ def _run_audit(key: tuple, dataset, split: str, served: ServedModel, out_of_fold
 
     try:
         if out_of_fold:
-            from fer.explain.audit import out_of_fold_probabilities
+            from fer.train.tasks import out_of_fold_in_child
+            from pages.common import current_user
 
-            probabilities = out_of_fold_probabilities(dataset, split, OutOfFold(folds=3), progress=report)
+            probabilities = out_of_fold_in_child(dataset.source, split, OutOfFold(folds=3), user=current_user(),
+                                                 progress=report)
             audit = audit_split(None, dataset.classes, dataset, split, probabilities=probabilities)
         else:
             audit = audit_split(served.model, served.card.classes, dataset, split, progress=report)
