@@ -239,8 +239,8 @@ def test_two_jax_processes_train_one_run_that_survives_a_dead_worker(tmp_path):
     assert "error: process 0 of 2 lost contact with the others during training" in err
     assert "Check failure" not in err  # Not JAX's native crash report.
     state = RunDir(run).read_state()
-    done = state["epochs_done"]
-    assert state["status"] == "failed" and "Start the same command on every host again" in state["error"]
+    done = state.epochs_done
+    assert state.status == "failed" and "Start the same command on every host again" in state.error
     assert 1 <= done < 200
 
     port = free_port()
@@ -251,7 +251,7 @@ def test_two_jax_processes_train_one_run_that_survives_a_dead_worker(tmp_path):
     assert worker.returncode == 0, worker_err[-3000:]
     assert f"run directory: {run} (process 0 writes it)" in worker_out and "process 1 of 2: done" in worker_out
     state = RunDir(run).read_state()
-    assert state["status"] == "finished" and state["epochs_done"] == done + 1 and state["pid"] == chief.pid
+    assert state.status == "finished" and state.epochs_done == done + 1 and state.pid == chief.pid
     assert [record["epoch"] for record in RunDir(run).read_metrics()] == list(range(1, done + 2))
     card = json.loads((run / "best.json").read_text())
     assert card["placement"]["processes"] == 2 and card["placement"]["devices"] == 2
