@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
             return args.command(args)
     except FerError as error:
         print(f"error: {error}", file=sys.stderr)
+        if type(error).__name__ == "PeerLost":
+            # JAX's distributed runtime would end this process at exit with a native crash report, waiting
+            # for the lost process first: the sentence above is the whole story, so leave now.
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -87,6 +94,14 @@ def _parser(command: str | None = "train") -> argparse.ArgumentParser:
                             "holds a checkpoint")
     train.add_argument("--register", metavar="NAME", help="also register the best model as NAME "
                        "(in FER_STUDIO_HOME/models; a taken name is refused)")
+    train.add_argument("--devices", type=int, metavar="N",
+                       help="train on the first N of this machine's devices (default: all). Under KERAS_BACKEND=jax "
+                            "the batch is split across them (--batch-size is the global batch; raising it with the "
+                            "devices calls for the learning rate raised as much); several hosts join from the "
+                            "KERAS_DISTRIBUTION_* variables (docs/scaling.md)")
+    train.add_argument("--mlflow", action="store_true",
+                       help="also log the run to MLflow: to MLFLOW_TRACKING_URI (which does this on its own when "
+                            "set), else to $FER_STUDIO_HOME/mlruns (pip install -r requirements-tracking.txt)")
     train.set_defaults(command=_train)
 
     predict = commands.add_parser("predict", help="find the faces in images and read their expressions")
@@ -222,6 +237,7 @@ def _train_config(args):
 
 def _train(args) -> int:
     from fer.data.datasets import open_dataset
+    from fer.train.distribution import prepare
     from fer.train.loop import ConsoleProgress, train
 
     if args.register:
@@ -235,9 +251,17 @@ def _train(args) -> int:
     dataset = open_dataset(args.dataset)
     print(f"dataset: {dataset.source} ({sum(len(s) for s in dataset.splits.values()):,} images, "
           f"opened in {time.perf_counter() - started:.1f}s)")
+    plan = prepare(args.devices)
+    if plan.placement.processes > 1 and not args.out:
+        raise FerError("a several-host run needs --out RUN_DIR, the same folder on every host (shared storage), "
+                       "so that every process finds the run when it resumes")
     run = RunDir(args.out) if args.out else RunDir.create(config.preset)
-    print(f"run directory: {run.path}")
-    result = train(dataset, config, run.path, callbacks=[ConsoleProgress()])
+    print(f"run directory: {run.path}" + ("" if plan.placement.is_chief else " (process 0 writes it)"))
+    print(f"training on: {plan.placement.describe()}")
+    result = train(dataset, config, run.path, callbacks=[ConsoleProgress()], distributed=plan, mlflow=args.mlflow)
+    if not plan.placement.is_chief:
+        print(f"process {plan.placement.process_id} of {plan.placement.processes}: done")
+        return 0
     print(f"best model: {result.model_path}")
     for split, metrics in result.card.metrics.items():
         print(f"  {split}: accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")

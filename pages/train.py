@@ -5,6 +5,7 @@ and browser reloads; this page only reads the run directory's files. A user sees
 their own runs (pages.common.current_user()); a run waits in the server's queue until a slot is free.
 """
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -13,11 +14,12 @@ from fer.charts.training import comparison_figure, curves_figure, learning_rate_
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
 from fer.model.registry import list_models
-from fer.train import jobs
+from fer.train import jobs, tracking
 from fer.train.job_queue import max_jobs, max_jobs_per_user
 from fer.train import reports as run_reports
 from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, Setting, TrainConfig, applied_augmentation,
                               augmentation_for, settings_in)
+from fer.train.distribution import Placement
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
 from pages import common
@@ -62,8 +64,9 @@ def training_form(dataset) -> None:
         values |= distillation_inputs()
         model_name = st.text_input("Register the finished model as", placeholder="the run's name",
                                    help="The best epoch's model is copied to models/ under this name.")
+        mlflow = mlflow_switch()
     if st.button("Start training", type="primary"):
-        start_training(values, model_name.strip() or None)
+        start_training(values, model_name.strip() or None, mlflow)
 
 
 def split_inputs(splits: list[str], column) -> dict:
@@ -101,11 +104,26 @@ def setting_input(setting: Setting, container):
     return kind(container.number_input(setting.label, value=default, format=setting.number_format, **bounds))
 
 
-def start_training(values: dict, model_name: str | None) -> None:
+def mlflow_switch() -> bool:
+    """The "Log to MLflow" switch: on and fixed when MLFLOW_TRACKING_URI is set, off and fixed without MLflow."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return st.toggle("Log to MLflow", value=True, disabled=True,
+                         help=f"MLFLOW_TRACKING_URI is set: every run logs to {uri}.")
+    if not tracking.mlflow_installed():
+        return st.toggle("Log to MLflow", value=False, disabled=True,
+                         help="MLflow is not installed: pip install -r requirements-tracking.txt.")
+    return st.toggle("Log to MLflow", value=False,
+                     help="Log the parameters, each epoch's metrics, the model card and the model to MLflow's "
+                          "local store in FER_STUDIO_HOME/mlruns (MLFLOW_TRACKING_URI names a server instead). "
+                          "Every run also writes TensorBoard files: tensorboard --logdir FER_STUDIO_HOME/runs.")
+
+
+def start_training(values: dict, model_name: str | None, mlflow: bool = False) -> None:
     """Start a job with the form's values; a refusal is shown in words."""
     try:
         run_dir = jobs.start_job(common.active_dataset_source(), TrainConfig(**values), register_as=model_name,
-                                 user=common.current_user())
+                                 user=common.current_user(), mlflow=mlflow)
     except jobs.JobBusy as busy:
         st.warning(f"Not started: {busy}.")
         return
@@ -161,6 +179,9 @@ def live_view(run_dir: str, ticking: bool) -> None:
         st.rerun()
     st.markdown(f"**{run.name}** · {STATUS_ICONS.get(run.status, '')} {run.status} · "
                 f"preset `{run.config.preset if run.config else '?'}` · dataset `{run.dataset or '?'}`")
+    placement = Placement.from_dict(RunDir(run.path).read_state().placement)
+    if placement is not None:
+        st.caption(f"Trains on {placement.describe()}.")
     if run.status == "queued":
         st.info(f"Queue position: **{run.queue_position}**. Waiting for a free slot: this server trains "
                 f"{plural(max_jobs(), 'run')} at a time, and {plural(max_jobs_per_user(), 'run')} per user. "

@@ -102,6 +102,9 @@ class ModelCard:
     training_seconds: float | None = None
     training_backend: str | None = None  # Keras backend(s), '+'-joined when members trained apart.
     training_device: str | None = None  # The same for the devices.
+    # How training spread over devices and hosts: {"backend", "strategy", "devices", "processes", "device_kind"}
+    # (fer.train.distribution.Placement).
+    placement: dict = field(default_factory=dict)
     # Written when a run is shipped (scripts/ship_model.py):
     network: str | None = None
     epochs_trained: int | None = None
@@ -206,6 +209,11 @@ class ModelCard:
             device = f" on {' and '.join(devices)}" if devices else ""
             duration = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
             facts.append(f"Trained {epochs} epochs in {duration} of training{backend}{device}.")
+        if self.placement.get("strategy") not in (None, "one device"):
+            processes = self.placement.get("processes") or 1
+            facts.append(f"Trained with {self.placement['strategy']} over {self.placement.get('devices')} "
+                         f"{self.placement.get('device_kind', '')} devices"
+                         + (f" in {processes} processes." if processes > 1 else "."))
         return facts
 
 

@@ -108,3 +108,15 @@ def test_the_cli_adds_random_erasing_to_the_presets_own_augmentation():
     assert _train_config(_parser().parse_args(shlex.split(train_command(config, "demo"))[3:])) == config
     with pytest.raises(FerError, match="random-erasing"):
         _train_config(_parser().parse_args(["train", "--dataset", "demo", "--random-erasing", "2"]))
+
+
+def test_train_says_in_a_sentence_when_devices_or_hosts_cannot_be_had(kaggle_folder, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    options = ["train", "--dataset", str(kaggle_folder), "--preset", "tiny", "--out", str(run)]
+    assert main([*options, "--devices", "2"]) == 2
+    assert capsys.readouterr().err.startswith("error: --devices 2: TensorFlow sees 1 cpu device here")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
+                                    '"task": {"type": "worker", "index": 0}}')
+    assert main(options) == 2
+    assert "error: TF_CONFIG asks for 2 TensorFlow hosts (this is worker 0)" in capsys.readouterr().err
+    assert not run.exists()

@@ -296,3 +296,33 @@ def test_a_start_while_a_run_goes_waits_in_the_queue_and_shows_its_position(app,
     app.run()
     assert not app.exception and jobs.run_summary(waiting.path).status == "stopped"
     assert [run.name for run in jobs.active_runs()] == ["busy-run"] and len(sleeping_jobs) == 1
+
+
+def test_the_mlflow_switch_goes_into_the_job(app, sleepers, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr("fer.train.tracking.mlflow_installed", lambda: True)
+    app.run()
+    switch = by_label(app.toggle, "Log to MLflow")
+    assert (switch.value, switch.disabled) == (False, False)
+    switch.set_value(True)
+    by_label(app.button, "Start training").click()
+    app.run()
+    [run_dir] = runs_dir().iterdir()
+    assert json.loads((run_dir / "job.json").read_text())["mlflow"] is True
+
+
+def test_a_run_shows_the_devices_and_processes_it_trains_on(app, sleepers):
+    placement = {"backend": "jax", "strategy": "DataParallel", "devices": 16, "processes": 2, "process_id": 0,
+                 "device_kind": "gpu"}
+    running_run("wide-run", sleepers, placement=placement)
+    app.run()
+    assert "Trains on DataParallel over 16 gpu devices in 2 processes under Keras's jax backend." in texts(app.caption)
+
+
+def test_the_mlflow_switch_is_fixed_on_when_a_tracking_uri_is_set(kaggle_folder, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example.org:5000")
+    open_dataset(kaggle_folder)
+    app = app_on_page(PAGE, dataset=kaggle_folder, timeout=60)
+    switch = by_label(app.toggle, "Log to MLflow")
+    assert (switch.value, switch.disabled) == (True, True)
+    assert "http://mlflow.example.org:5000" in switch.help
