@@ -70,6 +70,13 @@ class TrainConfig:
     teacher: str | None = None  # A .keras model or ensemble file to learn soft targets from; None: no teacher.
     distill_temperature: float = 4.0  # T: Hinton et al. 2015 use 1–20; 4 softens 7 classes without flattening them.
     distill_alpha: float = 0.5  # α: the teacher's and the labels' terms weighed equally, a common starting point.
+    # Fine-tuning (fer.train.finetune): start from a trained model instead of random weights.
+    parent: str | None = None  # The .keras model or ensemble file to start from; None: random weights.
+    head_epochs: int = 5  # New classes: epochs training only the new head, backbone frozen (a random head's
+    #                       first gradients are large and would scramble a backbone trained at the same time).
+    backbone_rate: float = 0.1  # The backbone's learning rate as a share of learning_rate: small steps keep
+    #                             what the parent learned from far more faces than a few dozen per class.
+    parent_members: int = 0  # Of an ensemble parent, how many of its networks to fine-tune (the first N); 0: all.
 
     def __post_init__(self):
         for name, choices in FIELD_CHOICES.items():
@@ -80,6 +87,13 @@ class TrainConfig:
             raise FerError("epochs and batch size must be at least 1 and the learning rate above 0")
         if self.distill_temperature <= 0 or not 0 <= self.distill_alpha <= 1:
             raise FerError("the distillation temperature must be above 0 and its weight (alpha) between 0 and 1")
+        if self.head_epochs < 0 or not 0 < self.backbone_rate <= 1 or self.parent_members < 0:
+            raise FerError("head epochs and members must be 0 or more and the backbone's rate above 0 and at most 1")
+        if self.parent and self.teacher:
+            raise FerError("start from a parent model or learn from a teacher, not both in one run")
+        if self.parent and (self.augmentation is not None or self.dtype_policy != "float32"):
+            raise FerError("a fine-tuned model keeps its parent's augmentation and float32 weights; leave both "
+                           "at their defaults when starting from a model")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,6 +7,7 @@ RunDir, and the best model with its card through fer.model.files; a STOP file en
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ from fer.errors import FerError
 from fer.model.cards import ModelCard, read_card, write_card
 from fer.model.files import load_model, save_model
 from fer.model.presets import build_model
-from fer.train import distill
+from fer.train import distill, finetune
 from fer.train.config import TrainConfig
 from fer.train.hardware import training_device
 from fer.train.run_dir import RunDir
@@ -70,6 +71,8 @@ def train(
     run = RunDir(run_dir)
     run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     run.clear_stop()
+    if config.parent:
+        dataset = finetune.prepared_dataset(dataset, config)
     train_split = dataset.split(config.train_split)
     validation = dataset.splits.get(config.validation_split)
     if len(train_split) == 0:
@@ -101,6 +104,8 @@ def train(
                 # The checkpoint's schedule was sized for the old epoch count; a resumed run with
                 # more or fewer epochs anneals over the new one (the step counter carries on).
                 model.optimizer.learning_rate = _learning_rate(config, steps_per_epoch)
+        elif config.parent:
+            model = finetune.starting_model(config, dataset.classes)
         else:
             model = (distill.distillation_model(config, dataset.classes) if config.teacher else
                      build_model(config.preset, num_classes=len(dataset.classes),
@@ -123,17 +128,29 @@ def train(
     all_callbacks += list(callbacks)
 
     _update_state(run, state, status="running", pid=os.getpid())
+    # A run from scratch is one phase; fine-tuning may train the new head alone first (fer.train.finetune).
+    phases = finetune.phases(config, dataset.classes) if config.parent else [None]
     try:
-        model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            initial_epoch=state["epochs_done"],
-            class_weight=class_weights(train_split.labels, len(dataset.classes)) if config.class_weights else None,
-            callbacks=all_callbacks,
-            shuffle=False,  # The batches already shuffle, each epoch.
-            verbose=0,
-        )
+        for phase in phases:
+            if phase is not None:
+                if state["epochs_done"] >= phase.last_epoch:
+                    continue
+                # Trainable layers change what compile builds, so each phase compiles anew.
+                with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                    finetune.set_backbone_trainable(model, phase.backbone_trainable)
+                    _compile(model, dataclasses.replace(config, learning_rate=phase.learning_rate), steps_per_epoch)
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=phase.last_epoch if phase is not None else config.epochs,
+                initial_epoch=state["epochs_done"],
+                class_weight=class_weights(train_split.labels, len(dataset.classes)) if config.class_weights else None,
+                callbacks=all_callbacks,
+                shuffle=False,  # The batches already shuffle, each epoch.
+                verbose=0,
+            )
+            if run.stop_requested:
+                break
     except BaseException as error:
         _update_state(run, state, status="failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -226,6 +243,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.monitor, self.train_images = monitor, train_images
         self.last_progress = 0.0
         self.device = training_device(keras.backend.backend())
+        self.lineage = finetune.card_lineage(config, dataset.classes) if config.parent else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = self.train_end = time.perf_counter()
@@ -297,6 +315,7 @@ class RunRecorder(keras.callbacks.Callback):
             training_backend=keras.backend.backend(),
             training_device=self.device,
             distillation=distill.card_distillation(self.config),
+            lineage=self.lineage,
         ))
 
 
