@@ -19,7 +19,7 @@ from pages.common import DATASET_KEY, current_user, use_app_shell
 SET_KEY = "collect_set"  # The open set's name; mirrored to the URL's ?set= so a reload reopens it.
 SET_PARAM = "set"
 FRAME_KEY = "collect_latest_frame"  # This session's fer.data.collect.LatestFrame, fed by the video thread.
-NOTICE_KEY = "collect_notice"  # (kind, sentence) of the last capture, shown once after its rerun.
+NOTICE_KEY = "collect_notice"  # (kind, sentence) of the last capture or action, shown until the next one.
 BURST_KEY = "collect_burst"
 PICKER_KEY = "collect_set_picker"
 NEW_SET_KEY = "collect_new_set_name"
@@ -99,9 +99,12 @@ def notice(kind: str, sentence: str) -> None:
 
 
 def show_notice() -> None:
-    kind, sentence = st.session_state.pop(NOTICE_KEY, (None, None))
-    if kind:
-        getattr(st, kind)(sentence)
+    """The last capture's or action's sentence, kept until the next one, in a container that is always
+    drawn: an element appearing above the tabs would remount them, and the webcam with them."""
+    kind, sentence = st.session_state.get(NOTICE_KEY, (None, None))
+    with st.container():
+        if kind:
+            getattr(st, kind)(sentence)
 
 
 def capture_into(face_set: collect.FaceSet, class_name: str) -> None:
