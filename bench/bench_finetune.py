@@ -120,12 +120,14 @@ def fer_train(arguments: list[str], home: Path) -> tuple[float, Path, str, str]:
 
 
 def test_accuracy(model_path: Path, task: dict) -> float:
+    """The model's accuracy on the task's test faces (its outputs are in its card's class order)."""
     from fer.model.files import load_model
 
-    model, _ = load_model(model_path)
+    model, card = load_model(model_path)
     images, labels = task["test"]
+    position = [card.classes.index(name) for name in GROUPS]  # GROUPS' label → the model's output.
     predicted = model.predict(images[..., None].astype("float32"), batch_size=256, verbose=0).argmax(1)
-    return float((predicted == labels).mean())
+    return float((predicted == np.array(position)[labels]).mean())
 
 
 def main() -> None:
