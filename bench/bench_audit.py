@@ -18,7 +18,6 @@ the shipped ensemble's 3 networks), the feature map (penultimate features of 2,0
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -26,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 DEFAULT_ZIP = ROOT.parent / "shared" / "datasets" / "fer2013" / "images.zip"
 MOVED, TOP = 150, 300
 

@@ -24,13 +24,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-from fer.train.hardware import cpu_bf16_units  # noqa: E402
+from fer.train.hardware import cpu_bf16_units
 
 
 def measure(preset: str, policy: str, batches: int, warmup: int, batch_size: int) -> dict:

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 DEFAULT = ROOT.parent / "shared" / "datasets" / "fer2013" / "images.zip"
 
 

@@ -49,8 +49,6 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage import data  # noqa: E402

@@ -9,7 +9,7 @@ Three cases, each in a fresh FER_STUDIO_HOME so nothing from earlier runs is reu
 - rerun: the same session again (Streamlit's caches hit);
 - restart: a new session after clearing Streamlit's in-memory caches, as after a server restart:
   the decoded dataset comes from the disk cache, the statistics are recomputed.
-Targets (issue 3): first < 10 s, rerun < 2 s. Library import time (TensorFlow, once per server
+Targets: first < 10 s, rerun < 2 s. Library import time (TensorFlow, once per server
 process) is reported apart. The pure functions are timed too.
 """
 
@@ -129,7 +129,6 @@ def main() -> int:
 
 def run(zip_path: Path) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.path.insert(0, str(ROOT))
     start = time.perf_counter()
     import fer.model.registry  # noqa: F401  (TensorFlow: what the sidebar's model picker imports once)
     import streamlit.testing.v1  # noqa: F401

@@ -22,8 +22,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

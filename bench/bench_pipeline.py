@@ -9,7 +9,7 @@ the pipeline fer.train.loop uses:
 
 Each variant gets `--warmup` untimed batches (tracing, filling the shuffle buffer), then
 `--batches` timed training steps, taken in alternating rounds so that a change in background
-load hits both variants alike. Prints images/s for both and their ratio (the issue asks >= 0.90).
+load hits both variants alike. Prints images/s for both and their ratio (the target is >= 0.90).
 
     .venv/bin/python bench/bench_pipeline.py            # 30 timed batches each, batch size 64
     .venv/bin/python bench/bench_pipeline.py --json
@@ -27,9 +27,6 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

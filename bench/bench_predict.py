@@ -1,6 +1,6 @@
 """How fast is prediction? One crop, one 640×480 frame, and the webcam callback path.
 
-Three numbers, each against the issue's target on this 2-core machine:
+Three numbers, each against its target on this 2-core machine:
 
 - classify one 48×48 crop (`Classifier.probabilities`, the compiled predict_on_batch path),
   median of `--repeats` calls — target < 10 ms;
@@ -32,11 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import av  # noqa: E402
 import numpy as np  # noqa: E402

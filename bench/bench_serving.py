@@ -1,4 +1,4 @@
-"""Serving without TensorFlow (issue 19): the new path (onnxruntime) against the old one (Keras), side by side.
+"""Serving without TensorFlow: the new path (onnxruntime) against the old one (Keras), side by side.
 
 Every part runs the old and the new path in turn in one run, so a CPU shared with other work slows
 both alike; the table gives medians and the old/new ratio. Parts (`--parts`, default all):
@@ -18,7 +18,7 @@ both alike; the table gives medians and the old/new ratio. Parts (`--parts`, def
 
     .venv/bin/python bench/bench_serving.py
     .venv/bin/python bench/bench_serving.py --parts crop predict --runs 5
-    mkdir /tmp/old && git archive 4824ef3 | tar -x -C /tmp/old   # the app before issue 19
+    mkdir /tmp/old && git archive 4824ef3 | tar -x -C /tmp/old   # the app before it served on onnxruntime
     .venv/bin/python bench/bench_serving.py --parts coldstart --old-tree /tmp/old
     mkdir /tmp/before && git archive f127f9a | tar -x -C /tmp/before   # demo drawn before Home
     .venv/bin/python bench/bench_serving.py --parts coldstart --old-tree /tmp/before
@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "tests"))  # The browser helpers in tests/browser/conftest.py; fer is installed.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MODEL = ROOT / "models" / "fer2013.keras"

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "tests"))  # The browser helpers in tests/browser/conftest.py; fer is installed.
 
 from browser.conftest import launch_chromium, serve_app, wait_for_app  # noqa: E402
 from browser.test_predict_browser import LABEL, face_frame, goto_predict, write_y4m  # noqa: E402

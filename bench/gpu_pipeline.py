@@ -1,4 +1,4 @@
-"""Issue 20's one driver: teachers → teacher ensemble → students with and without distillation → frontier table.
+"""Distillation's one driver: teachers → teacher ensemble → students with and without distillation → frontier table.
 
     # On the GPU machine, inside one device call (Keras's JAX backend, NumPy batches, no TensorFlow):
     XLA_PYTHON_CLIENT_PREALLOCATE=false KERAS_BACKEND=jax python bench/gpu_pipeline.py run \
@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # The shipped model's recipe (docs/model.md); only the preset, epochs, seed and teacher change.
 RECIPE = ["--batch-size", "64", "--learning-rate", "0.05", "--optimizer", "sgd", "--schedule", "cosine",

@@ -359,13 +359,18 @@ def _export(args) -> int:
     if path.suffix != ".keras" or not path.exists():
         raise FerError(f"{path} is not a .keras model file; export takes a .keras file or a registered model's name")
     if args.format == "tflite":
+        from fer.serve.tflite_runtime import TfliteModel
+
         for variant in export.TFLITE_VARIANTS:
-            record = export.export_tflite(path, variant)
+            record = export.export_tflite(path, variant, runtime=TfliteModel)
             print(f"{record.file}: {record.bytes / 1e6:.1f} MB, validation accuracy {record.validation_accuracy:.4f} "
                   f"on {record.validation_faces:,} faces of {record.validation_source}")
         return 0
     if args.quantise:
-        record, measured = export.export_served_onnx(path, progress=lambda message: print(message, file=sys.stderr))
+        from fer.serve.runtime import OnnxModel
+
+        record, measured = export.export_served_onnx(path, runtime=OnnxModel,
+                                                     progress=lambda message: print(message, file=sys.stderr))
     else:
         record, measured = export.export_onnx(path), {}
     print(f"{record.file}: {record.bytes / 1e6:.1f} MB; matches Keras within {record.max_abs_difference:.1e} "

@@ -2,7 +2,7 @@
 
 TensorFlow 2.21's libraries log while they load, before absl logging is initialised, and that early
 output ignores TF_CPP_MIN_LOG_LEVEL (set by fer/__init__.py before any import; later messages obey
-it; tensorflow/tensorflow#100442): "oneDNN custom operations are on", "Could not find cuda drivers"
+it): "oneDNN custom operations are on", "Could not find cuda drivers"
 and absl's "All log messages before absl::InitializeLog()" line, twice over. So the import runs with
 file descriptor 2 held, and what it wrote is passed on only if the import fails.
 """

@@ -196,7 +196,7 @@ def model_downloads(path: str) -> None:
     import sys
     from pathlib import Path
 
-    from fer.model.export import downloads, missing_tflite
+    from fer.model.downloads import downloads, missing_tflite
 
     for number, item in enumerate(downloads(path)):
         left, right = st.columns([4, 1], vertical_alignment="center")

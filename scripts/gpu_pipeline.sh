@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 20 on a GPU machine (the `device` tool): bench/gpu_pipeline.py in three calls, because a call
+# Distillation on a GPU machine: bench/gpu_pipeline.py in three calls, because a call
 # carries at most 64 MiB and the tree (tracked files ~34 MB) plus FER2013's images.zip (53 MiB) is more.
 # The zip travels byte for byte in three 18 MiB parts, stashed in /tmp on the warm machine between calls.
 #

@@ -5,11 +5,8 @@ confusion matrix and learning curve (what docs/model.md shows).
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fer.model.cards import ModelCard, read_card  # noqa: E402
+from fer.model.cards import ModelCard, read_card
 
 
 def table(header: list[str], rows: list[list]) -> str:

@@ -8,46 +8,46 @@ Rebuilds the run's preset with the current code and moves the learned weights in
 file always matches today's layers. The choices are the run's best model alone or, with
 `--ensemble-with`, averaged with the first 1, 2, … of the other models (same preset, classes and
 training data, checked against the run's; the card's training time is RUN_DIR's, plus the
-members' own with `--separate-runs`), each with the test-time views of `--tta` (auto: all three). Every member's
-probabilities for every view of the validation split are computed once and each choice is scored
-from them. The cheapest choice (fewest forward passes per face) within `--min-gain` of the most
-accurate one is kept (default 0.005, half a point: on 3,589 faces smaller gains are noise, and each
-pass is paid on every face, webcam frames included). `--max-passes` is a latency budget: costlier
-choices are scored and listed in the card but cannot be chosen. Then every split is evaluated with
-the saved model and the card gets the numbers, the per-class metrics and confusion matrix, the recipe and the
-training time. Last, the model is exported as `python -m fer export MODEL --format onnx --quantise` does
-(fer.model.export.export_served_onnx), so the ONNX files the app serves sit beside it.
+members' own with `--separate-runs`), each with the test-time views of `--tta` (auto: all three).
+fer.evaluate.ship_choice chooses: every member's probabilities for every view of the validation split
+are computed once and each choice is scored from them. The cheapest choice (fewest forward passes per
+face) within `--min-gain` of the most accurate one is kept (default 0.005, half a point: on 3,589 faces
+smaller gains are noise, and each pass is paid on every face, webcam frames included). `--max-passes`
+is a latency budget: costlier choices are scored and listed in the card but cannot be chosen. Then
+every split is evaluated with the saved model and the card gets the numbers, the per-class metrics and
+confusion matrix, the recipe and the training time. Last, the model is exported as
+`python -m fer export MODEL --format onnx --quantise` does (fer.model.export.export_served_onnx), so
+the ONNX files the app serves sit beside it.
 """
 
 import argparse
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-import numpy as np
+from fer.cli import train_command
+from fer.data.datasets import Dataset, open_dataset
+from fer.errors import FerError
+from fer.evaluate.scoring import check_classes, report
+from fer.evaluate.ship_choice import TTA_CHOICES, Shortlist, choose, chosen_model, member_accuracies, selection_record
+from fer.model.cards import ModelCard, read_card
+from fer.model.export import export_served_onnx, variants_table
+from fer.model.files import load_model, save_model
+from fer.model.presets import build_model, transfer_weights
+from fer.paths import MODELS_DIR
+from fer.serve.runtime import OnnxModel
+from fer.train.config import TrainConfig
+from fer.train.loop import finalize_card
+from fer.train.run_dir import RunDir
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer.cli import train_command  # noqa: E402
-from fer.data.datasets import open_dataset  # noqa: E402
-from fer.errors import FerError  # noqa: E402
-from fer.evaluate.scoring import align_classes, check_classes, predict_probabilities, report, score  # noqa: E402
-from fer.model.presets import (build_model, ensemble, shifted_view, transfer_weights, tta_views,  # noqa: E402
-                               with_test_time_augmentation)
-from fer.model.cards import ModelCard, read_card  # noqa: E402
-from fer.model.export import export_served_onnx, variants_table  # noqa: E402
-from fer.model.files import load_model, save_model  # noqa: E402
-from fer.paths import MODELS_DIR  # noqa: E402
-from fer.train.config import TrainConfig  # noqa: E402
-from fer.train.loop import finalize_card  # noqa: E402
-from fer.train.run_dir import RunDir  # noqa: E402
+class Members(NamedTuple):
+    """The models to choose from: the run's best first, then the --ensemble-with models, with their cards."""
 
-TTA_CHOICES = {
-    "none": (),
-    "flip": tta_views(),  # The image and its mirror image.
-    "shifts": tta_views(shift=2),  # Both, each also moved 2 pixels left, right, up and down: 10 views.
-}
-PLAIN = (0, 0, False)
+    sources: list[Path]
+    models: list
+    cards: list[ModelCard]
 
 
 def rebuilt(path: Path, config: TrainConfig) -> tuple:
@@ -126,49 +126,64 @@ def separate_runs_training(card: ModelCard, member_cards: list[ModelCard]) -> di
     }
 
 
-def choice_name(count: int, tta_name: str) -> str:
-    """'flip', 'ensemble of 2', 'ensemble of 3+shifts', …"""
-    if count == 1:
-        return tta_name
-    return f"ensemble of {count}" + ("" if tta_name == "none" else f"+{tta_name}")
+def load_members(args: argparse.Namespace, config: TrainConfig) -> Members:
+    """The run's best model and the --ensemble-with models, each rebuilt in the run's preset."""
+    sources = [RunDir(args.run_dir).best_model, *args.ensemble_with]
+    loaded = [rebuilt(path, config) for path in sources]
+    return Members(sources, [model for model, _ in loaded], [card for _, card in loaded])
 
 
-def choices(members: int, tta: list[str]) -> list[dict]:
-    """Every (members, views) choice, cheapest (fewest forward passes per face) first.
-
-    An ensemble of k members is the first k models given (the run's best, then the
-    `--ensemble-with` models in order), so each extra member has to earn its passes.
-    """
-    options = [{"name": choice_name(count, tta_name), "members": count, "tta": tta_name,
-                "views": TTA_CHOICES[tta_name] or (PLAIN,)}
-               for count in range(1, members + 1) for tta_name in tta]
-    for option in options:
-        option["forward_passes"] = option["members"] * len(option["views"])
-    return sorted(options, key=lambda option: option["forward_passes"])
+def check_members(members: Members, dataset: Dataset, fingerprint: str | None) -> None:
+    """FerError unless the run's model predicts the dataset's classes and every member can join it."""
+    check_classes(members.models[0], members.cards[0].classes, dataset.classes)
+    mismatch = member_mismatch(members.sources, members.cards, fingerprint)
+    if mismatch:
+        raise FerError(mismatch)
 
 
-def select(options: list[dict], min_gain: float, max_passes: int | None = None) -> dict:
-    """The cheapest option within `min_gain` of the most accurate one of those within `max_passes`.
+def shipped_card(args: argparse.Namespace, config: TrainConfig, members: Members, shortlist: Shortlist,
+                 accuracies: list[float], split: str, dataset_source: str) -> ModelCard:
+    """The shipped model's card: the run's facts, the selection and its validation report, the ensemble."""
+    chosen = shortlist.chosen.choice
+    card = members.cards[0].replace(
+        name=args.name,
+        network=config.preset,
+        **run_facts(args.run_dir, members.cards[0].training_backend or args.training_backend),
+        selection=selection_record(shortlist.chosen, shortlist.options, split=split, min_gain=args.min_gain,
+                                   max_passes=args.max_passes),
+        validation_report=report(shortlist.chosen.evaluation, model=args.name, split=split,
+                                 tta=chosen.forward_passes > 1, dataset=dataset_source),
+        history=RunDir(args.run_dir).read_metrics(),
+        exported=time.strftime("%Y-%m-%d"),
+    )
+    member_cards = [with_run_facts(source, member_card) for source, member_card
+                    in zip(members.sources[1:chosen.members], members.cards[1:chosen.members])]
+    if chosen.members > 1:
+        card = card.replace(ensemble=[
+            {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.epoch,
+             "validation_accuracy": round(accuracies[index], 4),
+             # A member from another run (a shipped model, say) brings its own training time and recipe.
+             **{key: getattr(member_card, key) for key in ("training_seconds", "recipe")
+                if getattr(member_card, key) is not None}}
+            for index, (source, member_card) in enumerate(zip(members.sources, [card, *member_cards]))])
+    if member_cards and args.separate_runs:
+        card = card.replace(**separate_runs_training(card, member_cards))
+    return card.replace(notes=args.note) if args.note else card
 
-    `options` are sorted cheapest first and carry an "accuracy"; one pass is always allowed.
-    """
-    allowed = [option for option in options if max_passes is None or option["forward_passes"] <= max(max_passes, 1)]
-    most_accurate = max(option["accuracy"] for option in allowed)
-    return next(option for option in allowed if option["accuracy"] >= most_accurate - min_gain)
+
+def export_served(path: Path) -> int:
+    """Export the saved model as `fer export --quantise` does and print what was measured; the exit status."""
+    try:
+        _, measured = export_served_onnx(path, runtime=OnnxModel, progress=lambda message: print(f"  {message}"))
+    except FerError as error:
+        print(f"error: {path} is written, but its ONNX export failed: {error}", file=sys.stderr)
+        return 1
+    print(variants_table(measured))
+    print(f"served: {path.with_name(read_card(path).serving)}")
+    return 0
 
 
-def view_probabilities(members: list, images: np.ndarray, views) -> dict:
-    """{(member index, view): (N, K) probabilities}, each member run once on each view."""
-    pixels = (images[..., None] if images.ndim == 3 else images).astype("float32")
-    probabilities = {}
-    for view in views:
-        shifted = np.asarray(shifted_view(pixels, *view))  # Once per view, shared by the members.
-        probabilities.update({(index, view): predict_probabilities(member, shifted)
-                              for index, member in enumerate(members)})
-    return probabilities
-
-
-def main() -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--ensemble-with", type=Path, action="append", default=[], metavar="MODEL.keras",
@@ -184,91 +199,40 @@ def main() -> int:
     parser.add_argument("--separate-runs", action="store_true",
                         help="the --ensemble-with members come from runs of their own (a shipped model, say): "
                              "add their training time to the card's")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
     try:
         config, trained_on = read_run_config(args.run_dir)
-        sources = [RunDir(args.run_dir).best_model, *args.ensemble_with]
-        loaded = [rebuilt(path, config) for path in sources]
+        members = load_members(args, config)
         dataset_source = args.dataset or trained_on["source"]
         dataset = open_dataset(dataset_source)
-        check_classes(loaded[0][0], loaded[0][1].classes, dataset.classes)
-        mismatch = member_mismatch(sources, [card for _, card in loaded],
-                                   trained_on.get("fingerprint"))
-        if mismatch:
-            raise FerError(mismatch)
+        check_members(members, dataset, trained_on.get("fingerprint"))
     except (OSError, KeyError, ValueError, FerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    members, cards = [model for model, _ in loaded], [card for _, card in loaded]
-    card = cards[0]
-    classes = card.classes
-
-    split = config.validation_split
+    split, classes = config.validation_split, members.cards[0].classes
     images, labels = dataset.arrays(split)
-    options = choices(len(members), list(TTA_CHOICES) if args.tta == "auto" else [args.tta])
     started = time.perf_counter()
-    probabilities = view_probabilities(members, images, {view for option in options for view in option["views"]})
-    print(f"  {len(probabilities)} member × view passes over {len(labels):,} {split} images "
+    shortlist = choose(members.models, images, labels, classes, dataset.classes,
+                       tta_names=list(TTA_CHOICES) if args.tta == "auto" else [args.tta],
+                       min_gain=args.min_gain, max_passes=args.max_passes)
+    print(f"  {len(shortlist.probabilities)} member × view passes over {len(labels):,} {split} images "
           f"in {time.perf_counter() - started:.0f}s")
-
-    def scored(model_probabilities):
-        return score(labels, align_classes(model_probabilities, classes, dataset.classes), dataset.classes)
-
-    for option in options:
-        option["evaluation"] = scored(np.mean([probabilities[index, view] for index in range(option["members"])
-                                               for view in option["views"]], axis=0))
-        option["accuracy"] = option["evaluation"].accuracy
-        print(f"  {option['name']:<22} {option['forward_passes']:>2} passes/face  {split} accuracy "
-              f"{option['evaluation'].accuracy:.4f}")
-    chosen = select(options, args.min_gain, args.max_passes)
-
-    model = ensemble(members[:chosen["members"]])
-    if TTA_CHOICES[chosen["tta"]]:
-        model = with_test_time_augmentation(model, TTA_CHOICES[chosen["tta"]])
-    card = card.replace(
-        name=args.name,
-        network=config.preset,
-        **run_facts(args.run_dir, card.training_backend or args.training_backend),
-        selection={
-            "choice": chosen["name"], "members": chosen["members"],
-            "views": [list(view) for view in TTA_CHOICES[chosen["tta"]]],
-            "validation_accuracy": {option["name"]: round(option["accuracy"], 4) for option in options},
-            "forward_passes": {option["name"]: option["forward_passes"] for option in options},
-            "selected_on": split, "min_gain": args.min_gain, "max_passes": args.max_passes,
-        },
-        validation_report=report(chosen["evaluation"], model=args.name, split=split,
-                                 tta=chosen["forward_passes"] > 1, dataset=dataset_source),
-        history=RunDir(args.run_dir).read_metrics(),
-        exported=time.strftime("%Y-%m-%d"),
-    )
-    member_cards = [with_run_facts(source, member_card)
-                    for source, member_card in zip(sources[1:chosen["members"]], cards[1:chosen["members"]])]
-    if chosen["members"] > 1:
-        card = card.replace(ensemble=[
-            {"source": f"{source.parent.name}/{source.name}", "epoch": member_card.epoch,
-             "validation_accuracy": round(scored(probabilities[index, PLAIN]).accuracy, 4),
-             # A member from another run (a shipped model, say) brings its own training time and recipe.
-             **{key: getattr(member_card, key) for key in ("training_seconds", "recipe")
-                if getattr(member_card, key) is not None}}
-            for index, (source, member_card) in enumerate(zip(sources, [card, *member_cards]))])
-    if member_cards and args.separate_runs:
-        card = card.replace(**separate_runs_training(card, member_cards))
-    if args.note:
-        card = card.replace(notes=args.note)
-    path = save_model(model, args.out or MODELS_DIR / f"{args.name}.keras", card)
+    for option in shortlist.options:
+        print(f"  {option.choice.name:<22} {option.choice.forward_passes:>2} passes/face  {split} accuracy "
+              f"{option.accuracy:.4f}")
+    accuracies = member_accuracies(shortlist, labels, classes, dataset.classes)
+    card = shipped_card(args, config, members, shortlist, accuracies, split, dataset_source)
+    path = save_model(chosen_model(members.models, shortlist.chosen.choice),
+                      args.out or MODELS_DIR / f"{args.name}.keras", card)
     card = finalize_card(path, dataset)
-    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB): {chosen['name']}")
+    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB): {shortlist.chosen.choice.name}")
     for name, metrics in card.metrics.items():
         print(f"  {name}: accuracy {metrics['accuracy']:.4f} on {metrics['images']:,} images")
-    try:
-        _, measured = export_served_onnx(path, progress=lambda message: print(f"  {message}"))
-    except FerError as error:
-        print(f"error: {path} is written, but its ONNX export failed: {error}", file=sys.stderr)
-        return 1
-    print(variants_table(measured))
-    print(f"served: {path.with_name(read_card(path).serving)}")
-    return 0
+    return export_served(path)
 
 
 if __name__ == "__main__":

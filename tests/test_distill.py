@@ -1,4 +1,4 @@
-"""fer.train.distill and the issue-20 presets: the loss by hand, a distilled student's card, the new presets.
+"""fer.train.distill and the distillation presets: the loss by hand, a distilled student's card, the new presets.
 
 Runs under whichever Keras backend KERAS_BACKEND names (TensorFlow by default; JAX was checked too).
 """

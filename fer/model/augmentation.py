@@ -26,7 +26,7 @@ class Augmentation:
     crop_size: int = 0  # 0 keeps 48×48; else the centre crop_size² the network sees.
     contrast: float = 0.0  # Random contrast factor (0 = off).
     # Random erasing (Zhong et al. 2017): the chance that one rectangle of 2–25% of the face, aspect
-    # 0.3–3.3, is filled with noise; a regulariser FER papers credit (issue 20). 0 = off.
+    # 0.3–3.3, is filled with noise; a regulariser FER papers credit. 0 = off.
     erasing: float = 0.0
 
     @property

@@ -1,14 +1,16 @@
 """Export a model beside its `.keras` file: ONNX (checked against Keras), quantised ONNX, TFLite.
 
 - `export_onnx` writes `<name>.onnx` with Keras's exporter (tf2onnx under the TensorFlow backend) and
-  checks it against the Keras model on a batch of real faces: every class probability within
-  `PARITY_TOLERANCE`, else the file is not kept. The check is recorded in the model card.
+  checks it against the Keras model on a batch of real faces on onnxruntime: every class probability
+  within `PARITY_TOLERANCE`, else the file is not kept. The check is recorded in the model card.
 - `quantise_onnx` writes float16 and int8 (dynamic, or static calibrated on training faces) variants;
   `choose_served` picks the one to serve by a rule fixed before anything was measured.
   `export_served_onnx` is the whole of `python -m fer export MODEL --format onnx --quantise` (also run
   by scripts/ship_model.py), and `variants_table` prints what it measured.
 - `export_tflite` writes TFLite float16 and int8 (dynamic-range) files for phones and the like.
-Each file's validation accuracy and speed are measured on the faces `validation_faces` finds.
+Each file's validation accuracy and speed are measured on the faces `validation_faces` finds, on the
+runtime the caller passes in (the serving package's `OnnxModel` and `TfliteModel`): the files are
+measured as they will run, and the model package does not depend on the serving one.
 
 Importing this module is light; TensorFlow/Keras load only inside the functions that need them.
 """
@@ -22,7 +24,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -34,12 +36,16 @@ from fer.paths import PROJECT_ROOT
 PARITY_TOLERANCE = 1e-4  # Largest allowed |ONNX − Keras| of any class probability.
 PARITY_FACES = 256
 # Serve the fastest variant (ms a face in batches) whose validation accuracy is at most this far below
-# float32's; float32 when none is faster. Fixed before the variants were measured (issue 19).
+# float32's; float32 when none is faster. Fixed before the variants were measured, so the measurements
+# could not pick their own rule.
 ACCURACY_MARGIN = 0.003
 ONNX_VARIANTS = ("float32", "float16", "int8-dynamic", "int8-static")
 TFLITE_VARIANTS = ("float16", "int8")
 CALIBRATION_FACES = 512
 FER2013 = PROJECT_ROOT.parent / "shared" / "datasets" / "fer2013" / "images.zip"
+
+# Opens a model file as something with predict_on_batch: the serving package's OnnxModel or TfliteModel.
+Runtime = Callable[[Path], Any]
 
 
 class Faces(NamedTuple):
@@ -140,9 +146,7 @@ def export_onnx(model_path: str | Path, *, keras_model=None) -> Export:
     temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp.onnx")
     try:
         _quietly(lambda: model.export(str(temporary), format="onnx", verbose=False))
-        from fer.serve.runtime import OnnxModel
-
-        difference = float(np.abs(OnnxModel(temporary).predict_on_batch(pixels) - expected).max())
+        difference = float(np.abs(_onnx_probabilities(temporary, pixels) - expected).max())
         if not difference <= PARITY_TOLERANCE:
             raise FerError(f"the ONNX export of {model_path.name} differs from the Keras model by up to "
                            f"{difference:.2g} on {len(pixels)} faces (allowed {PARITY_TOLERANCE:g}); not kept")
@@ -152,6 +156,15 @@ def export_onnx(model_path: str | Path, *, keras_model=None) -> Export:
     record = Export("onnx", "float32", target.name, target.stat().st_size, _now(), difference, len(pixels), source)
     write_card(model_path, read_card(model_path).with_export(record))
     return record
+
+
+def _onnx_probabilities(path: Path, pixels: np.ndarray) -> np.ndarray:
+    """The ONNX file's outputs for `pixels` on onnxruntime's default session: the parity check compares
+    numbers, so it needs none of the serving runtime's speed settings."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {session.get_inputs()[0].name: pixels})[0], np.float32)
 
 
 def _quietly(action) -> None:
@@ -263,12 +276,11 @@ def choose_served(measured: dict[str, Measured]) -> str:
     return min(eligible, key=lambda name: (measured[name].ms_per_face_batch, name != "float32"))
 
 
-def export_onnx_variants(model_path: str | Path, variants: Sequence[str] = ONNX_VARIANTS, *, rounds: int = 5,
-                         progress=print) -> dict[str, Measured]:
-    """Export float32 ONNX (if missing) and `variants`, measure each on the validation faces side by side,
-    record them in the card with the served one, and delete the files of variants not served."""
-    from fer.serve.runtime import OnnxModel
-
+def export_onnx_variants(model_path: str | Path, variants: Sequence[str] = ONNX_VARIANTS, *, runtime: Runtime,
+                         rounds: int = 5, progress=print) -> dict[str, Measured]:
+    """Export float32 ONNX (if missing) and `variants`, measure each on the validation faces side by side
+    on `runtime` (the serving one, so the speeds are the served speeds), record them in the card with the
+    served one, and delete the files of variants not served."""
     model_path = Path(model_path)
     card = read_card(model_path)
     faces = validation_faces(card)
@@ -283,7 +295,7 @@ def export_onnx_variants(model_path: str | Path, variants: Sequence[str] = ONNX_
         if variant != "float32":
             progress(f"writing the {variant} variant…")
             files[variant] = quantise_onnx(float32, variant, calibration)
-    models = {variant: OnnxModel(path) for variant, path in files.items()}
+    models = {variant: runtime(path) for variant, path in files.items()}
     measured = {}
     for variant, model in models.items():
         progress(f"scoring {variant} on {faces.source}…")
@@ -308,12 +320,13 @@ def export_onnx_variants(model_path: str | Path, variants: Sequence[str] = ONNX_
     return measured
 
 
-def export_served_onnx(model_path: str | Path, *, progress=print) -> tuple[Export, dict[str, Measured]]:
+def export_served_onnx(model_path: str | Path, *, runtime: Runtime,
+                       progress=print) -> tuple[Export, dict[str, Measured]]:
     """`python -m fer export MODEL --format onnx --quantise`: a fresh float32 ONNX export checked against Keras,
-    then its variants scored and timed side by side and the fastest within ACCURACY_MARGIN recorded as the
-    one served (`card.serving`). Returns the float32 export's record and the measurements."""
+    then its variants scored and timed side by side on `runtime` and the fastest within ACCURACY_MARGIN
+    recorded as the one served (`card.serving`). Returns the float32 export's record and the measurements."""
     record = export_onnx(model_path)
-    return record, export_onnx_variants(model_path, progress=progress)
+    return record, export_onnx_variants(model_path, runtime=runtime, progress=progress)
 
 
 def variants_table(measured: dict[str, Measured]) -> str:
@@ -325,58 +338,14 @@ def variants_table(measured: dict[str, Measured]) -> str:
     return "\n".join(lines)
 
 
-# --- What a user can take away ----------------------------------------------------------------------
-
-
-class Download(NamedTuple):
-    """One file of a model a user can download, with its measured validation accuracy when known."""
-
-    label: str
-    path: Path
-    accuracy: float | None
-    note: str  # What it is for, or how it was checked.
-
-
-def downloads(model_path: str | Path) -> list[Download]:
-    """The model's files that exist: .keras, ONNX float32 and the served variant, TFLite float16 and int8,
-    and the card, in that order."""
-    model_path = Path(model_path)
-    card = read_card(model_path)
-    float32 = card.export("onnx")
-    items = [Download("Keras (.keras)", model_path, card.accuracy(), "for Keras 3: training on, or Python serving")]
-    parity = (f"matches Keras within {float32.max_abs_difference:.0e} on {float32.parity_faces} faces"
-              if float32 and float32.max_abs_difference is not None else "")
-    items.append(Download("ONNX float32", export_file(model_path, "onnx"),
-                          float32.validation_accuracy if float32 and float32.validation_accuracy else card.accuracy(),
-                          "for onnxruntime anywhere" + (f"; {parity}" if parity else "")))
-    for record in card.exports:
-        if record.format == "onnx" and record.variant != "float32" and record.file == card.serving:
-            items.append(Download(f"ONNX {record.variant}", model_path.with_name(record.file),
-                                  record.validation_accuracy, "what this app serves: smaller and faster on CPUs"))
-    for variant in TFLITE_VARIANTS:
-        record = card.export("tflite", variant)
-        items.append(Download(f"TFLite {variant}", export_file(model_path, "tflite", variant),
-                              record.validation_accuracy if record else None,
-                              "for phones and small devices (LiteRT)"
-                              + (", int8 weights" if variant == "int8" else "")))
-    from fer.model.cards import card_path
-
-    items.append(Download("Model card (.json)", card_path(model_path), None, "how the model was made and measured"))
-    return [item for item in items if item.path.exists()]
-
-
-def missing_tflite(model_path: str | Path) -> list[str]:
-    """The TFLite variants not yet exported beside the model."""
-    return [variant for variant in TFLITE_VARIANTS if not export_file(model_path, "tflite", variant).exists()]
-
-
 # --- TFLite ------------------------------------------------------------------------------------------
 
 
-def export_tflite(model_path: str | Path, variant: str = "float16", *, faces: Faces | None = None,
+def export_tflite(model_path: str | Path, variant: str = "float16", *, runtime: Runtime, faces: Faces | None = None,
                   keras_model=None) -> Export:
     """Write a TFLite float16 or int8 (dynamic-range: int8 weights) file beside the model, score it on the
-    validation faces and record it in the card. Needs TensorFlow's converter."""
+    validation faces on `runtime` (a TFLite interpreter) and record it in the card. Needs TensorFlow's
+    converter."""
     from fer.model.files import load_model
 
     if variant not in TFLITE_VARIANTS:
@@ -395,7 +364,7 @@ def export_tflite(model_path: str | Path, variant: str = "float16", *, faces: Fa
     try:
         _quietly(lambda: model.export(str(temporary), format="litert", verbose=False, **options))
         faces = faces if faces is not None else validation_faces(card)
-        score = accuracy(TfliteModel(temporary), faces, card.classes)
+        score = accuracy(runtime(temporary), faces, card.classes)
         temporary.replace(target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -404,30 +373,6 @@ def export_tflite(model_path: str | Path, variant: str = "float16", *, faces: Fa
                     validation_source=faces.source.split(" (")[0])
     write_card(model_path, read_card(model_path).with_export(record))
     return record
-
-
-class TfliteModel:
-    """A TFLite file on TensorFlow's interpreter, with predict_on_batch (any batch size)."""
-
-    def __init__(self, path: str | Path):
-        import tensorflow as tf
-
-        self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._batch = None
-        self.input_shape = (None, *self._input["shape"][1:])
-        self.output_shape = (None, int(self._output["shape"][-1]))
-
-    def predict_on_batch(self, images) -> np.ndarray:
-        pixels = np.ascontiguousarray(images, np.float32)
-        if self._batch != len(pixels):
-            self._interpreter.resize_tensor_input(self._input["index"], pixels.shape)
-            self._interpreter.allocate_tensors()
-            self._batch = len(pixels)
-        self._interpreter.set_tensor(self._input["index"], pixels)
-        self._interpreter.invoke()
-        return np.array(self._interpreter.get_tensor(self._output["index"]), np.float32)
 
 
 def _now() -> str:

@@ -25,7 +25,7 @@ BN_MOMENTUM = 0.9
 
 
 def _seed_backbone(x):
-    """The reference CNN from DEVELOPERS.md: 3 × (Conv-BN-Pool-Dropout), Dense 512."""
+    """The reference CNN (the `seed` preset, kept unchanged as the baseline): 3 × (Conv-BN-Pool-Dropout), Dense 512."""
     for filters in (64, 128, 256):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
@@ -125,7 +125,7 @@ PRESETS: dict[str, Preset] = {
                _vgg_backbone((32, 64, 128, 256)), CROP_AUGMENTATION),
         Preset("tiny", "Small fast CNN (16/32/64 filters) for demos and tests (25k params)",
                _vgg_backbone((16, 32, 64), convs_per_stage=1, dropout=0.2), SEED_AUGMENTATION),
-        # Teachers and students for distillation (issue 20); parameters and FLOPs in docs/model.md.
+        # Teachers and students for distillation (fer/train/distill.py); parameters and FLOPs in docs/model.md.
         Preset("vgg48", "VGG variant after Khaireddin & Chen 2021 on full 48×48 faces: 8 conv layers 64→512, "
                         "two dense 1024 layers (10.5M params)",
                _vgg_dense_backbone((64, 128, 256, 512), dense=(1024, 1024)), FULL_FACE_AUGMENTATION),

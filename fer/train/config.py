@@ -48,7 +48,7 @@ FIELD_CHOICES = {
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run. Defaults are the seed recipe from DEVELOPERS.md."""
+    """Everything that defines a training run. Defaults are the seed recipe: the `seed` preset's baseline training."""
 
     preset: str = "seed"  # One of PRESET_CHOICES.
     epochs: int = 30
