@@ -58,7 +58,7 @@ from fer.serve.detection import (PHOTO_CONFIG, VIDEO_CONFIG, YUNET_MODEL, Box, F
                                  eye_angle, make_detector)
 from fer.serve.prediction import Classifier  # noqa: E402
 
-# Face-free photos bundled with scikit-image, none of them used by tests/test_detection.py.
+# Face-free photos bundled with scikit-image, none of them used by tests/fer/serve/test_detection.py.
 SCENE_PHOTOS = ("moon", "retina", "hubble_deep_field", "immunohistochemistry", "clock", "coins", "page", "text",
                 "colorwheel", "cell")
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -15,7 +15,9 @@ import pylibsrtp  # noqa: E402, F401
 
 import pytest
 
-from dataset_files import SHARED_DATA, write_faces, write_fer2013_csv, zip_folder
+from helpers.dataset_files import SHARED_DATA, write_faces, write_fer2013_csv, zip_folder
+from helpers.three_class import three_class_score
+from helpers.videos import EMPTY, face_frame, write_mp4
 from fer.train import jobs
 from fer.labels import CLASSES
 from fer.data.synthetic import make_faces
@@ -147,3 +149,16 @@ def turned_searches(monkeypatch) -> list[float]:
     monkeypatch.setattr(YuNetDetector, "_search_turned",
                         lambda self, bgr, angle: angles.append(angle) or original(self, bgr, angle))
     return angles
+
+
+@pytest.fixture
+def three_class():
+    """Three classes scored by hand (helpers.three_class): scoring and its charts are checked against it."""
+    return three_class_score()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """2 s of a face moving slowly at 10 fps, then 1 s without it."""
+    frames = [face_frame(shift) for shift in range(0, 40, 2)] + [EMPTY] * 10
+    return write_mp4(tmp_path_factory.mktemp("clips") / "clip.mp4", frames)

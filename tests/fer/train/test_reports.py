@@ -1,0 +1,45 @@
+"""fer.train.reports: the runs history table and the one-line summaries the Train page shows."""
+
+import pytest
+
+from helpers.run_files import record, write_run
+from fer.train import jobs
+from fer.train import reports as run_reports
+from fer.model.augmentation import Augmentation
+from fer.paths import runs_dir
+from fer.train.config import TrainConfig
+
+
+def test_runs_table_compares_metrics_time_and_config():
+    config = TrainConfig(preset="tiny", epochs=2, learning_rate=3e-3, augmentation=Augmentation(contrast=0.2))
+    write_run(runs_dir() / "a", config=config, records=[record(1), record(2)],
+              state={"status": "finished", "epochs_done": 2, "best_val_accuracy": 0.25, "best_epoch": 2,
+                     "training_seconds": 125, "registered_model": "/x/a.keras"})
+    table = run_reports.runs_table(jobs.list_runs())
+    row = table.iloc[0]
+    assert row["run"] == "a" and row["status"] == "finished" and row["epochs"] == "2/2"
+    assert row["best val acc"] == 25.0 and row["final val acc"] == pytest.approx(100 * record(2)["val_accuracy"])
+    assert row["train time"] == "2m 05s" and row["learning rate"] == 3e-3 and row["model"] == "a"
+    assert row["augmentation"] == "flip, rot ±20°, zoom 0.2, contrast 0.2"
+
+
+@pytest.mark.parametrize("augmentation, text", [
+    (None, "preset"),
+    ({"rotation_degrees": 0, "zoom": 0, "horizontal_flip": False}, "off"),
+    ({"horizontal_flip": False, "shift_pixels": 4, "crop_size": 40}, "shift 4px, crop 40"),
+])
+def test_describe_augmentation(augmentation, text):
+    assert run_reports.describe_augmentation(augmentation) == text
+
+
+@pytest.mark.parametrize("seconds, text", [(None, "–"), (42.4, "42s"), (185, "3m 05s"), (3725, "1h 02m")])
+def test_format_duration(seconds, text):
+    assert run_reports.format_duration(seconds) == text
+
+
+def test_describe_epoch():
+    line = run_reports.describe_epoch(record(2), epochs=3)
+    assert line == ("Epoch 2/3: train loss 1.8000, accuracy 30.0% · validation loss 1.9000, accuracy 25.0% · "
+                    "300 images/s")
+    partial = run_reports.describe_epoch({"epoch": 1, "loss": 2.0, "partial": True})
+    assert partial.startswith("Epoch 1 (stopped part-way):")

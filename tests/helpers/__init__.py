@@ -1,0 +1,1 @@
+"""Plain helper modules shared by tests (fixtures live in tests/conftest.py)."""
