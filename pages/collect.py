@@ -14,7 +14,9 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from fer.data import collect
 from fer.errors import FerError, in_words
 from fer.serve.detection import PHOTO_CONFIG, VIDEO_CONFIG, make_detector
-from pages.common import DATASET_KEY, current_user, use_app_shell
+from fer.model.registry import DEFAULT_MODEL_NAME
+from fer.paths import SHIPPED_MODELS_DIR
+from pages.common import DATASET_KEY, START_FROM_KEY, current_user, use_app_shell
 
 SET_KEY = "collect_set"  # The open set's name; mirrored to the URL's ?set= so a reload reopens it.
 SET_PARAM = "set"
@@ -205,16 +207,27 @@ def use_as_dataset(face_set: collect.FaceSet) -> None:
     st.session_state["dataset_path"] = str(face_set.root)
 
 
+def fine_tune_from(face_set: collect.FaceSet, parent) -> None:
+    """The fine-tune button's callback (before the sidebar is drawn): this set active, the Train form's parent set."""
+    use_as_dataset(face_set)
+    st.session_state[START_FROM_KEY] = str(parent)
+
+
 def actions(face_set: collect.FaceSet) -> None:
     empty, classes = face_set.empty_classes(), face_set.classes()
     problem = ("Add at least two classes." if len(classes) < 2 else
                f"Capture faces for {', '.join(empty)} first." if empty else None)
     active = st.session_state.get(DATASET_KEY) == str(face_set.root)
-    left, middle = st.columns(2)
+    left, middle, right = st.columns(3)
     left.button("✅ This is the active dataset" if active else "Use as the active dataset", disabled=bool(problem)
                 or active, on_click=use_as_dataset, args=(face_set,), key="collect-use")
     if problem:
         st.caption(problem)
+    shipped = SHIPPED_MODELS_DIR / f"{DEFAULT_MODEL_NAME}.keras"
+    if right.button("🎯 Fine-tune on these faces", type="primary", disabled=bool(problem) or not shipped.exists(),
+                    key="collect-fine-tune", on_click=fine_tune_from, args=(face_set, shipped),
+                    help="Opens Train with this set as the dataset and the shipped model as the starting point."):
+        st.switch_page("pages/train.py")
     middle.download_button("⬇️ Download as zip", face_set.zip_bytes() if not problem else b"",
                            file_name=f"{face_set.name}.zip", mime="application/zip", disabled=bool(problem),
                            key="collect-download")
