@@ -14,7 +14,6 @@ starting_model() and phases(); the card records the parent in `lineage` (card_li
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,9 +24,8 @@ from fer.data.datasets import Dataset, Split
 from fer.errors import FerError
 from fer.labels import IMAGE_SIZE
 from fer.model.cards import Lineage, ModelCard, read_card
-from fer.model.registry import MODEL_NAME
-from fer.paths import SHIPPED_MODELS_DIR, published_models_dir, runs_dir, user_models_dir
 from fer.train.config import TrainConfig
+from fer.train.parents import fingerprint, resolve_parent  # noqa: F401  (resolve_parent: the CLI's entry)
 
 HEAD = "probabilities"  # The output layer's name in every preset (fer.model.presets.build_model).
 MIN_FACES_PER_CLASS = 10  # 8 to train on and 2 to check on once a fifth is drawn for validation.
@@ -60,54 +58,6 @@ class Phase(NamedTuple):
     def describe(self) -> str:
         what = "whole network" if self.backbone_trainable else "new head only, backbone frozen"
         return f"epochs {self.first_epoch + 1}-{self.last_epoch}: {what}, learning rate {self.learning_rate:g}"
-
-
-# --- Which model -------------------------------------------------------------------------------------
-
-
-def resolve_parent(given: str, user: str | None = None) -> Path:
-    """The .keras file of `given`: a .keras path, a run directory (its best model), a registered model's
-    name or a run's name. FerError in words when it is none of them."""
-    text = str(given).strip()
-    if not text:
-        raise FerError("name the model to start from: a registered model, a finished run or a .keras file")
-    path = Path(text).expanduser()
-    if path.is_file():
-        if path.suffix != ".keras":
-            raise FerError(f"{path.name} is not a .keras model file; start from a .keras file, a registered "
-                           "model or a finished run")
-        return path
-    if path.is_dir():
-        return _run_model(path)
-    if MODEL_NAME.fullmatch(text):
-        for folder in (user_models_dir(user), published_models_dir(), SHIPPED_MODELS_DIR):
-            if (folder / f"{text}.keras").is_file():
-                return folder / f"{text}.keras"
-        if (runs_dir(user) / text).is_dir():
-            return _run_model(runs_dir(user) / text)
-    raise FerError(f"no model '{text}' to start from: give a registered model's name, a finished run or a "
-                   ".keras file")
-
-
-def _run_model(run: Path) -> Path:
-    from fer.train.run_dir import RunDir
-
-    status = RunDir(run).read_state().get("status")
-    best = RunDir(run).best_model
-    if status in ("starting", "running", "stopping"):
-        raise FerError(f"run {run.name} is still training; start from it once it has finished")
-    if not best.is_file():
-        raise FerError(f"{run} holds no trained model (no best.keras); start from a finished run")
-    return best
-
-
-def fingerprint(path: str | Path) -> str:
-    """The first 16 hex digits of the file's SHA-256: names exactly which parent file a model came from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def finetune_config(parent: str | Path, **given) -> TrainConfig:

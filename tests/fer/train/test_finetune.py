@@ -158,26 +158,3 @@ def test_a_parent_whose_input_does_not_fit_is_refused_in_words(tmp_path):
     path = save_model(keras.Model(inputs, outputs), tmp_path / "colour.keras", ModelCard(name="colour"))
     with pytest.raises(FerError, match=r"colour.keras takes 64×64×3 images, and FER Studio's faces are 48×48"):
         finetune.starting_model(finetune.finetune_config(path), NEW_CLASSES)
-
-
-def test_the_parent_is_found_by_name_run_or_path_and_anything_else_is_refused(tiny_model_path, fer_home):
-    from fer.paths import user_models_dir
-    from fer.train.run_dir import RunDir
-
-    assert finetune.resolve_parent(str(tiny_model_path)) == tiny_model_path
-    assert finetune.resolve_parent("fer2013").name == "fer2013.keras"
-    registered = user_models_dir() / "mine.keras"
-    registered.parent.mkdir(parents=True)
-    registered.write_bytes(tiny_model_path.read_bytes())
-    assert finetune.resolve_parent("mine") == registered
-    run = RunDir(fer_home / "runs" / "20260101-000000-tiny")
-    run.path.mkdir(parents=True)
-    run.best_model.write_bytes(tiny_model_path.read_bytes())
-    run.write_state({"status": "finished"})
-    assert finetune.resolve_parent(run.name) == run.best_model
-    run.write_state({"status": "running"})
-    with pytest.raises(FerError, match="still training"):
-        finetune.resolve_parent(str(run.path))
-    for given in ("nothing-here", "../../etc/passwd", ""):
-        with pytest.raises(FerError, match="start from|registered model"):
-            finetune.resolve_parent(given)

@@ -1,0 +1,53 @@
+"""fer.train.parents: which models a run can start from (a name, a run or a file) and the Train form's list."""
+
+import pytest
+
+from fer.errors import FerError
+from fer.train import parents
+from fer.train.run_dir import RunDir
+
+
+def finished_run(home, name, model):
+    run = RunDir(home / "runs" / name)
+    run.path.mkdir(parents=True)
+    run.best_model.write_bytes(model.read_bytes())
+    run.write_state({"status": "finished"})
+    return run
+
+
+def test_the_parent_is_found_by_name_run_or_path_and_anything_else_is_refused(tiny_model_path, fer_home):
+    from fer.paths import user_models_dir
+
+    assert parents.resolve_parent(str(tiny_model_path)) == tiny_model_path
+    assert parents.resolve_parent("fer2013").name == "fer2013.keras"
+    registered = user_models_dir() / "mine.keras"
+    registered.parent.mkdir(parents=True)
+    registered.write_bytes(tiny_model_path.read_bytes())
+    assert parents.resolve_parent("mine") == registered
+    run = RunDir(fer_home / "runs" / "20260101-000000-tiny")
+    run.path.mkdir(parents=True)
+    run.best_model.write_bytes(tiny_model_path.read_bytes())
+    run.write_state({"status": "finished"})
+    assert parents.resolve_parent(run.name) == run.best_model
+    run.write_state({"status": "running"})
+    with pytest.raises(FerError, match="still training"):
+        parents.resolve_parent(str(run.path))
+    for given in ("nothing-here", "../../etc/passwd", ""):
+        with pytest.raises(FerError, match="start from|registered model"):
+            parents.resolve_parent(given)
+
+
+def test_the_form_lists_the_shipped_model_then_registered_models_then_finished_runs(tiny_model_path, fer_home):
+    from fer.paths import user_models_dir
+
+    user_models_dir().mkdir(parents=True)
+    (user_models_dir() / "mine.keras").write_bytes(tiny_model_path.read_bytes())
+    finished_run(fer_home, "20260101-000000-tiny", tiny_model_path)
+    unfinished = finished_run(fer_home, "20260101-000001-tiny", tiny_model_path)
+    unfinished.write_state({"status": "stopped"})
+    choices = parents.parent_choices()
+    assert choices[0].label == "the shipped model (fer2013)" and choices[0].path.name == "fer2013.keras"
+    labels = [choice.label for choice in choices]
+    mine = next(index for index, label in enumerate(labels) if label.startswith("registered: mine"))
+    run = labels.index("run: 20260101-000000-tiny")
+    assert mine < run and not any("000001" in label for label in labels)
