@@ -90,3 +90,11 @@ def parent_choices(user: str | None = None) -> list[ParentChoice]:
             shown = f" · val acc {accuracy:.1%}" if accuracy is not None else ""
             choices.append(ParentChoice(f"run: {best.parent.name}{shown}", best))
     return choices
+
+
+def parent_name(path: str | Path | None) -> str | None:
+    """How the run history names a parent: a registered model's name, or the run a best.keras came from."""
+    if not path:
+        return None
+    path = Path(path)
+    return path.parent.name if path.name == "best.keras" else path.stem

@@ -51,3 +51,9 @@ def test_the_form_lists_the_shipped_model_then_registered_models_then_finished_r
     mine = next(index for index, label in enumerate(labels) if label.startswith("registered: mine"))
     run = labels.index("run: 20260101-000000-tiny")
     assert mine < run and not any("000001" in label for label in labels)
+
+
+def test_the_history_names_a_parent_by_its_model_or_run():
+    assert parents.parent_name("/x/models/fer2013.keras") == "fer2013"
+    assert parents.parent_name("/x/runs/20260101-000000-tiny/best.keras") == "20260101-000000-tiny"
+    assert parents.parent_name(None) is None
