@@ -14,6 +14,7 @@ from helpers.fake_camera import people_in_turn, write_y4m
 pytestmark = pytest.mark.browser
 LONG = 180_000  # ms: TensorFlow start-up, the first model load, a training job on a busy 2-core machine.
 SHORT = 30_000
+JOB = 420_000  # ms: the fine-tuning job starts TensorFlow, trains, scores and exports the model to ONNX.
 CLASSES = ("anna", "ben", "carl")
 
 
@@ -74,6 +75,25 @@ def test_collect_three_classes_reload_fine_tune_register_and_read_the_webcam(pla
         start_camera(page)
         capture(page, "carl", 3)
         assert faces_of(page, "carl") >= 10
+
+        page.get_by_role("button", name=re.compile("Fine-tune on these faces")).click(timeout=SHORT)
+        page.get_by_text("Start from").wait_for(timeout=LONG)
+        assert "the shipped model (fer2013)" in page.locator(".st-key-train_start_from").inner_text()
+        page.get_by_label("Epochs", exact=True).fill("1")
+        page.get_by_label(re.compile("Networks to fine-tune")).fill("1")  # One network of three: a third of the time.
+        page.get_by_role("textbox", name="Register the finished model as").fill("my-people")
+        page.keyboard.press("Enter")
+        wait_for_app(page)
+        page.get_by_role("button", name="Start training").click(timeout=SHORT)
+        page.get_by_text(re.compile(r"Registered as my-people")).wait_for(timeout=JOB)
+        page.get_by_role("button", name=re.compile("Open on Predict")).click(timeout=SHORT)
+        page.get_by_text("Face detector").wait_for(timeout=LONG)
+        assert "my-people" in page.get_by_text(re.compile(r"^Model: ")).inner_text(timeout=SHORT)
+        component = page.frame_locator('iframe[title*="webrtc_streamer"]')
+        page.get_by_role("tab", name=re.compile("Webcam")).click(timeout=SHORT)
+        component.get_by_role("button", name="START").click(timeout=LONG)
+        page.get_by_text(re.compile(r"Live: face \d+ · \S+ (anna|ben|carl) \d+%")).wait_for(timeout=LONG)
+        component.get_by_role("button", name="STOP").click(timeout=SHORT)
     finally:
         page.context.close()
         browser.close()
