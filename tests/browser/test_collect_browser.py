@@ -92,7 +92,7 @@ def test_collect_three_classes_reload_fine_tune_register_and_read_the_webcam(pla
         component = page.frame_locator('iframe[title*="webrtc_streamer"]')
         page.get_by_role("tab", name=re.compile("Webcam")).click(timeout=SHORT)
         component.get_by_role("button", name="START").click(timeout=LONG)
-        page.get_by_text(re.compile(r"Live: face \d+ · \S+ (anna|ben|carl) \d+%")).wait_for(timeout=LONG)
+        page.get_by_text(re.compile(r"Live: face \d+ · +(anna|ben|carl) \d+%")).wait_for(timeout=LONG)
         component.get_by_role("button", name="STOP").click(timeout=SHORT)
     finally:
         page.context.close()
