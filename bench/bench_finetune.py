@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--runs", nargs="*", help="only these `fer train` rows (by name), e.g. to add one later")
     args = parser.parse_args()
     if not args.zip.exists():
         raise SystemExit(f"FER2013 is not at {args.zip}; pass --zip")
@@ -149,7 +150,9 @@ def main() -> None:
         "fine-tune, all 3 networks": ["--from", "fer2013"],
         "fine-tune, first network": ["--from", "fer2013", "--members", "1"],
         "from scratch (vgg40)": ["--preset", "vgg40", "--epochs", "40", "--batch-size", "32", "--early-stopping", "10"],
+        "fine-tune, all 3 networks, probe head": ["--from", "fer2013", "--new-head", "probe"],
     }
+    runs = {name: arguments for name, arguments in runs.items() if not args.runs or name in args.runs}
     rows = []
     for seed in args.seeds:
         task = draw(faces, seed)

@@ -184,8 +184,9 @@ _TRAIN_OPTIONS = {  # field: (option, type, help)
                                                 "--learning-rate (the same classes train at this rate throughout)"),
     "parent_members": ("--members", int, "with --from and an ensemble: fine-tune its first N networks "
                                          "(default: all)"),
+    "new_head": ("--new-head", str, None),
 }
-_FINETUNE_FIELDS = ("head_epochs", "backbone_rate", "parent_members")
+_FINETUNE_FIELDS = ("head_epochs", "backbone_rate", "parent_members", "new_head")
 
 
 def _add_train_options(train: argparse.ArgumentParser) -> None:

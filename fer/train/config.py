@@ -37,12 +37,19 @@ AUGMENTATION_MODES = {
 }
 CUSTOM_AUGMENTATION = SEED_AUGMENTATION  # Where custom settings start: the seed recipe (rotation 20°, zoom 20%, flip).
 
+NEW_HEADS = {
+    "features": "a fresh softmax layer on the features the parent's head read",
+    "probe": "a softmax layer on the parent's own probabilities, starting as the logistic regression that reads "
+             "the new classes from them best",
+}
+
 # TrainConfig fields that take one of a set of choices.
 FIELD_CHOICES = {
     "preset": PRESET_CHOICES,
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "dtype_policy": DTYPE_POLICIES,
+    "new_head": NEW_HEADS,
 }
 
 
@@ -77,6 +84,7 @@ class TrainConfig:
     backbone_rate: float = 0.1  # The backbone's learning rate as a share of learning_rate: small steps keep
     #                             what the parent learned from far more faces than a few dozen per class.
     parent_members: int = 0  # Of an ensemble parent, how many of its networks to fine-tune (the first N); 0: all.
+    new_head: str = "features"  # One of NEW_HEADS: what a head for new classes reads.
 
     def __post_init__(self):
         for name, choices in FIELD_CHOICES.items():

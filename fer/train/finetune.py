@@ -24,7 +24,7 @@ from fer.data.datasets import Dataset, Split
 from fer.errors import FerError
 from fer.labels import IMAGE_SIZE
 from fer.model.cards import Lineage, ModelCard, read_card
-from fer.train.config import TrainConfig
+from fer.train.config import NEW_HEADS, TrainConfig
 from fer.train.parents import fingerprint, resolve_parent  # noqa: F401  (resolve_parent: the CLI's entry)
 
 HEAD = "probabilities"  # The output layer's name in every preset (fer.model.presets.build_model).
@@ -141,16 +141,24 @@ def load_parent(path: str | Path) -> tuple[keras.Model, ModelCard, list[keras.Mo
     return model, card, found
 
 
-def starting_model(config: TrainConfig, classes: tuple[str, ...]) -> keras.Model:
+def starting_model(config: TrainConfig, classes: tuple[str, ...], dataset: Dataset | None = None) -> keras.Model:
     """The model a fine-tuning run trains: the parent's networks (the first config.parent_members of an
-    ensemble), each with a new head when `classes` differ from the parent's, averaged when several."""
+    ensemble), each with a new head when `classes` differ from the parent's, averaged when several.
+
+    With config.new_head "probe" the new head reads the parent's own probabilities and starts as a
+    logistic regression fitted on `dataset`'s training faces (its C chosen on the validation faces)."""
     from fer.model.presets import ensemble
 
     _, card, found = load_parent(config.parent)
     chosen = found[:config.parent_members] if config.parent_members else found
     if tuple(card.classes) != tuple(classes):
-        chosen = [with_new_head(network, len(classes), seed=config.seed + index)
-                  for index, network in enumerate(chosen)]
+        if config.new_head == "probe":
+            if dataset is None:
+                raise ValueError("a probe head is fitted on the dataset's faces: pass the dataset")
+            chosen = [with_probe_head(network, dataset, config) for network in chosen]
+        else:
+            chosen = [with_new_head(network, len(classes), seed=config.seed + index)
+                      for index, network in enumerate(chosen)]
     return ensemble(chosen)
 
 
@@ -160,6 +168,33 @@ def with_new_head(network: keras.Model, num_classes: int, seed: int = 0) -> kera
     head = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=HEAD,
                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
     return keras.Model(network.inputs, head(features), name=network.name)
+
+
+PROBE_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # Inverse regularisation strengths tried; the validation faces pick one.
+
+
+def with_probe_head(network: keras.Model, dataset: Dataset, config: TrainConfig) -> keras.Model:
+    """`network` with a new softmax layer on its own probabilities, set to the logistic regression that reads
+    the dataset's classes from those probabilities best on the validation faces."""
+    from sklearn.linear_model import LogisticRegression
+
+    old = network.get_layer(HEAD)
+    kept = keras.layers.Dense(old.units, activation="softmax", dtype="float32", name="parent_probabilities")
+    probabilities = kept(old.input)
+    kept.set_weights(old.get_weights())
+    reader = keras.Model(network.inputs, probabilities)
+    train, validation = dataset.split(config.train_split), dataset.split(config.validation_split)
+    seen = {name: reader.predict(split.images[..., None].astype("float32"), batch_size=256, verbose=0)
+            for name, split in (("train", train), ("validation", validation))}
+    fitted = [LogisticRegression(C=c, max_iter=2000).fit(seen["train"], train.labels) for c in PROBE_C]
+    best = max(fitted, key=lambda model: model.score(seen["validation"], validation.labels))
+    kernel, bias = best.coef_, best.intercept_
+    if kernel.shape[0] == 1:  # Two classes: scikit-learn keeps one row; softmax needs one per class.
+        kernel, bias = np.vstack([-kernel / 2, kernel / 2]), np.concatenate([-bias / 2, bias / 2])
+    head = keras.layers.Dense(len(dataset.classes), activation="softmax", dtype="float32", name=HEAD)
+    model = keras.Model(network.inputs, head(probabilities), name=network.name)
+    head.set_weights([kernel.T.astype("float32"), bias.astype("float32")])
+    return model
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
@@ -217,4 +252,5 @@ def card_lineage(config: TrainConfig, classes: tuple[str, ...]) -> Lineage:
     return Lineage(parent=card.name, fingerprint=fingerprint(config.parent), path=str(config.parent),
                    parent_classes=tuple(card.classes), new_head=tuple(card.classes) != tuple(classes),
                    members=members, parent_members=parent_members,
-                   recipe=tuple(phase.describe() for phase in phases(config, classes)))
+                   recipe=(f"new head: {NEW_HEADS[config.new_head]}",) * (tuple(card.classes) != tuple(classes))
+                   + tuple(phase.describe() for phase in phases(config, classes)))

@@ -105,7 +105,7 @@ def train(
                 # more or fewer epochs anneals over the new one (the step counter carries on).
                 model.optimizer.learning_rate = _learning_rate(config, steps_per_epoch)
         elif config.parent:
-            model = finetune.starting_model(config, dataset.classes)
+            model = finetune.starting_model(config, dataset.classes, dataset)
         else:
             model = (distill.distillation_model(config, dataset.classes) if config.teacher else
                      build_model(config.preset, num_classes=len(dataset.classes),

@@ -99,7 +99,8 @@ def test_a_run_from_a_parent_trains_the_head_first_and_records_its_lineage(tiny_
     lineage = card.lineage
     assert lineage.parent == "tiny" and lineage.fingerprint == finetune.fingerprint(tiny_model_path)
     assert lineage.new_head and lineage.parent_classes[0] == "angry"
-    assert lineage.recipe == ("epochs 1-1: new head only, backbone frozen, learning rate 0.001",
+    assert lineage.recipe == ("new head: a fresh softmax layer on the features the parent's head read",
+                              "epochs 1-1: new head only, backbone frozen, learning rate 0.001",
                               "epochs 2-2: whole network, learning rate 0.0001")
     assert card.facts()[0].startswith("Fine-tuned from tiny (file ")
     assert json.loads(result.model_path.with_suffix(".json").read_text())["lineage"]["parent"] == "tiny"
@@ -158,3 +159,22 @@ def test_a_parent_whose_input_does_not_fit_is_refused_in_words(tmp_path):
     path = save_model(keras.Model(inputs, outputs), tmp_path / "colour.keras", ModelCard(name="colour"))
     with pytest.raises(FerError, match=r"colour.keras takes 64×64×3 images, and FER Studio's faces are 48×48"):
         finetune.starting_model(finetune.finetune_config(path), NEW_CLASSES)
+
+
+def test_a_probe_head_starts_as_the_logistic_regression_on_the_parents_probabilities(tiny_model_path):
+    from sklearn.linear_model import LogisticRegression
+
+    dataset = three_classes()
+    parent, _ = load_model(tiny_model_path)
+    config = finetune.finetune_config(tiny_model_path, new_head="probe")
+    model = finetune.starting_model(config, NEW_CLASSES, dataset)
+    faces = {name: split.images[..., None].astype("float32") for name, split in dataset.splits.items()}
+    seen = {name: parent.predict(images, verbose=0) for name, images in faces.items()}
+    labels = {name: split.labels for name, split in dataset.splits.items()}
+    probes = [LogisticRegression(C=c, max_iter=2000).fit(seen["train"], labels["train"]) for c in finetune.PROBE_C]
+    best = max(probes, key=lambda probe: probe.score(seen["validation"], labels["validation"]))
+    assert np.allclose(model.predict(faces["validation"], verbose=0), best.predict_proba(seen["validation"]),
+                       atol=1e-4)
+    finetune.set_backbone_trainable(model, False)
+    assert [weight.path for weight in model.trainable_weights] == \
+        [weight.path for weight in model.get_layer(finetune.HEAD).weights]
