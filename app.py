@@ -21,9 +21,9 @@ from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.data import synthetic
 from fer.errors import FerError, in_words
 from fer.paths import home_dir
-from fer.model.registry import list_models
-from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_path, cached_dataset,
-                          remember_choices, restore_choices, undrawn_demo_sizes, use_app_shell)
+from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_name, cached_dataset,
+                          model_choices, model_notice, remember_choices, restore_choices, undrawn_demo_sizes,
+                          use_app_shell)
 
 use_app_shell()
 st.set_page_config(page_title="FER Studio", page_icon="🙂", layout="wide")
@@ -169,16 +169,14 @@ def remember_model() -> None:
 
 
 def model_picker() -> None:
-    """Sidebar: choose the model Evaluate and Predict use."""
+    """Sidebar: choose, by name, the model Evaluate and Predict use (registered models and finished runs)."""
     st.sidebar.subheader("Model")
-    models = list_models()
-    if not models:
+    model_notice()
+    labels = model_choices()
+    if not labels:
         st.sidebar.caption("No models yet: train one on the **Train** page.")
         return
-    labels = {str(model.path): model.card.label for model in models}
-    current = active_model_path()
-    if current and current not in labels and Path(current).exists():
-        labels[current] = f"{Path(current).name} (not registered)"  # e.g. a run's checkpoint.
+    current = active_model_name()
     if current in labels:
         st.session_state[MODEL_PICKER_KEY] = current  # Follow changes other pages made.
     st.sidebar.selectbox("Model", list(labels), key=MODEL_PICKER_KEY, format_func=labels.get,

@@ -34,20 +34,10 @@ def timed(function, *args, **kwargs):
 
 
 def use_navigation_mode() -> None:
-    """Make AppTest run app.py as a server does after its first st.navigation call.
+    """Make AppTest run app.py as a server does after its first st.navigation call (pages.common)."""
+    from pages.common import leave_legacy_pages_mode
 
-    AppTest resets PagesManager.uses_pages_directory before each run; with a pages/ folder beside
-    app.py, a rerun would otherwise execute the page file alone, without app.py's sidebar.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init
+    leave_legacy_pages_mode()
 
 
 def render_dataset_page(zip_path: Path):

@@ -206,7 +206,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement window after the first label")
     parser.add_argument("--runs", type=int, default=1, help="START/STOP sessions per server")
     parser.add_argument("--rounds", type=int, default=1, help="times each variant's server is started, alternating")
-    parser.add_argument("--model", help="model the server uses (FER_STUDIO_MODEL; default: the shipped model)")
+    parser.add_argument("--model", help="name of the registered model the server uses (FER_STUDIO_MODEL; default: "
+                        "the shipped model)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="server environment")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="server settings compared side by side (default: one variant, as configured)")
@@ -218,7 +219,7 @@ def main() -> int:
     common = dict(item.split("=", 1) for item in args.env)
     common.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
     if args.model:
-        common["FER_STUDIO_MODEL"] = str(Path(args.model).resolve())
+        common["FER_STUDIO_MODEL"] = args.model
     variants = {"as configured": {}}
     if args.variant:
         variants = {}

@@ -91,7 +91,8 @@ def _parser(command: str | None = "train") -> argparse.ArgumentParser:
                        help="run directory (default: a new <time>-<preset> folder under $FER_STUDIO_HOME/runs, "
                             "~/.cache/fer-studio/runs unless set, where the Train page lists it); resumes if it "
                             "holds a checkpoint")
-    train.add_argument("--register", metavar="NAME", help="also copy the best model to models/NAME.keras")
+    train.add_argument("--register", metavar="NAME", help="also register the best model as NAME "
+                       "(in FER_STUDIO_HOME/models; a taken name is refused)")
     train.set_defaults(command=_train)
 
     predict = commands.add_parser("predict", help="find the faces in images and read their expressions")
@@ -243,6 +244,11 @@ def _train_config(args):
 def _train(args) -> int:
     from fer.data.datasets import open_dataset
     from fer.train.loop import ConsoleProgress, train
+
+    if args.register:
+        from fer.model.registry import check_model_name
+
+        check_model_name(args.register)  # Refused before training, not after it.
     from fer.train.run_dir import RunDir
 
     config = _train_config(args)
@@ -332,14 +338,16 @@ def _predict_video(name: str, classifier, detector, as_json: bool) -> tuple[dict
 
 def _model_path(given: str | None) -> Path:
     """A model given as a path or a registered model's name; the default model when none is given."""
-    from fer.model.registry import default_model_path
-    from fer.paths import MODELS_DIR
+    from fer.model.registry import default_model_path, resolve_model
 
     if not given:
         return default_model_path()
     path = Path(given)
-    if not path.exists() and path.suffix == "" and (MODELS_DIR / f"{given}.keras").exists():
-        return MODELS_DIR / f"{given}.keras"
+    if not path.exists() and path.suffix == "":
+        try:
+            return resolve_model(given).path  # A registered model's name, or run:<folder>.
+        except FerError:
+            pass
     return path
 
 

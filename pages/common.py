@@ -2,13 +2,15 @@
 
 The sidebar (app.py) writes the choices; pages read them through these helpers. Keys:
 - "dataset_source": a dataset path (folder, zip, CSV) or fer.data.datasets.DEMO (the default);
-- "model_path": the chosen model's .keras path (default: the shipped model, else the newest).
+- "model_name": the chosen model's name (fer.model.registry: a registered model or "run:<folder>" of
+  this user's; default: the shipped model, else the newest). Never a path: a browser hands in names only,
+  and `served_model` turns the name into the one ServedModel handle every page and widget uses.
 Those two keys are the one live copy of the choices. `remember_choices` writes them through to the
 URL (?dataset=…&model=…, so a reload keeps them) and to fer.settings (so a new tab starts from the
 last choice); `restore_choices` reads them back once per browser session.
 
 Models are served on onnxruntime when they have an ONNX export (fer.serve.runtime), so no page
-imports TensorFlow until the user trains.
+imports TensorFlow until the user trains or asks for Grad-CAM.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from pathlib import Path
 import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
-from fer.errors import FerError
+from fer.errors import FerError, in_words
+from fer.model.registry import RegisteredModel
+from fer.serve.served import ServedModel
 from fer.settings import Choices, read_choices, write_choices
 
 DATASET_KEY = "dataset_source"
-MODEL_KEY = "model_path"
+MODEL_KEY = "model_name"
+NOTICE_KEY = "model_notice"  # Why the model a link named was not opened; shown once by the sidebar.
 FALLBACK_TOLD_KEY = "runtime_notes_shown"  # Model files whose Keras fallback this session was told about.
 RESTORED_KEY = "choices_restored"  # Set once this browser session has read its URL and the settings file.
 SAVED_KEY = "choices_saved"  # The Choices this session last wrote to the settings file.
@@ -35,18 +40,38 @@ def use_app_shell() -> None:
 
     Streamlit decides once per process, when the first browser session starts, whether the app
     uses its legacy `pages/` folder: yes whenever a folder named `pages` sits next to the main
-    script (PagesManager.uses_pages_directory), and only a call to st.navigation turns that off.
-    In that legacy mode a page file runs on its own: no sidebar pickers, a raw page list ("app,
-    common, dataset, …"), and st.navigation never runs, so reloading does not help either. It
-    happens when the first request is a deep link (/predict), and when a link of the raw list is
-    clicked before the first run of / has finished. Here the mode is turned off and the same page
-    is rerun through app.py. No config option switches the mode off, and pages/ stays where it is.
+    script, and only a call to st.navigation turns that off. In that legacy mode a page file runs
+    on its own: no sidebar pickers, a raw page list ("app, common, dataset, …"), and st.navigation
+    never runs, so reloading does not help either. It happens when the first request is a deep link
+    (/predict), and when a link of the raw list is clicked before the first run of / has finished.
+    Here the mode is turned off and the same page is rerun through app.py.
+    """
+    if leave_legacy_pages_mode():
+        st.rerun()  # Same page (same URL path, same hash under both modes), now run by app.py.
+
+
+def leave_legacy_pages_mode() -> bool:
+    """Turn Streamlit's legacy `pages/` mode off, now and for every session started later in this process
+    (AppTest starts each run afresh); True if it was on.
+
+    Streamlit 1.67 has no public switch for it (no config option; only st.navigation, which runs too
+    late for a deep link), so this is the one place that sets its private flag,
+    PagesManager.uses_pages_directory. tests/pages/test_common.py guards the flag's name and meaning.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()  # Same page (same URL path, same hash under both modes), now run by app.py.
+    if not hasattr(PagesManager.__init__, "streamlits_own"):
+        original = PagesManager.__init__
+
+        def init(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+        init.streamlits_own = original
+        PagesManager.__init__ = init
+    was_on = bool(PagesManager.uses_pages_directory)
+    PagesManager.uses_pages_directory = False
+    return was_on
 
 
 @st.cache_resource(show_spinner="Opening dataset…", max_entries=4)
@@ -60,18 +85,14 @@ def cached_dataset(source: str, _opened: Dataset | None = None) -> Dataset:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
-def cached_serving(path: str, modified: float):
-    """The model ready to serve (fer.serve.runtime.ServingModel), loaded once per server process;
-    `modified` (the file's mtime) reloads a replaced file."""
-    from fer.serve.runtime import load_for_serving
+def cached_served_model(name: str, path: str, modified: float, _choice) -> ServedModel:
+    """The model called `name` ready to serve (fer.serve.served), built once per server process and file
+    version: keyed by its file (two users may each have a model of one name) and modification time (a
+    replaced file is a new handle). `_choice`: the fer.model.registry.RegisteredModel the name resolved to
+    for this user."""
+    from fer.serve.served import serve
 
-    return load_for_serving(path)
-
-
-def cached_model(path: str, modified: float):
-    """(model, card) for serving: an ONNX model on onnxruntime, or the Keras model without an export."""
-    served = cached_serving(path, modified)
-    return served.model, served.card
+    return serve(_choice, modified)
 
 
 def accounts_configured() -> bool:
@@ -116,20 +137,67 @@ def active_dataset() -> Dataset | None:
         return None
 
 
-def active_model_path() -> str | None:
-    """The chosen model's path, else $FER_STUDIO_MODEL, else the default model's, else None (no model yet)."""
+def active_model_name() -> str | None:
+    """The chosen model's name, else $FER_STUDIO_MODEL (a name the server's operator set), else the default
+    model's, else None (no model yet). Always a name: fer.model.registry resolves it for this user."""
     import os
 
-    from fer.model.registry import default_model_path
+    from fer.model.registry import default_model
 
     if st.session_state.get(MODEL_KEY):
         return st.session_state[MODEL_KEY]
     if os.environ.get("FER_STUDIO_MODEL"):
         return os.environ["FER_STUDIO_MODEL"]
     try:
-        return str(default_model_path())
+        return default_model(current_user()).name
     except FerError:
         return None
+
+
+def model_choices() -> dict[str, str]:
+    """{name: label} of every model this user can choose: registered models, then their finished runs."""
+    from fer.model.registry import model_choices as choices
+
+    return {model.name: model.label for model in choices(current_user())}
+
+
+def active_choice() -> RegisteredModel | None:
+    """The active model's registry entry (name, file, card, shelf) without loading it, for pages that only
+    describe it (Home); None after saying why there is none."""
+    from fer.model.registry import resolve_model
+
+    name = active_model_name()
+    if name is None:
+        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
+        return None
+    try:
+        return resolve_model(name, current_user())
+    except FerError as error:
+        st.error(f"Could not load the model: {error}")
+        return None
+
+
+def served_model(name: str | None = None) -> ServedModel | None:
+    """The handle of the model called `name` (default: the active model), or None after saying why not.
+    Pages and widgets take everything about the model from this handle."""
+    from fer.model.registry import resolve_model
+    from fer.serve.served import modification_time
+
+    name = name or active_model_name()
+    if name is None:
+        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
+        return None
+    try:
+        choice = resolve_model(name, current_user())
+        served = cached_served_model(name, str(choice.path), modification_time(choice), choice)
+    except (FerError, OSError) as error:
+        st.error(f"Could not load the model: {in_words(error)}")
+        return None
+    told = st.session_state.setdefault(FALLBACK_TOLD_KEY, set())
+    if served.runtime == "keras" and served.key not in told:
+        told.add(served.key)
+        st.info(served.note or f"{served.name} runs on Keras: it has no ONNX export.")
+    return served
 
 
 def restore_choices() -> None:
@@ -141,12 +209,32 @@ def restore_choices() -> None:
     st.session_state[RESTORED_KEY] = True
     saved = read_choices()
     dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
-    model = st.query_params.get(MODEL_PARAM) or saved.model
     if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or Path(dataset).exists()):
         st.session_state[DATASET_KEY] = dataset
-    if MODEL_KEY not in st.session_state and model and Path(model).is_file():
-        st.session_state[MODEL_KEY] = model
+    if MODEL_KEY not in st.session_state:
+        restore_model(st.query_params.get(MODEL_PARAM), saved.model)
     st.session_state[SAVED_KEY] = current_choices()  # Restoring is not a new choice to save.
+
+
+def restore_model(from_url: str | None, from_settings: str | None) -> None:
+    """Choose the model named in the URL, else the one in the settings file, when it is a model of this user's.
+
+    A URL naming anything else (a path, another user's run, a name nobody registered) leaves the default
+    model active and gets one sentence (NOTICE_KEY), which never repeats what was typed beyond a short name.
+    """
+    from fer.model.registry import resolve_model
+
+    for name, where in ((from_url, "url"), (from_settings, "settings")):
+        if not name:
+            continue
+        try:
+            resolve_model(name, current_user())
+        except FerError as error:
+            if where == "url":
+                st.session_state[NOTICE_KEY] = f"The link's model was not opened: {error}. The default model stays."
+            continue
+        st.session_state[MODEL_KEY] = name
+        return
 
 
 def current_choices() -> Choices:
@@ -171,34 +259,22 @@ def remember_choices() -> None:
         st.session_state[SAVED_KEY] = choices
 
 
-def load_model_or_warn(path: str | None):
-    """(model, card) for `path`, or None after telling the user what to do."""
-    import os
-
-    if path is None:
-        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
-        return None
-    try:
-        served = cached_serving(path, os.path.getmtime(path))
-    except (FerError, OSError) as error:
-        st.error(f"Could not load the model: {error}")
-        return None
-    told = st.session_state.setdefault(FALLBACK_TOLD_KEY, set())
-    if served.runtime == "keras" and path not in told:
-        told.add(path)
-        st.info(served.note or f"{os.path.basename(path)} runs on Keras: it has no ONNX export.")
-    return served.model, served.card
+def model_notice() -> None:
+    """Say in the sidebar, once, why the model a link named was not opened (restore_model wrote it)."""
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        st.sidebar.warning(notice)
 
 
-def model_downloads(path: str) -> None:
+def model_downloads(chosen: RegisteredModel | ServedModel) -> None:
     """'Download this model': each of its files with its measured validation accuracy, and a button that
     makes the TFLite files (in a child process: TensorFlow's converter stays out of the server)."""
     import subprocess
     import sys
-    from pathlib import Path
 
     from fer.model.downloads import downloads, missing_tflite
 
+    path = str(chosen.path)
     for number, item in enumerate(downloads(path)):
         left, right = st.columns([4, 1], vertical_alignment="center")
         accuracy = f" · validation accuracy {item.accuracy:.1%}" if item.accuracy is not None else ""
@@ -207,7 +283,9 @@ def model_downloads(path: str) -> None:
         right.download_button("Download", data=lambda file=item.path: file.read_bytes(), file_name=item.path.name,
                               mime="application/octet-stream", key=f"download-{number}", on_click="ignore")
     missing = missing_tflite(path)
-    if missing and st.button(f"Make TFLite {' and '.join(missing)}", help="runs python -m fer export MODEL "
+    if missing and chosen.shelf in ("shipped", "published"):
+        st.caption(f"TFLite files are made for your own models only: the {chosen.shelf} models' folder is read-only.")
+    elif missing and st.button(f"Make TFLite {' and '.join(missing)}", help="runs python -m fer export MODEL "
                              "--format tflite and scores each file on the validation faces (a minute or two)"):
         with st.spinner("Converting to TFLite and scoring on the validation faces…"):
             done = subprocess.run([sys.executable, "-m", "fer", "export", path, "--format", "tflite"],

@@ -9,8 +9,8 @@ from fer.charts import dataset as charts
 
 from fer.data import eda
 from fer.data.datasets import DEMO, Dataset
-from pages import inside
-from pages.common import active_dataset, active_dataset_source, active_model_path, use_app_shell
+from pages.common import active_dataset, active_dataset_source, active_model_name, served_model, use_app_shell
+from widgets.label_audit import show_audit
 
 SEED_KEY = "dataset_sample_seed"  # Bumped by "Re-roll": a new draw of samples per class.
 ALL_SPLITS = "all splits"
@@ -180,4 +180,4 @@ show_distribution(dataset)
 show_samples(dataset)
 show_profiles(dataset)
 show_quality(dataset)
-inside.show_audit(dataset, active_dataset_source(), active_model_path())
+show_audit(dataset, active_dataset_source(), active_model_name(), served_model)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,19 +26,20 @@ from fer.evaluate.scoring import (
     tta_effect,
     view_probabilities,
 )
-from fer.model.cards import read_card
-from fer.model.registry import list_models
-from pages import inside
+from fer.serve.served import ServedModel
 from pages.common import (
     MODEL_KEY,
     active_dataset,
     active_dataset_source,
-    active_model_path,
+    active_model_name,
     cached_dataset,
-    cached_model,
-    load_model_or_warn,
+    model_choices,
+    served_model,
     use_app_shell,
 )
+from widgets.confusion_cell import confusion_chart, show_cell_faces
+from widgets.feature_map import show_feature_map
+from widgets.gradcam import faces_with_gradcam
 
 MODEL_PICK_KEY = "evaluate_model"  # Mirrors MODEL_KEY, so the sidebar and this page agree.
 COMPARE_KEY = "evaluate_compare"
@@ -51,7 +50,7 @@ CACHED_PREDICTIONS = 32  # (model, split, mirrored) results kept; FER2013's trai
 VIEWS = ("counts", "row-normalised")
 
 
-# Predictions are cached per model file (path + mtime), dataset content (fingerprint), split and
+# Predictions are cached per model (its handle's name + file mtime), dataset content (fingerprint), split and
 # whether the images were mirrored, so every toggle after the first run of a model is instant;
 # flip TTA is the mean of the plain and the mirrored pass, so turning it on costs one more pass.
 # A plain dict under st.cache_resource rather than st.cache_data, because a cache miss draws a
@@ -62,19 +61,19 @@ def prediction_cache() -> tuple[OrderedDict, threading.Lock]:
     return OrderedDict(), threading.Lock()
 
 
-def cached_probabilities(model_path: str, source: str, fingerprint: str, split: str,
+def cached_probabilities(served: ServedModel, source: str, fingerprint: str, split: str,
                          mirrored: bool) -> tuple[np.ndarray, float]:
     """(N, C) probabilities of the model on `split` and the seconds they took, computed once."""
     cache, lock = prediction_cache()
-    key = (model_path, os.path.getmtime(model_path), source, fingerprint, split, mirrored)
+    key = (*served.key, source, fingerprint, split, mirrored)
     with lock:
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-    model, _ = cached_model(model_path, key[1])
+    model = served.model
     images = cached_dataset(source).split(split).images
     slot = st.empty()
-    what = f"Running {Path(model_path).name} over the {split} split{' (mirrored)' if mirrored else ''}"
+    what = f"Running {served.name} over the {split} split{' (mirrored)' if mirrored else ''}"
     started = time.perf_counter()
     try:
         probabilities = view_probabilities(
@@ -90,31 +89,21 @@ def cached_probabilities(model_path: str, source: str, fingerprint: str, split: 
         return cache[key]
 
 
-def evaluate(path: str, dataset: Dataset, split: str, tta: bool) -> tuple[Evaluation, float] | None:
-    """The model at `path` scored on `split` (and the seconds its predictions took), or None after saying why."""
-    loaded = load_model_or_warn(path)
-    if loaded is None:
+def evaluate(served: ServedModel | None, dataset: Dataset, split: str, tta: bool) -> tuple[Evaluation, float] | None:
+    """The model scored on `split` (and the seconds its predictions took), or None after saying why."""
+    if served is None:
         return None
-    model, card = loaded
     try:
-        check_classes(model, card.classes, dataset.classes)
+        check_classes(served.model, served.card.classes, dataset.classes)
     except FerError as error:
-        st.error(f"Cannot evaluate **{Path(path).name}** on this dataset: {error}")
+        st.error(f"Cannot evaluate **{served.name}** on this dataset: {error}")
         return None
-    key = (path, active_dataset_source(), dataset.fingerprint, split)
+    key = (served, active_dataset_source(), dataset.fingerprint, split)
     plain, seconds = cached_probabilities(*key, mirrored=False)
     mirrored, more = cached_probabilities(*key, mirrored=True) if tta else (None, 0.0)
-    evaluation = combine_and_score(plain, mirrored, dataset.split(split).labels, card.classes, dataset.classes)
+    evaluation = combine_and_score(plain, mirrored, dataset.split(split).labels, served.card.classes,
+                                   dataset.classes)
     return evaluation, seconds + more
-
-
-def model_options() -> dict[str, str]:
-    """{path: label} of the registered models, plus the active model if it is not registered."""
-    options = {str(model.path): model.card.label for model in list_models()}
-    active = active_model_path()
-    if active and active not in options and Path(active).exists():
-        options[active] = f"{Path(active).name} (not registered)"
-    return options
 
 
 def remember_model() -> None:
@@ -161,7 +150,7 @@ def show_confusion(result: Evaluation) -> None:
                                 label_visibility="collapsed")
     left, right = st.columns([3, 2])
     with left.container(key="confusion_matrix"):
-        inside.confusion_chart(result, normalized=view == VIEWS[1])
+        confusion_chart(result, normalized=view == VIEWS[1])
     right.markdown("**Top confusions**")
     cells = top_confusions(result, limit=8)
     right.markdown("\n".join(
@@ -177,7 +166,7 @@ def show_per_class(result: Evaluation) -> None:
     st.plotly_chart(charts.per_class_bars(result))
 
 
-def show_mistakes(result: Evaluation, images: np.ndarray, path: str | None = None) -> None:
+def show_mistakes(result: Evaluation, images: np.ndarray, served: ServedModel | None = None) -> None:
     options = [ANY, *result.classes]
     left, right = st.columns(2)
     true_class = left.selectbox("True class", options, key="evaluate_true")
@@ -191,8 +180,8 @@ def show_mistakes(result: Evaluation, images: np.ndarray, path: str | None = Non
                "most sure about come first (confident mistakes are often label noise).")
     shown = mistakes[:GALLERY_SIZE]
     with st.container(key="mistakes_gallery"):
-        st.image(inside.faces_with_gradcam(path, [images[m.index] for m in shown], key="evaluate_mistakes_gradcam",
-                                           labels=[m.predicted for m in shown]),
+        st.image(faces_with_gradcam(served, [images[m.index] for m in shown], key="evaluate_mistakes_gradcam",
+                                    labels=[m.predicted for m in shown]),
                  width=96,
                  caption=[f"{m.true} → {m.predicted} {m.confidence:.0%}" for m in shown])
 
@@ -207,21 +196,21 @@ def show_calibration(result: Evaluation) -> None:
                "more confident than it is right (over-confident); above it, under-confident.")
 
 
-def show_comparison(result: Evaluation, path: str, options: dict[str, str], dataset: Dataset, split: str,
+def show_comparison(result: Evaluation, served: ServedModel, options: dict[str, str], dataset: Dataset, split: str,
                     tta: bool) -> None:
-    others = {p: label for p, label in options.items() if p != path}
+    others = {name: label for name, label in options.items() if name != served.name}
     if not others:
         st.info("Register a second model (train one on the **Train** page) to compare two models here.")
         return
     other = st.selectbox("Compare with", [NO_COMPARISON, *others], key=COMPARE_KEY,
-                         format_func=lambda p: "choose a model…" if p == NO_COMPARISON else others[p])
+                         format_func=lambda name: "choose a model…" if name == NO_COMPARISON else others[name])
     if other == NO_COMPARISON:
         return
-    evaluated = evaluate(other, dataset, split, tta)
+    evaluated = evaluate(served_model(other), dataset, split, tta)
     if evaluated is None:
         return
     second, _ = evaluated
-    names = {options[path]: result, others[other]: second}
+    names = {options[served.name]: result, others[other]: second}
     st.dataframe(pd.DataFrame({
         name: [percent(e.accuracy), percent(e.balanced_accuracy), percent(e.macro_f1), percent(e.ece)]
         for name, e in names.items()
@@ -233,9 +222,9 @@ def show_comparison(result: Evaluation, path: str, options: dict[str, str], data
                             key=f"compare-{name}")
 
 
-def show_downloads(result: Evaluation, path: str, split: str, tta: bool, seconds: float) -> None:
-    stem = f"{Path(path).stem}-{split}{'-tta' if tta else ''}"
-    data = report(result, model=path, split=split, tta=tta, dataset=active_dataset_source(), seconds=seconds)
+def show_downloads(result: Evaluation, served: ServedModel, split: str, tta: bool, seconds: float) -> None:
+    stem = f"{served.name.replace(':', '-')}-{split}{'-tta' if tta else ''}"
+    data = report(result, model=served.name, split=split, tta=tta, dataset=active_dataset_source(), seconds=seconds)
     left, right = st.columns(2)
     left.download_button("⬇️ Report (JSON)", json.dumps(data, indent=2), file_name=f"{stem}.json",
                          mime="application/json", width="stretch")
@@ -246,21 +235,24 @@ def show_downloads(result: Evaluation, path: str, split: str, tta: bool, seconds
 use_app_shell()
 st.title("📊 Evaluate")
 dataset = active_dataset()
-options = model_options()
+options = model_choices()
 if dataset is None:
     st.stop()
 if not options:
-    load_model_or_warn(None)
+    served_model(None)  # Says there is no model yet.
     st.stop()
 
-active = active_model_path()
+active = active_model_name()
 if active in options:
     st.session_state[MODEL_PICK_KEY] = active  # Follow a model chosen in the sidebar.
 model_column, split_column, tta_column = st.columns([3, 2, 1.4], vertical_alignment="bottom")
-path = model_column.selectbox("Model", list(options), key=MODEL_PICK_KEY, format_func=options.get,
+name = model_column.selectbox("Model", list(options), key=MODEL_PICK_KEY, format_func=options.get,
                               on_change=remember_model)
 split = pick_split(dataset, split_column)
-card = read_card(path)
+served = served_model(name)
+if served is None:
+    st.stop()
+card = served.card
 built_in_flip = card.averages_mirror_image  # Flipping again would only repeat the same two views.
 if built_in_flip:
     st.session_state["evaluate_tta"] = False
@@ -268,11 +260,11 @@ tta = tta_column.toggle("Flip TTA", key="evaluate_tta", disabled=built_in_flip,
                         help="This model already averages each face with its mirror image." if built_in_flip
                         else "Test-time augmentation: average each face's prediction with its mirror image's.")
 
-evaluated = evaluate(path, dataset, split, tta) if split else None
+evaluated = evaluate(served, dataset, split, tta) if split else None
 if evaluated is None:
     st.stop()
 result, seconds = evaluated
-plain = evaluate(path, dataset, split, tta=False)[0] if tta else None
+plain = evaluate(served, dataset, split, tta=False)[0] if tta else None
 st.caption(f"**{card.name}** on the **{split}** split: {result.images:,} images, "
            f"predicted in {seconds:.1f} s{' (image + mirror)' if tta else ''}.")
 for fact in card.facts():
@@ -283,15 +275,15 @@ confusion_tab, class_tab, mistakes_tab, calibration_tab, compare_tab = st.tabs(
     ["Confusion matrix", "Per class", "Mistakes", "Calibration", "Compare models"])
 with confusion_tab:
     show_confusion(result)
-    inside.show_cell_faces(result, dataset.split(split).images, path)
+    show_cell_faces(result, dataset.split(split).images, served)
 with class_tab:
     show_per_class(result)
 with mistakes_tab:
-    show_mistakes(result, dataset.split(split).images, path)
+    show_mistakes(result, dataset.split(split).images, served)
 with calibration_tab:
     show_calibration(result)
 with compare_tab:
-    show_comparison(result, path, options, dataset, split, tta)
+    show_comparison(result, served, options, dataset, split, tta)
 with st.expander("What the network learned: a map of its features"):
-    inside.show_feature_map(path, dataset, split, result)
-show_downloads(result, path, split, tta, seconds)
+    show_feature_map(served, dataset, split, result)
+show_downloads(result, served, split, tta, seconds)

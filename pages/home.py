@@ -6,9 +6,8 @@ import streamlit as st
 
 from fer.data.datasets import DEMO
 from fer.labels import CLASSES, EMOJI
-from fer.model.cards import read_card
-from pages.common import (active_dataset, active_dataset_source, active_model_path, model_downloads,
-                          undrawn_demo_sizes, use_app_shell)
+from pages.common import (active_dataset, active_dataset_source, active_choice, model_downloads, undrawn_demo_sizes,
+                          use_app_shell)
 
 use_app_shell()
 st.title("🙂 FER Studio")
@@ -40,13 +39,10 @@ with left, st.container(border=True):
             st.markdown(f"- {name}: {len(split):,} images")
 with right, st.container(border=True):
     st.subheader("Active model")
-    model_path = active_model_path()
-    if model_path is None:
-        st.info("No model yet: train one on the **Train** page (or with `python -m fer train`).")
-    else:
-        card = read_card(model_path)
-        st.markdown(f"**{Path(model_path).stem}** · preset `{card.preset or '?'}`")
-        st.caption(model_path)
+    chosen = active_choice()  # Described from its card: Home does not load the model.
+    if chosen is not None:
+        card = chosen.card
+        st.markdown(f"**{chosen.name}** · preset `{card.preset or '?'}` · {chosen.shelf}")
         for split, metrics in card.metrics.items():
             if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
                 st.markdown(f"- {split} accuracy: {metrics['accuracy']:.1%}")
@@ -58,6 +54,6 @@ with right, st.container(border=True):
         if card.created:
             st.caption(f"Created {card.created}")
 
-if model_path is not None:
+if chosen is not None:
     with st.expander("⬇️ Download this model: .keras, ONNX, TFLite and its card"):
-        model_downloads(model_path)
+        model_downloads(chosen)

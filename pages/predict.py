@@ -7,7 +7,6 @@ do not redo the work.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,19 +22,20 @@ from fer.serve.detection import DETECTORS, PHOTO_CONFIG, VIDEO_CONFIG, VIDEO_FIL
 from fer.serve.drawing import annotate, encode_image
 from fer.serve.live import LiveProcessor, LiveResult
 from fer.serve.prediction import Classifier, ImageResult, predict_file, results_table
+from fer.serve.served import ServedModel
 from fer.serve.video import VIDEO_SUFFIXES, VideoConfig, VideoResult, is_video, predict_video, video_table
-from pages import inside
-from pages.common import active_model_path, cached_model, load_model_or_warn, use_app_shell
+from pages.common import served_model, use_app_shell
+from widgets.gradcam import show_face_heatmaps
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 DETECTOR_LABELS = {"yunet": "YuNet (finds turned and small faces)", "haar": "Haar cascade (older; misses turned faces)",
                    "mtcnn": "MTCNN (slow)"}
 DETECTOR_KEY = "predict_detector"
-RESULTS_KEY = "predict_results"  # {(file id, model, mtime, detector, whole image?): (ImageResult, JPEG bytes)}
+RESULTS_KEY = "predict_results"  # {(file id, model name, mtime, detector, whole image?): (ImageResult, JPEG bytes)}
 WHOLE_IMAGE_KEY = "predict_whole_{}"  # Per uploaded file: classify the whole image when no face is found.
 PROCESSOR_KEY = "predict_live_processor"  # This session's LiveProcessor (its tracks, FPS and last frame).
 SNAPSHOT_KEY = "predict_snapshot"  # A LiveResult the user kept with the snapshot button.
-VIDEO_KEY = "predict_video_result"  # ((file id, model, mtime, detector), VideoResult) of the last video read.
+VIDEO_KEY = "predict_video_result"  # ((file id, model name, mtime, detector), VideoResult) of the last video read.
 VIDEO_TYPES = [suffix.lstrip(".") for suffix in VIDEO_SUFFIXES]
 # 640×480 at 15 fps is what the detector and model keep up with on a 2-core CPU; a 720p or 1080p
 # camera would only make the browser and aiortc encode and decode bigger frames.
@@ -60,21 +60,14 @@ def cached_detector(name: str, use: str):
     return make_detector(name, DETECTOR_SETTINGS[use])
 
 
-@st.cache_resource(show_spinner="Preparing the model…", max_entries=4)
-def cached_classifier(path: str, modified: float) -> Classifier:
-    model, card = cached_model(path, modified)
-    classifier = Classifier(model, card.classes)
-    classifier.warm_up()
-    return classifier
-
-
-def analysed(file, classifier: Classifier, detector, model_key: tuple) -> tuple[ImageResult, bytes | None]:
-    """An uploaded file's result and annotated JPEG, computed once per file and settings."""
+def analysed(file, served: ServedModel, detector) -> tuple[ImageResult, bytes | None]:
+    """An uploaded file's result and annotated JPEG, computed once per file and settings. Each face keeps
+    the crop the model read (FacePrediction.crop), which Grad-CAM explains without detecting again."""
     whole = bool(st.session_state.get(WHOLE_IMAGE_KEY.format(file.file_id)))
-    key = (file.file_id, *model_key, detector.name, whole)
+    key = (file.file_id, *served.key, detector.name, whole)
     store = st.session_state.setdefault(RESULTS_KEY, {})
     if key not in store:
-        result = predict_file(file.name, file.getvalue(), classifier, detector, whole_image=whole)
+        result = predict_file(file.name, file.getvalue(), served.classifier, detector, whole_image=whole)
         picture = None if result.image is None else encode_image(annotate(result.image, result.faces), "JPEG")
         # The page only shows the annotated JPEG: dropping the decoded array keeps session memory small.
         store[key] = (replace(result, image=None), picture)
@@ -88,7 +81,7 @@ def show_faces(result_faces, chart_key: str) -> None:
         st.plotly_chart(probability_figure(face), key=f"{chart_key}-{number}", config=CHART_CONFIG)
 
 
-def show_result(file, result: ImageResult, picture: bytes | None, detector=None, model_path: str | None = None) -> None:
+def show_result(file, result: ImageResult, picture: bytes | None, served: ServedModel | None = None) -> None:
     with st.container(border=True):
         st.markdown(f"**{result.name}**")
         if result.error:
@@ -110,12 +103,12 @@ def show_result(file, result: ImageResult, picture: bytes | None, detector=None,
                 st.checkbox("Classify the whole image as one face", key=whole_key,
                             help="For photos that are already a close crop of one face, which detectors can miss.")
             show_faces(result.faces, f"chart-{file.file_id}")
-            if result.faces and detector is not None:
-                inside.show_photo_heatmaps(file.getvalue(), detector, model_path, key=f"gradcam-{file.file_id}",
-                                           whole_image=bool(st.session_state.get(whole_key)))
+            if result.faces and served is not None:
+                show_face_heatmaps(served, [face.crop for face in result.faces if face.crop is not None],
+                                   key=f"gradcam-{file.file_id}")
 
 
-def upload_tab(classifier: Classifier, detector, model_key: tuple) -> None:
+def upload_tab(served: ServedModel, detector) -> None:
     files = st.file_uploader("Drop photos here (jpg, png, webp, bmp or gif; several at once)", type=UPLOAD_TYPES,
                              accept_multiple_files=True, key="predict_uploads")
     if not files:
@@ -124,7 +117,7 @@ def upload_tab(classifier: Classifier, detector, model_key: tuple) -> None:
     progress = st.progress(0.0, text="Analysing photos…") if len(files) > 1 else None
     outcomes = []
     for number, file in enumerate(files, start=1):
-        outcomes.append(analysed(file, classifier, detector, model_key))
+        outcomes.append(analysed(file, served, detector))
         if progress:
             progress.progress(number / len(files), text=f"Analysed {number} of {len(files)}")
     if progress:
@@ -138,7 +131,7 @@ def upload_tab(classifier: Classifier, detector, model_key: tuple) -> None:
     failed = sum(not result.ok for result in results)
     st.markdown(f"**{len(results)} image{'s' * (len(results) != 1)} · {faces} face{'s' * (faces != 1)} found**"
                 + (f" · {failed} could not be read" if failed else ""))
-    table = results_table(results, classifier.classes)
+    table = results_table(results, served.classes)
     with st.expander("Results table", expanded=len(results) > 1):
         st.dataframe(table, hide_index=True, column_config={
             "confidence": st.column_config.ProgressColumn("confidence", format="percent", min_value=0, max_value=1),
@@ -146,7 +139,7 @@ def upload_tab(classifier: Classifier, detector, model_key: tuple) -> None:
         st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), file_name="predictions.csv",
                            mime="text/csv", icon="⬇️", key="download-results")
     for file, (result, picture) in zip(files, outcomes):
-        show_result(file, result, picture, detector, model_key[0])
+        show_result(file, result, picture, served)
 
 
 def live_processor(classifier: Classifier, detector) -> LiveProcessor:
@@ -175,7 +168,7 @@ def live_status(processor: LiveProcessor, playing: bool) -> None:
         st.markdown(f"Live: face {tracked.track_id} · {face.emoji} **{face.label}** {face.confidence:.0%}")
 
 
-def video_tab(classifier: Classifier, detector, model_key: tuple) -> None:
+def video_tab(served: ServedModel, detector) -> None:
     config = VideoConfig()
     file = st.file_uploader(f"Drop a video ({', '.join(VIDEO_TYPES)})", type=VIDEO_TYPES, key="predict_video")
     if file is None:
@@ -183,9 +176,9 @@ def video_tab(classifier: Classifier, detector, model_key: tuple) -> None:
                 f"up to the first {config.max_seconds:g} seconds. Each face gets an emotion timeline.")
         return
     if not is_video(file.name, file.getvalue()):  # A still GIF is a photo.
-        show_result(file, *analysed(file, classifier, detector, model_key), detector, model_key[0])
+        show_result(file, *analysed(file, served, detector), served)
         return
-    key = (file.file_id, *model_key, detector.name)
+    key = (file.file_id, *served.key, detector.name)
     stored = st.session_state.get(VIDEO_KEY)
     if stored is None or stored[0] != key:
         bar = st.progress(0.0, text="Reading the video…")
@@ -194,7 +187,7 @@ def video_tab(classifier: Classifier, detector, model_key: tuple) -> None:
             bar.progress(min(done / total, 1.0) if total else 0.0, text=f"Read {done:.1f} of {total:.1f} s")
 
         try:
-            result = predict_video(file.getvalue(), classifier, detector, name=file.name, config=config,
+            result = predict_video(file.getvalue(), served.classifier, detector, name=file.name, config=config,
                                    progress=progress)
         except FerError as error:
             bar.empty()
@@ -286,23 +279,16 @@ use_app_shell()
 st.title("📷 Predict")
 st.caption("Find every face in your photos, videos or webcam and read its expression.")
 
-model_path = active_model_path()
 # A one-off notice (e.g. "runs on Keras") goes in a container that is always there: were it to shift
 # the elements below, the tabs would remount and jump back to Photos on the next run (START's).
 with st.container():
-    loaded = load_model_or_warn(model_path)
-if loaded is None:
-    st.stop()
-modified = os.path.getmtime(model_path)
-try:
-    classifier = cached_classifier(model_path, modified)
-except FerError as error:
-    st.error(f"This model cannot be used for prediction: {error}")
+    served = served_model()
+if served is None:
     st.stop()
 
 detector_name = st.radio("Face detector", DETECTORS, format_func=lambda name: DETECTOR_LABELS.get(name, name),
                          horizontal=True, key=DETECTOR_KEY, persist_state="session")
-st.caption(f"Model: **{Path(model_path).stem}** (change it in the sidebar)")
+st.caption(f"Model: **{served.name}** (change it in the sidebar)")
 try:
     photo_detector, clip_detector, webcam_detector = (cached_detector(detector_name, use) for use in DETECTOR_SETTINGS)
 except FerError as error:
@@ -311,8 +297,8 @@ except FerError as error:
 
 photos, video, webcam = st.tabs(["🖼️ Photos", "🎞️ Video", "🎥 Webcam"])
 with photos:
-    upload_tab(classifier, photo_detector, (model_path, modified))
+    upload_tab(served, photo_detector)
 with video:
-    video_tab(classifier, clip_detector, (model_path, modified))
+    video_tab(served, clip_detector)
 with webcam:
-    webcam_tab(classifier, webcam_detector)
+    webcam_tab(served.classifier, webcam_detector)

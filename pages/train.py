@@ -18,7 +18,8 @@ from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, DTYPE_POL
                               SCHEDULES, TrainConfig, applied_augmentation, augmentation_for)
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
-from pages import common, inside
+from pages import common
+from widgets.augmentation_preview import show_augmentation_preview
 
 RUN_KEY = "train_run"  # The run directory shown in the live view when no job is running.
 MESSAGE_KEY = "train_message"  # A Stop/Resume refusal, shown once by the live view.
@@ -70,7 +71,7 @@ def training_form(dataset) -> None:
         mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
                         help=described(AUGMENTATION_MODES))
         custom = augmentation_sliders(mode, preset)
-        inside.show_augmentation_preview(dataset, custom, train_split)
+        show_augmentation_preview(dataset, custom, train_split)
     with right.expander("Loss and model", expanded=True):
         class_weights = st.checkbox("Class weights (inverse class frequency)", value=DEFAULTS.class_weights)
         label_smoothing = st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.05)
@@ -91,7 +92,8 @@ def training_form(dataset) -> None:
             dtype_policy=dtype_policy, teacher=teacher, distill_temperature=temperature, distill_alpha=alpha,
             train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
         )
-        run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None)
+        run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None,
+                                 user=common.current_user())
     except jobs.JobBusy as busy:
         st.warning(f"Not started: {busy}.")
         return

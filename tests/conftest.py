@@ -103,25 +103,15 @@ def sleepers(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    """Run app.py the way a server does once st.navigation has been called (every test: AppTest
-    would otherwise switch Streamlit's legacy mode on before each run, and pages.common.use_app_shell
-    would rerun each run once more, dropping a button click the run carried).
-
-    AppTest resets PagesManager.uses_pages_directory before every run, and with a pages/ folder
-    beside app.py Streamlit then runs in its legacy mode, where a rerun executes the current
-    page's file (pages/home.py) on its own, without app.py and its sidebar.
-    """
+def navigation_mode():
+    """Run app.py the way a server does once st.navigation has been called (every test: AppTest would
+    otherwise start each run in Streamlit's legacy pages/ mode, and pages.common.use_app_shell would
+    rerun each run once more, dropping a button click the run carried)."""
     import streamlit as st
-    from streamlit.runtime.pages_manager import PagesManager
 
-    original = PagesManager.__init__
+    from pages.common import leave_legacy_pages_mode
 
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+    leave_legacy_pages_mode()
     st.cache_data.clear()
 
 

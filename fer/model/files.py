@@ -26,14 +26,21 @@ def save_model(model: keras.Model, path: str | Path, card: ModelCard) -> Path:
 
 
 def load_model(path: str | Path) -> tuple[keras.Model, ModelCard]:
-    """Load a .keras model and its card; raises FerError with a clear message if it cannot."""
+    """Load a .keras model and its card, with Keras's safe mode on; FerError in words if it cannot.
+
+    Only the .keras format is accepted: Keras ignores safe mode for legacy .h5 files, whose loading
+    can run code the file carries.
+    """
     path = Path(path)
-    if not path.exists():
+    if path.suffix.lower() != ".keras":
+        raise FerError(f"{path.name} is not a .keras file; FER Studio loads models only in the .keras format "
+                       "(an .h5 file can run code when it is opened)")
+    if not path.is_file():
         raise FerError(f"model file {path} does not exist; expected a .keras file saved by FER Studio")
     import fer.model.presets  # noqa: F401  (registers FER Studio's own layers, which saved models use)
 
     try:
-        model = keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
         raise FerError(f"{path.name} is not a Keras model FER Studio can load ({_first_line(error)})") from error
     return model, read_card(path)

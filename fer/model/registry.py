@@ -1,67 +1,183 @@
-"""The models a user can pick: `models/<name>.keras` with a `<name>.json` card beside each."""
+"""The models a user can pick, by name: each a `<name>.keras` file with a `<name>.json` card beside it.
+
+Three shelves hold registered models, read in this order (a name is taken by the first shelf that has it):
+- shipped: the checkout's `models/` (fer.paths.SHIPPED_MODELS_DIR), read-only; the app never writes there;
+- published: fer.paths.published_models_dir(), models published for every user, read-only to them;
+- the user's own: fer.paths.user_models_dir(user), the only place `register_model` writes.
+
+A finished training run of the user's is chosen as `run:<run folder name>` and resolved only inside
+fer.paths.runs_dir(user). A name is all a browser ever hands in: `resolve_model` turns it into a path,
+and anything that is not a listed name gets a sentence, never a file.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 from typing import NamedTuple
 
 from fer.errors import FerError
-from fer.model.cards import ModelCard, read_card, write_card
-from fer.paths import MODELS_DIR
+from fer.model.cards import ModelCard, card_path, read_card, write_card
+from fer.paths import SHIPPED_MODELS_DIR, published_models_dir, runs_dir, user_models_dir
 
 DEFAULT_MODEL_NAME = "fer2013"  # The model the project ships; Predict and Evaluate start with it.
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+RUN_PREFIX = "run:"  # A finished run's best model: "run:<run folder name>".
+RUN_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+SHELVES = ("shipped", "published", "yours")
 
 
 class RegisteredModel(NamedTuple):
-    """A model file in the registry and its card."""
+    """A model a user can choose: its name (what browsers and settings hold), file, card and shelf."""
 
+    name: str
     path: Path
     card: ModelCard
+    shelf: str  # "shipped", "published", "yours" or "run".
+
+    @property
+    def label(self) -> str:
+        """How pickers show it: the card's label, with where it comes from when it is not the user's own."""
+        where = {"shipped": " · shipped", "published": " · published", "run": " · training run"}.get(self.shelf, "")
+        return f"{self.card.label}{where}"
 
 
-def list_models(models_dir: Path = MODELS_DIR) -> list[RegisteredModel]:
-    """Every registered model with its card (named after its file), newest first."""
-    found = [RegisteredModel(path, read_card(path).replace(name=path.stem))
-             for path in sorted(Path(models_dir).glob("*.keras"))]
+def shelf_dir(shelf: str, user: str | None = None) -> Path:
+    """The folder of a shelf of registered models."""
+    return {"shipped": SHIPPED_MODELS_DIR, "published": published_models_dir(),
+            "yours": user_models_dir(user)}[shelf]
+
+
+def _shelf_models(folder: Path, shelf: str) -> list[RegisteredModel]:
+    if not folder.is_dir():
+        return []
+    return [RegisteredModel(path.stem, path, read_card(path).replace(name=path.stem), shelf)
+            for path in sorted(folder.glob("*.keras")) if MODEL_NAME.fullmatch(path.stem) and path.is_file()]
+
+
+def list_models(user: str | None = None) -> list[RegisteredModel]:
+    """Every registered model this user can choose (shipped, published, their own), each name once,
+    newest first; a name on an earlier shelf hides the same name on a later one."""
+    found: dict[str, RegisteredModel] = {}
+    for shelf in SHELVES:
+        for model in _shelf_models(shelf_dir(shelf, user), shelf):
+            found.setdefault(model.name, model)
+    return sorted(found.values(), key=lambda model: model.card.created or "", reverse=True)
+
+
+def list_runs(user: str | None = None) -> list[RegisteredModel]:
+    """The user's finished training runs that saved a best model, as `run:<folder>` choices, newest first."""
+    root = runs_dir(user)
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(root.iterdir()):
+        best = folder / "best.keras"
+        if RUN_FOLDER.fullmatch(folder.name) and _finished(folder) and best.is_file():
+            card = read_card(best)
+            found.append(RegisteredModel(f"{RUN_PREFIX}{folder.name}", best,
+                                         card.replace(name=f"{RUN_PREFIX}{folder.name}"), "run"))
     return sorted(found, key=lambda model: model.card.created or "", reverse=True)
 
 
-def default_model_path(models_dir: Path = MODELS_DIR) -> Path:
-    """The shipped model if present, else the newest registered one; FerError if there is none."""
-    shipped = Path(models_dir) / f"{DEFAULT_MODEL_NAME}.keras"
-    if shipped.exists():
-        return shipped
-    models = list_models(models_dir)
-    if not models:
-        raise FerError(f"no model in {models_dir}; train one first (python -m fer train ...)")
-    return models[0].path
+def _finished(folder: Path) -> bool:
+    try:
+        state = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and state.get("status") == "finished"
 
 
-def check_model_name(name: str, models_dir: str | Path | None = None) -> None:
-    """Raise FerError unless `name` is a valid model name and, given `models_dir`, unused there."""
+def model_choices(user: str | None = None) -> list[RegisteredModel]:
+    """What a model picker offers: the registered models, then the user's finished runs."""
+    return [*list_models(user), *list_runs(user)]
+
+
+def resolve_model(name: str, user: str | None = None) -> RegisteredModel:
+    """The model called `name` for this user; FerError in words for anything else (a path, another
+    user's run, a name nobody registered). Only names are looked up: nothing given is opened as a path."""
+    if not isinstance(name, str) or not name:
+        raise FerError("no model name given")
+    if name.startswith(RUN_PREFIX):
+        folder = name.removeprefix(RUN_PREFIX)
+        if not RUN_FOLDER.fullmatch(folder):
+            raise FerError("a training run is chosen by its folder's name, not by a path")
+        for model in list_runs(user):
+            if model.name == name:
+                return model
+        raise FerError(f"there is no finished training run called '{folder}' among yours")
     if not MODEL_NAME.fullmatch(name):
-        raise FerError(f"model name '{name}' must start with a letter or digit and use only letters, digits, "
-                       "'.', '_' or '-' (at most 64 characters)")
-    if models_dir is not None and (Path(models_dir) / f"{name}.keras").exists():
-        raise FerError(f"a model named '{name}' already exists in {models_dir}; pick another name")
+        raise FerError("a model is chosen by its name, not by a path or a file")
+    for model in list_models(user):
+        if model.name == name:
+            return model
+    raise FerError(f"there is no model called '{name}'; choose one of the models in the sidebar")
 
 
-def register_model(model_path: str | Path, name: str, models_dir: Path = MODELS_DIR) -> Path:
-    """Copy a trained model and its card into `models_dir` as `name`, and export it to ONNX beside them
-    (checked against Keras, see fer.model.export) so it is served on onnxruntime; returns the new path."""
-    check_model_name(name)
+def _shown(name: str) -> str:
+    """A rejected name as a sentence may quote it: printable, at most 40 characters."""
+    text = "".join(character for character in name if character.isprintable())
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def default_model(user: str | None = None) -> RegisteredModel:
+    """The shipped model if present, else the newest one this user can choose; FerError if there is none."""
+    models = list_models(user)
+    for model in models:
+        if model.name == DEFAULT_MODEL_NAME:
+            return model
+    if not models:
+        raise FerError("there is no model yet; train one first (on the Train page, or python -m fer train ...)")
+    return models[0]
+
+
+def default_model_path(user: str | None = None) -> Path:
+    """The default model's .keras file (see `default_model`)."""
+    return default_model(user).path
+
+
+def check_model_name(name: str, user: str | None = None) -> None:
+    """FerError unless `name` is a valid model name that no shelf this user sees has taken yet."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        raise FerError(f"model name '{_shown(str(name))}' must start with a letter or digit and use only letters, "
+                       "digits, '.', '_' or '-' (at most 64 characters)")
+    for shelf in SHELVES:
+        if (shelf_dir(shelf, user) / f"{name}.keras").exists():
+            whose = {"shipped": "the shipped model", "published": "a published model",
+                     "yours": "one of your models"}[shelf]
+            raise FerError(f"the name '{name}' is taken by {whose}; pick another name")
+
+
+def register_model(model_path: str | Path, name: str, user: str | None = None, *, export: bool = True) -> Path:
+    """Copy a trained model and its card into the user's models folder as `name`, and (with `export`) export
+    it to ONNX beside them (checked against Keras, see fer.model.export) so it is served on onnxruntime.
+
+    Refuses, in words, a name any shelf has taken, and never writes over an existing file (two
+    registrations racing for one name: the second is refused). Returns the new .keras path.
+    """
+    check_model_name(name, user)
     source = Path(model_path)
-    target = Path(models_dir) / f"{name}.keras"
+    if source.suffix != ".keras" or not source.is_file():
+        raise FerError(f"{source.name} is not a .keras model file to register")
+    target = user_models_dir(user) / f"{name}.keras"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    try:
+        with open(target, "xb") as written, open(source, "rb") as read:  # "x": fails if the name exists.
+            shutil.copyfileobj(read, written)
+    except FileExistsError as error:
+        raise FerError(f"the name '{name}' was just taken; pick another name") from error
+    if card_path(target).exists() or target.with_suffix(".onnx").exists():
+        target.unlink()  # Files of an unregistered model under this name: never written over.
+        raise FerError(f"files named '{name}' already exist in your models folder; pick another name")
     write_card(target, read_card(source).replace(name=name, exports=(), serving=None))
+    if not export:
+        return target
     from fer.model.export import export_onnx
 
     try:
         export_onnx(target)
-    except Exception:  # Registered all the same: serving exports again on first use, or says why it cannot.
+    except Exception:  # noqa: BLE001  Registered all the same: serving exports on first use, or says why not.
         pass
     return target

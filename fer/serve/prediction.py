@@ -36,6 +36,8 @@ class FacePrediction:
     probabilities: dict[str, float]  # Every class's probability, in the model's class order.
     score: float | None = None  # The detector's confidence in the face; None for a whole image.
     whole_image: bool = False
+    # The (48, 48) uint8 crop the model read, so Grad-CAM explains the very same face without detecting again.
+    crop: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def emoji(self) -> str:
@@ -92,12 +94,13 @@ class Classifier:
         probabilities = self.probabilities(crops)
         scores = list(scores) or [None] * len(boxes)
         predictions = []
-        for box, score, row in zip(boxes, scores, probabilities):
+        crops = np.asarray(crops).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        for box, score, row, crop in zip(boxes, scores, probabilities, crops):
             best = int(np.argmax(row))
             predictions.append(FacePrediction(
                 box=box, label=self.classes[best], confidence=float(row[best]),
                 probabilities={name: float(p) for name, p in zip(self.classes, row)},
-                score=score, whole_image=whole_image,
+                score=score, whole_image=whole_image, crop=crop,
             ))
         return predictions
 

@@ -126,6 +126,9 @@ def load_for_serving(path: str | Path, *, export_missing: bool = True) -> Servin
     Raises FerError when the model cannot be loaded at all.
     """
     path = Path(path)
+    if path.suffix.lower() not in (".keras", ".onnx"):
+        raise FerError(f"{path.name} is not a .keras or .onnx file; FER Studio serves models only in those formats "
+                       "(an .h5 file can run code when it is opened)")
     if not path.exists():
         raise FerError(f"model file {path} does not exist; expected a .keras or .onnx file saved by FER Studio")
     card = read_card(path)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from fer.errors import FerError
 from fer.model.registry import check_model_name
-from fer.paths import MODELS_DIR, PROJECT_ROOT, runs_dir
+from fer.paths import PROJECT_ROOT, runs_dir
 from fer.quiet import load_keras_quietly
 from fer.train.run_dir import RunDir, read_json, write_json
 
@@ -103,22 +103,22 @@ def start_job(
     run_dir: str | Path | None = None,
     register: bool = True,
     register_as: str | None = None,
-    models_dir: str | Path = MODELS_DIR,
+    user: str | None = None,
 ) -> Path:
     """Start training `config` on the dataset source `dataset` (a path or "demo") in the background.
 
-    When the run finishes, its best model is registered in `models_dir` as `register_as` (default:
+    When the run finishes, its best model is registered in `user`'s models folder as `register_as` (default:
     the run's name) unless `register` is false. Returns the run directory. Raises JobBusy when a job
     already holds every slot, and FerError when the model name is invalid or already taken.
     """
     run_dir = Path(run_dir) if run_dir is not None else RunDir.new(config.preset).path
     register_as = (register_as or run_dir.name) if register else None
     if register_as is not None:
-        check_model_name(register_as, models_dir)
+        check_model_name(register_as, user)
     if dataset != "demo" and Path(dataset).expanduser().exists():
         dataset = str(Path(dataset).expanduser().resolve())  # The job may run in another folder.
     spec = {"dataset": dataset, "config": config.to_dict(), "register_as": register_as,
-            "models_dir": str(Path(models_dir).resolve()), "created": time.time()}
+            "user": user, "created": time.time()}
     return _launch(run_dir, spec)
 
 
@@ -407,7 +407,7 @@ def run(run_dir: str | Path) -> int:
         if result.stopped:
             print(f"stopped after epoch {directory.read_state().get('epochs_done', 0)}; resume to go on")
         elif spec.get("register_as"):
-            path = _register(result.model_path, spec["register_as"], Path(spec.get("models_dir") or MODELS_DIR))
+            path = _register(result.model_path, spec["register_as"], spec.get("user"))
             directory.update_state(registered_model=str(path))
             print(f"registered the best model as {path}")
         print("done")
@@ -421,13 +421,17 @@ def run(run_dir: str | Path) -> int:
         _release(directory.path)
 
 
-def _register(model_path: Path, name: str, models_dir: Path) -> Path:
+def _register(model_path: Path, name: str, user: str | None) -> Path:
     from fer.model.registry import register_model
 
     candidate, n = name, 2
-    while (models_dir / f"{candidate}.keras").exists():  # Taken since the run started: never overwrite.
-        candidate, n = f"{name}-{n}", n + 1
-    return register_model(model_path, candidate, models_dir)
+    while True:  # A name taken since the run started gets a number: registering never overwrites.
+        try:
+            return register_model(model_path, candidate, user)
+        except FerError:
+            if n > 99:
+                raise
+            candidate, n = f"{name}-{n}", n + 1
 
 
 def _spec_from_config(run: RunDir) -> dict:

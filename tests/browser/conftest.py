@@ -146,8 +146,10 @@ def open_app(page, url: str) -> None:
 
 
 def model_copy_in(folder: Path, model: Path) -> Path:
-    """`model` and its card copied into `folder`: a server exports a model beside its file on first
-    use, which must not change the session's shared test model that other tests read."""
+    """`model` and its card copied into `folder` (made if missing): a server exports a model beside its file on
+    first use, which must not change the session's shared test model that other tests read. Copied into a
+    server's FER_STUDIO_HOME/models, it is a registered model the server knows by its name (the file's stem)."""
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / model.name
     shutil.copyfile(model, target)
     shutil.copyfile(model.with_suffix(".json"), target.with_suffix(".json"))

@@ -4,7 +4,7 @@ a cell shows that cell's faces.
 Plotly heatmaps send no point selections; the matrix carries a transparent marker on every cell
 (fer.charts.explain.clickable_confusion), and the click test checks a real click reaches the page.
 
-The server runs with FER_STUDIO_MODEL pointing at the session's tiny model, so the test does not
+The server runs with FER_STUDIO_MODEL naming the session's tiny model (registered in its home), so the test does not
 depend on which models are in models/, and it leaves the repository untouched.
 """
 
@@ -24,7 +24,7 @@ LONG = 180_000  # ms: drawing the demo set, TensorFlow start-up and the first pr
 @pytest.fixture(scope="module")
 def evaluate_server(tiny_model_path, tmp_path_factory):
     home = tmp_path_factory.mktemp("evaluate-home")
-    yield from serve_app(home, {"FER_STUDIO_MODEL": str(model_copy_in(home, tiny_model_path))})
+    yield from serve_app(home, {"FER_STUDIO_MODEL": model_copy_in(home / "models", tiny_model_path).stem})
 
 
 def open_confusion_matrix(page, url: str):

@@ -2,7 +2,7 @@
 its timeline; then the webcam, fed by Chromium's fake camera from a .y4m video of a face, shows live
 labels and takes a snapshot. Every wait names its timeout: a busy 2-core machine needs generous ones.
 
-These tests run their own server with FER_STUDIO_MODEL pointing at the session's tiny model, so
+These tests run their own server with FER_STUDIO_MODEL naming the session's tiny model (registered in its home), so
 they do not depend on which models are in models/.
 """
 
@@ -30,7 +30,7 @@ LABEL = "(" + "|".join(CLASSES) + ")"
 def predict_server(tiny_model_path, tmp_path_factory):
     home = tmp_path_factory.mktemp("predict-home")
     env = {
-        "FER_STUDIO_MODEL": str(model_copy_in(home, tiny_model_path)),
+        "FER_STUDIO_MODEL": model_copy_in(home / "models", tiny_model_path).stem,
         # Streamlit's recursive inotify watcher overflows in this busy shared tree and has taken servers down.
         "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
     }

@@ -11,9 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fer.data.datasets import DEMO
-from fer.model.cards import ModelCard
-from fer.model.registry import RegisteredModel
-from fer.paths import PROJECT_ROOT
+from fer.paths import PROJECT_ROOT, user_models_dir
 
 APP = str(PROJECT_ROOT / "app.py")
 PATH_CHOICE, UPLOAD_CHOICE, DEMO_CHOICE = "Path on the server", "Upload a zip or CSV", "Demo faces"
@@ -29,6 +27,22 @@ def small_demo(monkeypatch):
     monkeypatch.delenv("FER_STUDIO_MODEL", raising=False)
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def only_models(monkeypatch, tmp_path, cards: list[dict]) -> list[str]:
+    """Make `cards` (each with a "name") the user's only models, as empty .keras files with those cards
+    (the shell only lists and describes them); returns their names."""
+    import fer.model.registry
+
+    empty = tmp_path / "no-shipped-models"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setattr(fer.model.registry, "SHIPPED_MODELS_DIR", empty)
+    folder = user_models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for card in cards:
+        (folder / f"{card['name']}.keras").write_bytes(b"")
+        (folder / f"{card['name']}.json").write_text(json.dumps(card))
+    return [card["name"] for card in cards]
 
 
 def start(source: str | None = None) -> AppTest:
@@ -167,55 +181,36 @@ def test_an_upload_that_is_not_a_dataset_is_refused_and_removed(kaggle_zip, fer_
     assert app.sidebar.error and app.session_state["dataset_source"] == str(kaggle_zip)
 
 
-def test_no_models_is_said_plainly(kaggle_zip, monkeypatch):
-    import fer.model.registry
-    from fer.errors import FerError
-
-    monkeypatch.setattr(fer.model.registry, "list_models", lambda: [])
-    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: (_ for _ in ()).throw(FerError("none")))
+def test_no_models_is_said_plainly(kaggle_zip, monkeypatch, tmp_path):
+    only_models(monkeypatch, tmp_path, [])
     app = start(str(kaggle_zip))
     assert "No models yet" in sidebar_text(app)
     assert any("No model yet" in box.value for box in app.info)
 
 
 def test_the_model_picker_sets_the_model_for_every_page(kaggle_zip, tmp_path, monkeypatch):
-    import fer.model.registry
-
-    cards = []
-    for name, accuracy in (("newer", 0.61), ("older", 0.55)):
-        path = tmp_path / f"{name}.keras"
-        path.write_bytes(b"")
-        card = {"name": name, "path": str(path), "preset": "tiny", "metrics": {"validation": {"accuracy": accuracy}}}
-        path.with_suffix(".json").write_text(json.dumps(card))
-        cards.append(card)
-    models = [RegisteredModel(Path(card["path"]), ModelCard.from_dict(card)) for card in cards]
-    monkeypatch.setattr(fer.model.registry, "list_models", lambda: models)
-    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: Path(cards[0]["path"]))
+    newer, older = only_models(monkeypatch, tmp_path, [
+        {"name": name, "preset": "tiny", "created": created, "metrics": {"validation": {"accuracy": accuracy}}}
+        for name, accuracy, created in (("newer", 0.61, "2026-02-01"), ("older", 0.55, "2026-01-01"))])
     app = start(str(kaggle_zip))
     picker = app.sidebar.selectbox(key="model_picker")
-    assert picker.value == cards[0]["path"]
-    assert picker.format_func(cards[1]["path"]) == "older · tiny · val acc 55.0%"
-    picker.set_value(cards[1]["path"]).run()
-    assert app.session_state["model_path"] == cards[1]["path"]
+    assert picker.value == newer
+    assert picker.format_func(older) == "older · tiny · val acc 55.0%"
+    picker.set_value(older).run()
+    assert app.session_state["model_name"] == older
     app.switch_page("pages/dataset.py").run()
     app.switch_page("pages/home.py").run()
-    assert app.session_state["model_path"] == cards[1]["path"]
-    assert app.sidebar.selectbox(key="model_picker").value == cards[1]["path"]
+    assert app.session_state["model_name"] == older
+    assert app.sidebar.selectbox(key="model_picker").value == older
     assert any("older" in block.value for block in app.markdown)
 
 
 def test_home_shows_how_the_active_model_was_made(kaggle_zip, tmp_path, monkeypatch):
-    import fer.model.registry
-
-    path = tmp_path / "shipped.keras"
-    path.write_bytes(b"")
-    card = {"name": "shipped", "path": str(path), "preset": "vgg40", "epochs_trained": 30,
+    card = {"name": "shipped", "preset": "vgg40", "epochs_trained": 30,
             "training_seconds": 9000.0, "training_backend": "torch",
             "selection": {"members": 2, "views": [[0, 0, False], [0, 0, True]], "selected_on": "validation"},
             "recipe": "KERAS_BACKEND=torch python -m fer train --dataset images.zip --preset vgg40"}
-    path.with_suffix(".json").write_text(json.dumps(card))
-    monkeypatch.setattr(fer.model.registry, "list_models", lambda: [RegisteredModel(path, ModelCard.from_dict(card))])
-    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: path)
+    only_models(monkeypatch, tmp_path, [card])
     app = start(str(kaggle_zip))
     captions = [caption.value for caption in app.caption]
     assert ("Averages 2 models × 2 views of each face (an ensemble with test-time augmentation, chosen on the "
@@ -258,17 +253,9 @@ def test_a_foreign_error_while_opening_is_said_in_words(kaggle_zip, monkeypatch)
 
 @pytest.fixture
 def two_models(tmp_path, monkeypatch):
-    """Two registered (empty) model files, 'newer' the default; returns their paths."""
-    import fer.model.registry
-
-    models = []
-    for name in ("newer", "older"):
-        path = tmp_path / f"{name}.keras"
-        path.write_bytes(b"")
-        models.append(RegisteredModel(path, ModelCard.from_dict({"name": name, "path": str(path), "preset": "tiny"})))
-    monkeypatch.setattr(fer.model.registry, "list_models", lambda: models)
-    monkeypatch.setattr(fer.model.registry, "default_model_path", lambda: models[0].path)
-    return [str(model.path) for model in models]
+    """Two registered (empty) model files, 'newer' the default; returns their names."""
+    return only_models(monkeypatch, tmp_path, [{"name": "newer", "preset": "tiny", "created": "2026-02-01"},
+                                               {"name": "older", "preset": "tiny", "created": "2026-01-01"}])
 
 
 def reopen(query_params: dict | None = None) -> AppTest:
@@ -287,7 +274,7 @@ def test_a_reload_keeps_the_chosen_dataset_and_model(kaggle_zip, two_models):
     assert app.query_params == {"dataset": str(kaggle_zip), "model": two_models[1]}
     reloaded = reopen(app.query_params)
     assert reloaded.session_state["dataset_source"] == str(kaggle_zip)
-    assert reloaded.session_state["model_path"] == two_models[1]
+    assert reloaded.session_state["model_name"] == two_models[1]
     assert reloaded.sidebar.selectbox(key="model_picker").value == two_models[1]
     assert reloaded.sidebar.radio(key="dataset_choice").value == PATH_CHOICE
     assert reloaded.sidebar.text_input(key="dataset_path").value == str(kaggle_zip)
@@ -307,7 +294,35 @@ def test_a_new_tab_starts_from_the_last_choice_and_an_idle_tab_does_not_undo_it(
 
 
 def test_a_url_naming_a_missing_dataset_or_model_falls_back(tmp_path, two_models):
-    app = reopen({"dataset": str(tmp_path / "gone.zip"), "model": str(tmp_path / "gone.keras")})
+    app = reopen({"dataset": str(tmp_path / "gone.zip"), "model": "gone"})
     assert "the built-in demo faces" in sidebar_text(app)
     assert app.sidebar.selectbox(key="model_picker").value == two_models[0]
     assert app.query_params == {"dataset": DEMO}  # The URL now says what is shown.
+    assert [box.value for box in app.sidebar.warning] == [
+        "The link's model was not opened: there is no model called 'gone'; choose one of the models in the sidebar. "
+        "The default model stays."]
+
+
+@pytest.mark.parametrize("hostile", ["/etc/passwd", "../../etc/passwd", "models/fer2013.keras", "run:../other",
+                                     "run:/etc", "older.h5"])
+def test_a_url_naming_a_path_gets_a_sentence_and_the_default_model_stays(two_models, hostile):
+    app = reopen({"model": hostile})
+    assert "model_name" not in app.session_state  # Nothing the link named was chosen.
+    assert app.sidebar.selectbox(key="model_picker").value == two_models[0]
+    warning = app.sidebar.warning[0].value
+    assert warning.startswith("The link's model was not opened") and "default model stays" in warning
+    assert "passwd" not in "".join(block.value for block in [*app.markdown, *app.caption])
+    assert "model" not in app.query_params  # The URL no longer names it.
+    again = app.run()
+    assert not again.sidebar.warning  # Said once.
+
+
+def test_a_model_in_the_settings_file_is_a_name_and_a_path_there_is_ignored(two_models):
+    from fer.settings import Choices, write_choices
+
+    write_choices(Choices(model=two_models[1]))
+    assert reopen().session_state["model_name"] == two_models[1]
+    write_choices(Choices(model=str(user_models_dir() / "older.keras")))
+    fresh = reopen()
+    assert "model_name" not in fresh.session_state and not fresh.sidebar.warning
+    assert fresh.sidebar.selectbox(key="model_picker").value == two_models[0]

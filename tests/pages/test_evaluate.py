@@ -11,14 +11,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import fer.model.registry
-from helpers.app_pages import app_on_page
+from helpers.app_pages import app_on_page, register_copy
 from fer.data.datasets import open_dataset
-from fer.errors import FerError
 from fer.evaluate.scoring import evaluate_split, misclassified
-from fer.model.cards import read_card
 from fer.labels import CLASSES
 from fer.model.files import load_model, save_model
-from fer.model.registry import RegisteredModel
 
 PAGE = "pages/evaluate.py"
 
@@ -30,11 +27,14 @@ def no_model_override(monkeypatch):
 
 @pytest.fixture
 def registered(monkeypatch, tmp_path):
-    """Make `list_models` see exactly the given .keras files (the repo's models/ may hold others)."""
+    """Make the given .keras files the user's registered models, and the only ones (no shipped model)."""
+    empty = tmp_path / "no-shipped-models"
+    empty.mkdir()
+    monkeypatch.setattr(fer.model.registry, "SHIPPED_MODELS_DIR", empty)
 
     def register(*paths: Path) -> None:
-        models = [RegisteredModel(p, read_card(p).replace(name=p.stem)) for p in paths]
-        monkeypatch.setattr(fer.model.registry, "list_models", lambda models_dir=None: models)
+        for path in paths:
+            register_copy(path)
 
     return register
 
@@ -118,7 +118,7 @@ def test_two_models_side_by_side(kaggle_folder, tiny_model_path, registered, tmp
     happy = save_model(model, tmp_path / "happy.keras", card.replace(name="happy"))
     registered(tiny_model_path, happy)
     app = app_on_page(PAGE, dataset=kaggle_folder, model=tiny_model_path)
-    app.selectbox(key="evaluate_compare").set_value(str(happy)).run()
+    app.selectbox(key="evaluate_compare").set_value("happy").run()
     assert not app.exception, app.exception
     table = app.dataframe[1].value
     assert list(table.columns) == ["tiny · tiny", "happy · tiny"]
@@ -142,13 +142,8 @@ def test_a_model_with_other_classes_gets_a_clear_message(kaggle_folder, tiny_mod
     assert not app.metric
 
 
-def test_without_any_model_the_page_says_how_to_get_one(kaggle_folder, registered, monkeypatch):
+def test_without_any_model_the_page_says_how_to_get_one(kaggle_folder, registered):
     registered()
-
-    def no_default(models_dir=None):
-        raise FerError("no model")
-
-    monkeypatch.setattr(fer.model.registry, "default_model_path", no_default)
     app = app_on_page(PAGE, dataset=kaggle_folder)
     assert "No model yet" in app.info[0].value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from types import SimpleNamespace
 
 import av
@@ -13,6 +14,7 @@ from PIL import Image
 from skimage import data
 from streamlit.testing.v1 import AppTest
 
+from helpers.app_pages import register_copy
 from fer.labels import CLASSES
 from fer.paths import PROJECT_ROOT
 from fer.serve import runtime
@@ -54,7 +56,7 @@ def streamer(monkeypatch) -> FakeStreamer:
 @pytest.fixture
 def page(tiny_model_path) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[MODEL_KEY] = str(tiny_model_path)
+    at.session_state[MODEL_KEY] = register_copy(tiny_model_path)
     return at.run()
 
 
@@ -62,12 +64,14 @@ def texts(at: AppTest) -> str:
     return "\n".join(element.value for element in [*at.markdown, *at.caption])
 
 
-def test_without_a_usable_model_the_page_says_so(tmp_path):
+@pytest.mark.parametrize("name", ["gone", str(PROJECT_ROOT / "models" / "fer2013.keras")])
+def test_without_a_usable_model_the_page_says_so(name):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[MODEL_KEY] = str(tmp_path / "gone.keras")
+    at.session_state[MODEL_KEY] = name  # A name nobody registered, or a path: never opened as a file.
     at.run()
     assert not at.exception
-    assert "Could not load the model" in at.error[0].value
+    assert at.error[0].value.startswith("Could not load the model: ")
+    assert "fer2013.keras" not in at.error[0].value
     assert not at.file_uploader  # Nothing to predict with: the page stops there.
 
 
@@ -172,7 +176,7 @@ def test_the_predict_page_shows_each_faces_grad_cam_on_request(tiny_model_path, 
     idle = SimpleNamespace(state=SimpleNamespace(playing=False))
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda *args, **kwargs: idle)  # No webcam here.
     app = AppTest.from_file(str(PROJECT_ROOT / "pages" / "predict.py"), default_timeout=240)
-    app.session_state[MODEL_KEY] = str(tiny_model_path)
+    app.session_state[MODEL_KEY] = register_copy(tiny_model_path)
     app.run()
     photo = io.BytesIO()
     Image.fromarray(data.astronaut()).save(photo, "PNG")
@@ -196,13 +200,19 @@ def test_a_page_says_once_per_session_that_a_model_runs_on_keras(model_copy, mon
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer",
                         lambda key, **kwargs: SimpleNamespace(state=SimpleNamespace(playing=False)))
     monkeypatch.setattr(runtime, "_export_in_child", lambda path: (None, "exporting it to ONNX failed (test)"))
+    from fer.paths import user_models_dir
+
     st.cache_resource.clear()
+    registered = user_models_dir() / "tiny.keras"
+    registered.parent.mkdir(parents=True)
+    for file in (model_copy, model_copy.with_suffix(".json")):
+        shutil.copyfile(file, registered.with_name(file.name))
     at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "predict.py"), default_timeout=120)
-    at.session_state["model_path"] = str(model_copy)
+    at.session_state["model_name"] = "tiny"
     at.run()
     notes = [item.value for item in at.info if "runs on Keras" in item.value]
     assert notes == [f"tiny.keras runs on Keras, which is slower to load and to run, because exporting it to ONNX "
-                     f"failed (test). Export it with: python -m fer export {model_copy} --format onnx"]
+                     f"failed (test). Export it with: python -m fer export {registered} --format onnx"]
     assert not at.exception
     at.run()
     assert not [item.value for item in at.info if "runs on Keras" in item.value]

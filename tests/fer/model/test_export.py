@@ -125,8 +125,10 @@ def test_downloads_offer_the_files_that_exist_with_their_accuracy(model_copy):
 
 def test_registering_a_model_exports_it(tiny_model_path, tmp_path):
     from fer.model.registry import register_model
+    from fer.paths import user_models_dir
 
-    path = register_model(tiny_model_path, "registered", tmp_path / "models")
+    path = register_model(tiny_model_path, "registered")
+    assert path == user_models_dir() / "registered.keras"
 
     card = read_card(path)
     assert path.with_suffix(".onnx").exists() and card.name == "registered"

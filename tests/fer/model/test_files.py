@@ -31,3 +31,22 @@ def test_loading_something_that_is_not_a_model(tmp_path):
         load_model(junk)
     with pytest.raises(FerError, match="does not exist"):
         load_model(tmp_path / "absent.keras")
+
+
+@pytest.mark.parametrize("name", ["planted.h5", "planted.hdf5", "planted.keras.h5"])
+def test_a_legacy_file_is_refused_in_words_before_keras_opens_it(tmp_path, name):
+    planted = tmp_path / name
+    planted.write_bytes(b"\x89HDF\r\n\x1a\n")
+    with pytest.raises(FerError, match="not a .keras file"):
+        load_model(planted)
+
+
+def test_a_keras_file_with_a_lambda_layer_is_refused_by_safe_mode(tmp_path):
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    outputs = keras.layers.Lambda(lambda pixels: pixels * 2)(inputs)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(FerError, match="is not a Keras model FER Studio can load"):
+        load_model(path)  # safe_mode: the Lambda's Python code is not deserialised.

@@ -1,4 +1,5 @@
-"""The model the project ships, as users get it: the registry's default model and the default face detector."""
+"""fer.model.registry: the model the project ships, as users get it (the default model and the default face
+detector); models listed and resolved by name only, registered only into the user's folder."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 from skimage import data
 
+import fer.model.registry as registry
+from fer.errors import FerError
 from fer.labels import CLASSES
 from fer.model.registry import DEFAULT_MODEL_NAME, default_model_path
-from fer.paths import MODELS_DIR, PROJECT_ROOT
+from fer.paths import (MODELS_DIR, PROJECT_ROOT, SHIPPED_MODELS_DIR, published_models_dir, runs_dir,
+                       user_models_dir)
 from fer.serve.detection import DEFAULT_DETECTOR, make_detector
 from fer.serve.prediction import Classifier, predict_file
 
@@ -61,3 +66,109 @@ def test_validation_accuracy_on_fer2013_is_the_cards(card, shared_zip):
     assert report["model"] == str(default_model_path())
     assert report["images"] == card["metrics"]["validation"]["images"] == 3589
     assert abs(report["accuracy"] - card["metrics"]["validation"]["accuracy"]) <= 0.002
+
+
+def write_model(folder: Path, name: str, **card) -> Path:
+    """An empty .keras file with a card: listing and resolving never open the model itself."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.keras"
+    path.write_bytes(b"keras")
+    path.with_suffix(".json").write_text(json.dumps({"name": name, "preset": "tiny", **card}))
+    return path
+
+
+def write_run(user: str | None, folder: str, status: str = "finished") -> Path:
+    run = runs_dir(user) / folder
+    write_model(run, "best")
+    (run / "state.json").write_text(json.dumps({"status": status}))
+    return run / "best.keras"
+
+
+def test_the_shipped_model_is_listed_first_by_name_and_is_the_default():
+    names = [model.name for model in registry.list_models()]
+    assert "fer2013" in names
+    shipped = registry.default_model()
+    assert (shipped.name, shipped.path, shipped.shelf) == ("fer2013", SHIPPED_MODELS_DIR / "fer2013.keras", "shipped")
+    assert registry.resolve_model("fer2013").path == shipped.path
+
+
+def test_shelves_list_published_and_the_users_own_and_an_earlier_shelf_wins_a_name():
+    write_model(published_models_dir(), "lab", created="2026-01-02")
+    write_model(user_models_dir("ann"), "mine", created="2026-01-03")
+    write_model(user_models_dir("ann"), "lab", created="2026-01-04")  # Hidden by the published one.
+    write_model(user_models_dir("bob"), "bobs")
+    models = {model.name: model for model in registry.list_models("ann")}
+    assert models["lab"].shelf == "published" and models["mine"].shelf == "yours"
+    assert "bobs" not in models
+    assert models["mine"].label.startswith("mine") and models["lab"].label.endswith(" · published")
+
+
+def test_finished_runs_are_chosen_as_run_names_inside_the_users_runs_only():
+    best = write_run("ann", "tiny-20260101-000000")
+    write_run("ann", "tiny-20260101-000001", status="running")
+    write_run("bob", "tiny-20260101-000002")
+    assert [model.name for model in registry.list_runs("ann")] == ["run:tiny-20260101-000000"]
+    chosen = registry.resolve_model("run:tiny-20260101-000000", "ann")
+    assert chosen.path == best and chosen.shelf == "run"
+    with pytest.raises(FerError, match="no finished training run called 'tiny-20260101-000001'"):
+        registry.resolve_model("run:tiny-20260101-000001", "ann")  # Still training.
+    with pytest.raises(FerError, match="no finished training run"):
+        registry.resolve_model("run:tiny-20260101-000002", "ann")  # Another user's run.
+
+
+@pytest.mark.parametrize("hostile", [
+    "/etc/passwd", "../../etc/passwd", "models/fer2013.keras", str(SHIPPED_MODELS_DIR / "fer2013.keras"),
+    "fer2013.keras/..", "run:../bob/runs/x", "run:/etc", "run:", "", "~/x", "a\nb",
+])
+def test_paths_and_odd_text_are_refused_in_words_without_being_opened(hostile):
+    with pytest.raises(FerError) as refused:
+        registry.resolve_model(hostile)
+    assert "/" not in str(refused.value) and "passwd" not in str(refused.value)
+
+
+def test_a_legacy_h5_file_is_never_a_model_to_choose():
+    folder = user_models_dir()
+    folder.mkdir(parents=True)
+    (folder / "old.h5").write_bytes(b"\x89HDF")
+    assert "old" not in [model.name for model in registry.list_models()]
+    with pytest.raises(FerError, match="no model called 'old.h5'"):
+        registry.resolve_model("old.h5")
+
+
+def test_register_writes_only_into_the_users_folder_and_refuses_taken_names(tmp_path):
+    trained = write_model(tmp_path / "run", "best", created="2026-01-01")
+    path = registry.register_model(trained, "mine", "ann", export=False)
+    assert path == user_models_dir("ann") / "mine.keras" and path.read_bytes() == b"keras"
+    assert json.loads(path.with_suffix(".json").read_text())["name"] == "mine"
+    assert registry.resolve_model("mine", "ann").path == path
+    write_model(published_models_dir(), "lab")
+    for name, whose in (("fer2013", "the shipped model"), ("lab", "a published model"), ("mine", "one of your models")):
+        with pytest.raises(FerError, match=f"taken by {whose}"):
+            registry.register_model(trained, name, "ann", export=False)
+    assert (SHIPPED_MODELS_DIR / "fer2013.keras").read_bytes() != b"keras"  # The shipped model is untouched.
+    assert path.read_bytes() == b"keras"
+
+
+def test_register_never_writes_over_a_card_left_under_the_name(tmp_path):
+    trained = write_model(tmp_path / "run", "best")
+    folder = user_models_dir()
+    folder.mkdir(parents=True)
+    (folder / "orphan.json").write_text("{}")
+    with pytest.raises(FerError, match="already exist"):
+        registry.register_model(trained, "orphan", export=False)
+    assert (folder / "orphan.json").read_text() == "{}" and not (folder / "orphan.keras").exists()
+
+
+def test_register_refuses_a_file_that_is_not_a_keras_model(tmp_path):
+    legacy = tmp_path / "old.h5"
+    legacy.write_bytes(b"\x89HDF")
+    with pytest.raises(FerError, match="not a .keras model file"):
+        registry.register_model(legacy, "old", export=False)
+
+
+def test_the_cli_refuses_to_register_as_the_shipped_model_before_training(capsys):
+    from fer.cli import main
+
+    assert main(["train", "--dataset", "demo", "--preset", "tiny", "--epochs", "1", "--register", "fer2013"]) != 0
+    assert "taken by the shipped model" in capsys.readouterr().err
+    assert not runs_dir().exists()  # Refused before a run began.

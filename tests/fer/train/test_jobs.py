@@ -18,7 +18,7 @@ from helpers.run_files import TINY, record, write_run
 from fer.train import jobs
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
-from fer.paths import PROJECT_ROOT, runs_dir
+from fer.paths import PROJECT_ROOT, runs_dir, user_models_dir
 from fer.train.config import TrainConfig
 from fer.train.run_dir import RunDir
 
@@ -51,10 +51,10 @@ def test_job_trains_in_background_stops_after_a_batch_then_resumes_and_registers
     faces = tmp_path / "faces"
     write_faces(faces / "train", per_class=24, seed=1)
     write_faces(faces / "validation", per_class=4, seed=2)
-    models = tmp_path / "models"
+    models = user_models_dir()
     config = TrainConfig(preset="tiny", epochs=4, batch_size=4, seed=1)
 
-    run_dir = jobs.start_job(str(faces), config, register_as="tiny-test", models_dir=models)
+    run_dir = jobs.start_job(str(faces), config, register_as="tiny-test")
 
     assert jobs.active_runs() == [run_dir]
     first = wait_for(lambda: RunDir(run_dir).read_metrics(), 150, "the first epoch's metrics")
@@ -186,7 +186,7 @@ def test_spawn_failure_frees_the_slot(monkeypatch):
 
 def test_start_writes_the_job_spec_and_registers_under_the_run_name_by_default(sleepers, tmp_path):
     config = TrainConfig(preset="tiny", epochs=3, augmentation=Augmentation(rotation_degrees=5, zoom=0.1))
-    run_dir = jobs.start_job("demo", config, models_dir=tmp_path)
+    run_dir = jobs.start_job("demo", config)
     spec = json.loads((run_dir / "job.json").read_text())
     assert spec["dataset"] == "demo" and spec["register_as"] == run_dir.name
     assert TrainConfig.from_dict(spec["config"]) == config
@@ -201,11 +201,13 @@ def test_start_resolves_a_relative_dataset_path(sleepers, tmp_path, monkeypatch)
     assert spec["dataset"] == str(tmp_path / "faces") and spec["register_as"] is None
 
 
-@pytest.mark.parametrize("name, message", [("bad name!", "must start with"), ("taken", "already exists")])
+@pytest.mark.parametrize("name, message", [("bad name!", "must start with"), ("taken", "taken by one of your"),
+                                           ("fer2013", "taken by the shipped model")])
 def test_start_rejects_a_bad_or_taken_model_name(sleepers, tmp_path, name, message):
-    (tmp_path / "taken.keras").write_bytes(b"")
+    user_models_dir().mkdir(parents=True)
+    (user_models_dir() / "taken.keras").write_bytes(b"")
     with pytest.raises(FerError, match=message):
-        jobs.start_job("demo", TINY, register_as=name, models_dir=tmp_path)
+        jobs.start_job("demo", TINY, register_as=name)
     assert not sleepers
 
 
