@@ -207,10 +207,11 @@ def use_as_dataset(face_set: collect.FaceSet) -> None:
     st.session_state["dataset_path"] = str(face_set.root)
 
 
-def fine_tune_from(face_set: collect.FaceSet, parent) -> None:
-    """The fine-tune button's callback (before the sidebar is drawn): this set active, the Train form's parent set."""
+def fine_tune_from(face_set: collect.FaceSet, parent: str) -> None:
+    """The fine-tune button's callback (before the sidebar is drawn): this set active, the Train form's parent
+    (a model's name) chosen."""
     use_as_dataset(face_set)
-    st.session_state[START_FROM_KEY] = str(parent)
+    st.session_state[START_FROM_KEY] = parent
 
 
 def actions(face_set: collect.FaceSet) -> None:
@@ -223,9 +224,9 @@ def actions(face_set: collect.FaceSet) -> None:
                 or active, on_click=use_as_dataset, args=(face_set,), key="collect-use")
     if problem:
         st.caption(problem)
-    shipped = SHIPPED_MODELS_DIR / f"{DEFAULT_MODEL_NAME}.keras"
+    shipped = SHIPPED_MODELS_DIR / f"{DEFAULT_MODEL_NAME}.keras"  # Its name, not its path, goes to the form.
     if right.button("🎯 Fine-tune on these faces", type="primary", disabled=bool(problem) or not shipped.exists(),
-                    key="collect-fine-tune", on_click=fine_tune_from, args=(face_set, shipped),
+                    key="collect-fine-tune", on_click=fine_tune_from, args=(face_set, DEFAULT_MODEL_NAME),
                     help="Opens Train with this set as the dataset and the shipped model as the starting point."):
         st.switch_page("pages/train.py")
     middle.download_button("⬇️ Download as zip", face_set.zip_bytes() if not problem else b"",

@@ -32,7 +32,7 @@ FALLBACK_TOLD_KEY = "runtime_notes_shown"  # Model files whose Keras fallback th
 RESTORED_KEY = "choices_restored"  # Set once this browser session has read its URL and the settings file.
 SAVED_KEY = "choices_saved"  # The Choices this session last wrote to the settings file.
 DATASET_PARAM, MODEL_PARAM = "dataset", "model"  # The URL's query parameters.
-START_FROM_KEY = "train_start_from"  # The Train form's "Start from": a parent model's .keras path, or "" for scratch.
+START_FROM_KEY = "train_start_from"  # The Train form's "Start from": a model's name, or "" for scratch.
 
 
 def use_app_shell() -> None:

@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import NamedTuple
-
 from fer.errors import FerError
-from fer.model.registry import DEFAULT_MODEL_NAME, MODEL_NAME
-from fer.paths import SHIPPED_MODELS_DIR, published_models_dir, runs_dir, user_models_dir
-
-
-class ParentChoice(NamedTuple):
-    """A model the Train form offers to start from."""
-
-    label: str
-    path: Path
+from fer.model.registry import DEFAULT_MODEL_NAME, RUN_FOLDER
+from fer.paths import runs_dir
 
 
 def resolve_parent(given: str, user: str | None = None) -> Path:
-    """The .keras file of `given`: a .keras path, a run directory (its best model), a registered model's
-    name or a run's name. FerError in words when it is none of them."""
+    """The .keras file of `given`: on the command line a .keras path or a run directory; anywhere a model's
+    name as fer.model.registry knows it (a registered model, `run:<folder>`) or a finished run's folder name.
+    FerError in words when it is none of them."""
+    from fer.model.registry import resolve_model
+
     text = str(given).strip()
     if not text:
         raise FerError("name the model to start from: a registered model, a finished run or a .keras file")
@@ -34,14 +28,13 @@ def resolve_parent(given: str, user: str | None = None) -> Path:
         return path
     if path.is_dir():
         return _run_model(path)
-    if MODEL_NAME.fullmatch(text):
-        for folder in (user_models_dir(user), published_models_dir(), SHIPPED_MODELS_DIR):
-            if (folder / f"{text}.keras").is_file():
-                return folder / f"{text}.keras"
-        if (runs_dir(user) / text).is_dir():
-            return _run_model(runs_dir(user) / text)
-    raise FerError(f"no model '{text}' to start from: give a registered model's name, a finished run or a "
-                   ".keras file")
+    if RUN_FOLDER.fullmatch(text) and (runs_dir(user) / text).is_dir():
+        return _run_model(runs_dir(user) / text)
+    try:
+        return resolve_model(text, user).path
+    except FerError:
+        raise FerError(f"no model '{text[:64]}' to start from: give a registered model's name, a finished run "
+                       "or a .keras file") from None
 
 
 def _run_model(run: Path) -> Path:
@@ -65,31 +58,13 @@ def fingerprint(path: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def parent_choices(user: str | None = None) -> list[ParentChoice]:
-    """The shipped model, then the user's registered and published models, then finished runs, newest first."""
-    from fer.model.cards import read_card
-    from fer.train.run_dir import RunDir
+def parent_choices(user: str | None = None) -> dict[str, str]:
+    """{model name: label} of what the Train form offers to start from: the registered models (the shipped one
+    first), then the user's finished runs (`run:<folder>`)."""
+    from fer.model.registry import model_choices
 
-    choices, seen = [], set()
-    shipped = SHIPPED_MODELS_DIR / f"{DEFAULT_MODEL_NAME}.keras"
-    if shipped.is_file():
-        choices.append(ParentChoice(f"the shipped model ({DEFAULT_MODEL_NAME})", shipped))
-        seen.add(shipped.resolve())
-    folders = ((user_models_dir(user), "registered"), (published_models_dir(), "published"),
-               (SHIPPED_MODELS_DIR, "registered"))
-    for folder, kind in folders:
-        for path in sorted(folder.glob("*.keras"), key=lambda file: file.stat().st_mtime, reverse=True):
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
-                choices.append(ParentChoice(f"{kind}: {read_card(path).replace(name=path.stem).label}", path))
-    runs = sorted(runs_dir(user).glob("*/best.keras"), key=lambda file: file.stat().st_mtime, reverse=True) \
-        if runs_dir(user).is_dir() else []
-    for best in runs:
-        if RunDir(best.parent).read_state().get("status") == "finished":
-            accuracy = read_card(best).accuracy()
-            shown = f" · val acc {accuracy:.1%}" if accuracy is not None else ""
-            choices.append(ParentChoice(f"run: {best.parent.name}{shown}", best))
-    return choices
+    models = sorted(model_choices(user), key=lambda model: model.name != DEFAULT_MODEL_NAME)  # Stable: keeps order.
+    return {model.name: model.label for model in models}
 
 
 def parent_name(path: str | Path | None) -> str | None:
