@@ -19,6 +19,7 @@ from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, DTYPE_POL
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
 from pages import common
+from widgets import start_from
 from widgets.augmentation_preview import show_augmentation_preview
 
 RUN_KEY = "train_run"  # The run directory shown in the live view when no job is running.
@@ -41,6 +42,8 @@ def training_form(dataset) -> None:
 
     Not an st.form: the augmentation sliders follow the preset and the augmentation mode as they change.
     """
+    parent = start_from.start_from_input(common.current_user())
+    defaults = start_from.defaults_for(parent)
     splits = dataset.split_names
     data, model, optimisation = st.columns(3)
     train_split = data.selectbox("Train split", splits, index=splits.index("train") if "train" in splits else 0)
@@ -48,37 +51,48 @@ def training_form(dataset) -> None:
     validation_split = data.selectbox(
         "Validation split", validation_options,
         index=validation_options.index("validation") if "validation" in splits else len(splits))
-    seed = data.number_input("Random seed", min_value=0, value=DEFAULTS.seed, step=1)
-    preset = model.selectbox("Model preset", list(PRESET_CHOICES), index=list(PRESET_CHOICES).index(DEFAULTS.preset),
-                             format_func=lambda name: f"{name}: {PRESET_CHOICES[name]}")
-    epochs = model.number_input("Epochs", min_value=1, max_value=500, value=DEFAULTS.epochs, step=1)
-    batch_size = model.select_slider("Batch size", [16, 32, 64, 128, 256], value=DEFAULTS.batch_size)
+    seed = data.number_input("Random seed", min_value=0, value=defaults.seed, step=1)
+    preset = defaults.preset if parent else model.selectbox(
+        "Model preset", list(PRESET_CHOICES), index=list(PRESET_CHOICES).index(defaults.preset),
+        format_func=lambda name: f"{name}: {PRESET_CHOICES[name]}")
+    epochs = model.number_input("Epochs", min_value=1, max_value=500, value=defaults.epochs, step=1)
+    batch_size = model.select_slider("Batch size", [16, 32, 64, 128, 256], value=defaults.batch_size)
     early_stopping = model.number_input("Early stopping patience (epochs, 0 = off)", min_value=0,
-                                        value=DEFAULTS.early_stopping_patience, step=1)
-    optimizer = optimisation.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(DEFAULTS.optimizer),
+                                        value=defaults.early_stopping_patience, step=1)
+    optimizer = optimisation.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(defaults.optimizer),
                                        help=described(OPTIMIZERS))
     learning_rate = optimisation.number_input("Learning rate", min_value=1e-6, max_value=1.0,
-                                              value=DEFAULTS.learning_rate, step=1e-4, format="%.5f")
+                                              value=defaults.learning_rate, step=1e-4, format="%.5f")
     schedule = optimisation.selectbox("Learning-rate schedule", list(SCHEDULES),
-                                      index=list(SCHEDULES).index(DEFAULTS.schedule), help=described(SCHEDULES))
-    warmup_epochs = optimisation.number_input("Warm-up epochs (cosine)", min_value=0, value=DEFAULTS.warmup_epochs,
+                                      index=list(SCHEDULES).index(defaults.schedule), help=described(SCHEDULES))
+    warmup_epochs = optimisation.number_input("Warm-up epochs (cosine)", min_value=0, value=defaults.warmup_epochs,
                                               step=1)
-    weight_decay = optimisation.number_input("Weight decay (adamw, sgd)", min_value=0.0, value=DEFAULTS.weight_decay,
+    weight_decay = optimisation.number_input("Weight decay (adamw, sgd)", min_value=0.0, value=defaults.weight_decay,
                                              step=1e-4, format="%.5f")
 
     left, right = st.columns(2)
     with left.expander("Augmentation", expanded=True):
-        mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
-                        help=described(AUGMENTATION_MODES))
-        custom = augmentation_sliders(mode, preset)
+        if parent:
+            mode, custom = "preset's own", applied_augmentation(preset, None)
+            st.caption("A fine-tuned model keeps its parent's augmentation (its layers are inside the model).")
+        else:
+            mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
+                            help=described(AUGMENTATION_MODES))
+            custom = augmentation_sliders(mode, preset)
         show_augmentation_preview(dataset, custom, train_split)
     with right.expander("Loss and model", expanded=True):
-        class_weights = st.checkbox("Class weights (inverse class frequency)", value=DEFAULTS.class_weights)
-        label_smoothing = st.slider("Label smoothing", 0.0, 0.3, DEFAULTS.label_smoothing, 0.05)
-        dtype_policy = st.selectbox("Compute precision", list(DTYPE_POLICIES),
-                                    index=list(DTYPE_POLICIES).index(DEFAULTS.dtype_policy),
-                                    help=described(DTYPE_POLICIES) + "\n\n" + mixed_bfloat16_advice())
-        teacher, temperature, alpha = distillation_inputs()
+        class_weights = st.checkbox("Class weights (inverse class frequency)", value=defaults.class_weights)
+        label_smoothing = st.slider("Label smoothing", 0.0, 0.3, defaults.label_smoothing, 0.05)
+        if parent:
+            dtype_policy, (teacher, temperature, alpha) = "float32", (None, defaults.distill_temperature,
+                                                                      defaults.distill_alpha)
+            finetuning = start_from.finetune_inputs(parent, defaults)
+        else:
+            dtype_policy = st.selectbox("Compute precision", list(DTYPE_POLICIES),
+                                        index=list(DTYPE_POLICIES).index(defaults.dtype_policy),
+                                        help=described(DTYPE_POLICIES) + "\n\n" + mixed_bfloat16_advice())
+            teacher, temperature, alpha = distillation_inputs()
+            finetuning = {}
         model_name = st.text_input("Register the finished model as", placeholder="the run's name",
                                    help="The best epoch's model is copied to models/ under this name.")
     if not st.button("Start training", type="primary"):
@@ -91,6 +105,7 @@ def training_form(dataset) -> None:
             early_stopping_patience=int(early_stopping), seed=int(seed), augmentation=augmentation_for(mode, custom),
             dtype_policy=dtype_policy, teacher=teacher, distill_temperature=temperature, distill_alpha=alpha,
             train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
+            **finetuning,
         )
         run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None,
                                  user=common.current_user())
@@ -165,6 +180,9 @@ def live_view(run_dir: str, ticking: bool) -> None:
         st.success(f"Finished in {run_reports.format_duration(run.training_seconds)}: best validation accuracy {best} "
                    f"at epoch {run.best_epoch}." + (f" Registered as **{model}**: pick it in the sidebar, on "
                                                     "Evaluate and on Predict." if model else ""))
+        if model and st.button(f"📷 Open {model} on Predict", key=f"predict-{run.name}", type="primary",
+                               on_click=choose_model, args=(model,), help="Photos and the webcam, read by this model"):
+            st.switch_page("pages/predict.py")
     controls(run)
 
     records = RunDir(run.path).read_metrics()
@@ -190,6 +208,11 @@ def show_progress(run: jobs.RunSummary) -> None:
     if run.status == "stopping":
         text = "Stopping after the current batch, then saving a checkpoint… · " + text
     st.progress(progress.fraction, text=text)
+
+
+def choose_model(name: str) -> None:
+    """Make the registered model `name` the one every page uses (a callback: before the sidebar is drawn)."""
+    st.session_state[common.MODEL_KEY] = name
 
 
 def request_stop(run_dir: str) -> None:

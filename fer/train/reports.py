@@ -10,6 +10,8 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer.train.parents import parent_name
+
 if TYPE_CHECKING:
     from fer.train.jobs import RunSummary
 
@@ -30,6 +32,7 @@ def runs_table(runs: list[RunSummary]):
             "run": run.name,
             "status": run.status,
             "preset": config.get("preset"),
+            "started from": parent_name(config.get("parent")),
             "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
             "best val acc": _percent(run.best_accuracy),
             "best epoch": run.best_epoch,

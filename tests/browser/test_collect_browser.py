@@ -86,7 +86,7 @@ def test_collect_three_classes_reload_fine_tune_register_and_read_the_webcam(pla
         wait_for_app(page)
         page.get_by_role("button", name="Start training").click(timeout=SHORT)
         page.get_by_text(re.compile(r"Registered as my-people")).wait_for(timeout=JOB)
-        page.get_by_role("button", name=re.compile("Open on Predict")).click(timeout=SHORT)
+        page.get_by_role("button", name=re.compile("Open my-people on Predict")).click(timeout=SHORT)
         page.get_by_text("Face detector").wait_for(timeout=LONG)
         assert "my-people" in page.get_by_text(re.compile(r"^Model: ")).inner_text(timeout=SHORT)
         component = page.frame_locator('iframe[title*="webrtc_streamer"]')

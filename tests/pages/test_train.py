@@ -236,3 +236,34 @@ def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kagg
     [run_dir] = jobs.active_runs()
     config = json.loads((run_dir / "job.json").read_text())["config"]
     assert (config["teacher"], config["distill_temperature"], config["distill_alpha"]) == (teacher, 2.0, 0.7)
+
+
+def test_start_from_the_shipped_model_fills_in_the_small_data_recipe_and_the_job_gets_the_parent(
+        kaggle_folder, sleepers):
+    from fer.model.registry import resolve_model
+    from pages.common import START_FROM_KEY
+
+    open_dataset(kaggle_folder)
+    app = app_on_page(PAGE, dataset=kaggle_folder, timeout=60)
+    start = by_label(app.selectbox, "Start from")
+    assert start.value == "" and start.options[:2] == ["random weights (train from scratch)",
+                                                       "fer2013 · vgg40 · val acc 70.8% · shipped"]
+    assert "Model preset" in [box.label for box in app.selectbox]
+    app.session_state[START_FROM_KEY] = "fer2013"  # What Collect's "Fine-tune on these faces" sets.
+    app.run()
+    assert "Model preset" not in [box.label for box in app.selectbox]
+    assert "Teacher (knowledge distillation)" not in [box.label for box in app.selectbox]
+    assert by_label(app.number_input, "Epochs").value == 20
+    assert by_label(app.number_input, "Head epochs (new classes: the rest frozen)").value == 5
+    by_label(app.number_input, "Networks to fine-tune (of 3; 0 = all)").set_value(1)
+    by_label(app.text_input, "Register the finished model as").input("my-faces")
+    by_label(app.button, "Start training").click()
+    app.run()
+
+    assert not app.exception
+    [run_dir] = jobs.active_runs()
+    spec = json.loads((run_dir / "job.json").read_text())
+    config = spec["config"]
+    assert config["parent"] == str(resolve_model("fer2013").path) and config["parent_members"] == 1
+    assert (config["preset"], config["epochs"], config["batch_size"], config["augmentation"]) == ("vgg40", 20, 32, None)
+    assert spec["register_as"] == "my-faces"
