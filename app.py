@@ -4,9 +4,7 @@ This shell runs before every page: it draws the sidebar, where the user picks th
 and model for all pages (kept in st.session_state under pages.common's keys), then runs the page.
 """
 
-import hashlib
 import logging
-import re
 import sys
 from pathlib import Path
 
@@ -19,10 +17,12 @@ if "tensorflow" not in sys.modules:
 
 from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.data import synthetic
+from fer.data.roots import DataRoots, data_roots
+from fer.data.uploads import save_upload, upload_name
 from fer.errors import FerError, in_words
-from fer.paths import home_dir
-from pages.common import (DATASET_KEY, MODEL_KEY, active_dataset_source, active_model_name, cached_dataset,
-                          model_choices, model_notice, remember_choices, restore_choices, undrawn_demo_sizes,
+from pages.common import (DATASET_KEY, MODEL_KEY, accounts_configured, active_dataset_source, active_model_name,
+                          cached_dataset, current_user, model_choices, model_notice, remember_choices, restore_choices,
+                          undrawn_demo_sizes,
                           use_app_shell)
 
 use_app_shell()
@@ -35,18 +35,17 @@ OPENED_KEY = "datasets_opened"  # Sources this session has opened (so the progre
 MODEL_PICKER_KEY = "model_picker"  # A key of its own: pages may set MODEL_KEY after the sidebar ran.
 
 
-def uploads_dir() -> Path:
-    return home_dir() / "uploads"
+def session_roots() -> DataRoots:
+    """The folders this browser session may open datasets from (fer.data.roots)."""
+    return data_roots(accounts=accounts_configured(), user=current_user())
 
 
 def source_label(source: str) -> str:
     """How the sidebar and Home name a dataset source."""
     if source == DEMO:
         return "the built-in demo faces"
-    path = Path(source)
-    if path.parent == uploads_dir():
-        return f"upload '{path.name.split('-', 1)[-1]}'"
-    return str(path)
+    uploaded = upload_name(source, current_user())
+    return f"upload '{uploaded}'" if uploaded is not None else str(Path(source))
 
 
 def open_with_progress(source: str) -> Dataset:
@@ -61,7 +60,8 @@ def open_with_progress(source: str) -> Dataset:
 
     try:
         # Drawing the demo set or decoding happens once; later opens read the disk cache.
-        dataset = cached_dataset(source, open_dataset(source, progress=report))
+        roots = None if source == DEMO else session_roots()
+        dataset = cached_dataset(source, open_dataset(source, progress=report, roots=roots))
     finally:
         slot.empty()
     opened.add(source)
@@ -85,24 +85,11 @@ def activate(source: str, name: str) -> str | None:
     return None
 
 
-def save_upload(name: str, data: bytes) -> Path:
-    """Store an uploaded file under uploads/, named by its content hash so a re-upload is reused."""
-    digest = hashlib.sha256(data).hexdigest()[:12]
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name)[-80:] or "upload"
-    target = uploads_dir() / f"{digest}-{safe}"
-    if not target.exists():  # Rewriting would change its mtime and invalidate the decoded cache.
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        partial.write_bytes(data)
-        partial.replace(target)
-    return target
-
-
 def initial_choice() -> str:
     source = active_dataset_source()
     if source == DEMO:
         return CHOICES[0]
-    return CHOICES[2] if Path(source).parent == uploads_dir() else CHOICES[1]
+    return CHOICES[2] if upload_name(source, current_user()) is not None else CHOICES[1]
 
 
 def use_demo_if_chosen() -> None:
@@ -128,18 +115,26 @@ def dataset_picker() -> None:
                                  placeholder="/data/fer2013/images.zip")
             submitted = st.form_submit_button("Open")
         if submitted:
-            if not path.strip():
-                sidebar.error("Enter a path to a dataset folder, .zip or .csv.")
-            elif problem := activate(str(Path(path.strip()).expanduser()), f"'{path.strip()}'"):
-                sidebar.error(problem)
+            try:
+                # Resolved inside the data roots or refused in one sentence, before anything is listed.
+                resolved = session_roots().resolve(path)
+            except FerError as error:
+                sidebar.error(f"Could not open it: {error}. The previous dataset stays active.")
+            else:
+                if problem := activate(str(resolved), f"'{path.strip()}'"):
+                    sidebar.error(problem)
     else:
         upload = sidebar.file_uploader("Kaggle-layout zip or fer2013.csv", type=["zip", "csv"],
                                        key="dataset_upload")
         errors = st.session_state.setdefault(UPLOAD_ERRORS_KEY, {})
         if upload is not None and upload.file_id not in errors:
-            saved = save_upload(upload.name, upload.getvalue())
-            problem = activate(str(saved), f"'{upload.name}'")
-            if problem:
+            try:
+                saved = save_upload(upload.name, upload.getvalue(), current_user())
+            except (FerError, OSError) as error:
+                saved, problem = None, f"Could not store '{upload.name}': {in_words(error)}"
+            else:
+                problem = activate(str(saved), f"'{upload.name}'")
+            if problem and saved is not None:
                 saved.unlink(missing_ok=True)
             errors[upload.file_id] = problem
         if upload is not None and errors.get(upload.file_id):

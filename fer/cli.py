@@ -256,7 +256,7 @@ def _train(args) -> int:
     dataset = open_dataset(args.dataset)
     print(f"dataset: {dataset.source} ({sum(len(s) for s in dataset.splits.values()):,} images, "
           f"opened in {time.perf_counter() - started:.1f}s)")
-    run = RunDir(args.out) if args.out else RunDir.new(config.preset)
+    run = RunDir(args.out) if args.out else RunDir.create(config.preset)
     print(f"run directory: {run.path}")
     if config.parent:
         print(f"starting from: {config.parent}")

@@ -8,6 +8,7 @@ user's space is FER_STUDIO_HOME itself. Functions that take `user` read None as 
     FER_STUDIO_HOME/
       cache/            decoded datasets, shared by everyone (keyed by the source's content)
       published/        models published for everyone, read-only to each user
+      jobs/             the job queue and its slots, shared by everyone (fer.train.job_queue)
       users/<id>/       one user's space (accounts on); without accounts these sit at the top:
         runs/           training runs
         models/         registered models: <name>.keras + <name>.json card + exports
@@ -37,6 +38,11 @@ def home_dir() -> Path:
 def cache_dir() -> Path:
     """Decoded-dataset caches, shared by all users; safe to delete."""
     return home_dir() / "cache"
+
+
+def jobs_dir() -> Path:
+    """The job queue and the slots of running jobs, one for the whole server (every user's jobs wait here)."""
+    return home_dir() / "jobs"
 
 
 def published_models_dir() -> Path:

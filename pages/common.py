@@ -15,11 +15,10 @@ imports TensorFlow until the user trains or asks for Grad-CAM.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
+from fer.data.roots import data_roots
 from fer.errors import FerError, in_words
 from fer.model.registry import RegisteredModel
 from fer.serve.served import ServedModel
@@ -209,7 +208,8 @@ def restore_choices() -> None:
     st.session_state[RESTORED_KEY] = True
     saved = read_choices()
     dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
-    if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or Path(dataset).exists()):
+    if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or data_roots(
+            accounts=accounts_configured(), user=current_user()).allows(dataset)):  # Else one path outside its roots.
         st.session_state[DATASET_KEY] = dataset
     if MODEL_KEY not in st.session_state:
         restore_model(st.query_params.get(MODEL_PARAM), saved.model)
@@ -269,9 +269,6 @@ def model_notice() -> None:
 def model_downloads(chosen: RegisteredModel | ServedModel) -> None:
     """'Download this model': each of its files with its measured validation accuracy, and a button that
     makes the TFLite files (in a child process: TensorFlow's converter stays out of the server)."""
-    import subprocess
-    import sys
-
     from fer.model.downloads import downloads, missing_tflite
 
     path = str(chosen.path)
@@ -287,11 +284,12 @@ def model_downloads(chosen: RegisteredModel | ServedModel) -> None:
         st.caption(f"TFLite files are made for your own models only: the {chosen.shelf} models' folder is read-only.")
     elif missing and st.button(f"Make TFLite {' and '.join(missing)}", help="runs python -m fer export MODEL "
                              "--format tflite and scores each file on the validation faces (a minute or two)"):
-        with st.spinner("Converting to TFLite and scoring on the validation faces…"):
-            done = subprocess.run([sys.executable, "-m", "fer", "export", path, "--format", "tflite"],
-                                  capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-        if done.returncode != 0:
-            errors = [line.removeprefix("error: ") for line in done.stderr.splitlines() if line.startswith("error: ")]
-            st.error(f"Could not make the TFLite files: {(errors or ['the converter failed'])[-1]}")
+        from fer.train.tasks import make_tflite
+
+        try:
+            with st.spinner("Converting to TFLite and scoring on the validation faces…"):
+                make_tflite(path, user=current_user())  # A child process holding a job slot, with a time limit.
+        except FerError as error:
+            st.error(f"{str(error)[:1].upper()}{str(error)[1:]}")
         else:
             st.rerun()

@@ -1,7 +1,8 @@
-"""Train: configure a run, start it as a background job, watch it live, stop/resume, compare runs.
+"""Train: configure a run, queue it as a background job, watch it live, stop/resume, compare runs.
 
 The run itself is a subprocess managed by fer.train.jobs, so it keeps going through reruns, page changes
-and browser reloads; this page only reads the run directory's files.
+and browser reloads; this page only reads the run directory's files. A user sees and controls only
+their own runs (pages.common.current_user()); a run waits in the server's queue until a slot is free.
 """
 
 from pathlib import Path
@@ -13,9 +14,10 @@ from fer.errors import FerError
 from fer.model.augmentation import Augmentation
 from fer.model.registry import list_models
 from fer.train import jobs
+from fer.train.job_queue import max_jobs, max_jobs_per_user
 from fer.train import reports as run_reports
-from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, DTYPE_POLICIES, OPTIMIZERS, PRESET_CHOICES,
-                              SCHEDULES, TrainConfig, applied_augmentation, augmentation_for)
+from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, Setting, TrainConfig, applied_augmentation,
+                              augmentation_for, settings_in)
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
 from pages import common
@@ -28,8 +30,10 @@ REFRESH_SECONDS = 2.0
 DEFAULTS = TrainConfig()
 NO_VALIDATION = "(none)"
 NO_TEACHER = "(none: learn from the labels only)"
-STATUS_ICONS = {"starting": "⏳", "running": "🏃", "stopping": "⏸️", "stopped": "⏹️", "finished": "✅", "failed": "❌"}
+STATUS_ICONS = {"queued": "🕒", "starting": "⏳", "running": "🏃", "stopping": "⏸️", "stopped": "⏹️", "finished": "✅",
+                "failed": "❌"}
 COMPARE_METRICS = ["val_accuracy", "val_loss", "accuracy", "loss"]
+EXTRA_HELP = {"dtype_policy": lambda: "\n\n" + mixed_bfloat16_advice()}  # Help that depends on this machine.
 
 
 def described(choices: dict[str, str]) -> str:
@@ -38,76 +42,82 @@ def described(choices: dict[str, str]) -> str:
 
 
 def training_form(dataset) -> None:
-    """The run configuration; on Start, launch the job and show it.
+    """The run configuration, one widget per declared setting (fer.train.config.SETTINGS); on Start,
+    launch the job and show it.
 
     Not an st.form: the augmentation sliders follow the preset and the augmentation mode as they change.
     """
     parent = start_from.start_from_input(common.current_user())
     defaults = start_from.defaults_for(parent)
-    splits = dataset.split_names
+    decided = start_from.DECIDED_BY_PARENT if parent else ()  # Fields the parent fixes: no widget for them.
     data, model, optimisation = st.columns(3)
-    train_split = data.selectbox("Train split", splits, index=splits.index("train") if "train" in splits else 0)
-    validation_options = [*splits, NO_VALIDATION]
-    validation_split = data.selectbox(
-        "Validation split", validation_options,
-        index=validation_options.index("validation") if "validation" in splits else len(splits))
-    seed = data.number_input("Random seed", min_value=0, value=defaults.seed, step=1)
-    preset = defaults.preset if parent else model.selectbox(
-        "Model preset", list(PRESET_CHOICES), index=list(PRESET_CHOICES).index(defaults.preset),
-        format_func=lambda name: f"{name}: {PRESET_CHOICES[name]}")
-    epochs = model.number_input("Epochs", min_value=1, max_value=500, value=defaults.epochs, step=1)
-    batch_size = model.select_slider("Batch size", [16, 32, 64, 128, 256], value=defaults.batch_size)
-    early_stopping = model.number_input("Early stopping patience (epochs, 0 = off)", min_value=0,
-                                        value=defaults.early_stopping_patience, step=1)
-    optimizer = optimisation.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(defaults.optimizer),
-                                       help=described(OPTIMIZERS))
-    learning_rate = optimisation.number_input("Learning rate", min_value=1e-6, max_value=1.0,
-                                              value=defaults.learning_rate, step=1e-4, format="%.5f")
-    schedule = optimisation.selectbox("Learning-rate schedule", list(SCHEDULES),
-                                      index=list(SCHEDULES).index(defaults.schedule), help=described(SCHEDULES))
-    warmup_epochs = optimisation.number_input("Warm-up epochs (cosine)", min_value=0, value=defaults.warmup_epochs,
-                                              step=1)
-    weight_decay = optimisation.number_input("Weight decay (adamw, sgd)", min_value=0.0, value=defaults.weight_decay,
-                                             step=1e-4, format="%.5f")
-
+    values = split_inputs(dataset.split_names, data)
+    for group, column in (("data", data), ("model", model), ("optimisation", optimisation)):
+        values |= setting_inputs(group, column, defaults, decided)
     left, right = st.columns(2)
     with left.expander("Augmentation", expanded=True):
         if parent:
-            mode, custom = "preset's own", applied_augmentation(preset, None)
             st.caption("A fine-tuned model keeps its parent's augmentation (its layers are inside the model).")
+            custom = applied_augmentation(defaults.preset, None)
         else:
             mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
                             help=described(AUGMENTATION_MODES))
-            custom = augmentation_sliders(mode, preset)
-        show_augmentation_preview(dataset, custom, train_split)
+            custom = augmentation_sliders(mode, values["preset"])
+            values["augmentation"] = augmentation_for(mode, custom)
+        show_augmentation_preview(dataset, custom, values["train_split"])
     with right.expander("Loss and model", expanded=True):
-        class_weights = st.checkbox("Class weights (inverse class frequency)", value=defaults.class_weights)
-        label_smoothing = st.slider("Label smoothing", 0.0, 0.3, defaults.label_smoothing, 0.05)
+        values |= setting_inputs("loss", st, defaults, decided)
         if parent:
-            dtype_policy, (teacher, temperature, alpha) = "float32", (None, defaults.distill_temperature,
-                                                                      defaults.distill_alpha)
-            finetuning = start_from.finetune_inputs(parent, defaults)
+            start_from.describe_parent(parent, defaults)
+            values |= {"parent": str(parent), "preset": defaults.preset, **setting_inputs("finetune", st, defaults)}
         else:
-            dtype_policy = st.selectbox("Compute precision", list(DTYPE_POLICIES),
-                                        index=list(DTYPE_POLICIES).index(defaults.dtype_policy),
-                                        help=described(DTYPE_POLICIES) + "\n\n" + mixed_bfloat16_advice())
-            teacher, temperature, alpha = distillation_inputs()
-            finetuning = {}
+            values |= distillation_inputs()
         model_name = st.text_input("Register the finished model as", placeholder="the run's name",
                                    help="The best epoch's model is copied to models/ under this name.")
-    if not st.button("Start training", type="primary"):
-        return
+    if st.button("Start training", type="primary"):
+        start_training(values, model_name.strip() or None)
+
+
+def split_inputs(splits: list[str], column) -> dict:
+    """The train and validation splits (TrainConfig's train_split and validation_split)."""
+    train_split = column.selectbox("Train split", splits, index=splits.index("train") if "train" in splits else 0)
+    options = [*splits, NO_VALIDATION]
+    validation = column.selectbox("Validation split", options,
+                                  index=options.index("validation") if "validation" in splits else len(splits))
+    return {"train_split": train_split, "validation_split": "" if validation == NO_VALIDATION else validation}
+
+
+def setting_inputs(group: str, container, defaults: TrainConfig = DEFAULTS, skipped=()) -> dict:
+    """One widget per declared setting of `group` (but those `skipped`), starting at `defaults`: {field: value}."""
+    return {setting.field: setting_input(setting, container, defaults) for setting in settings_in(group)
+            if setting.field not in skipped}
+
+
+def setting_input(setting: Setting, container, defaults: TrainConfig = DEFAULTS):
+    """The widget a Setting declares, and its value as the TrainConfig field's type."""
+    default = getattr(defaults, setting.field)
+    kind = type(default)
+    bounds = {name: kind(value) for name, value in (("min_value", setting.minimum), ("max_value", setting.maximum),
+                                                       ("step", setting.step)) if value is not None}
+    if setting.choices is not None:
+        names = list(setting.choices)
+        help_text = described(setting.choices) + EXTRA_HELP.get(setting.field, lambda: "")()
+        return container.selectbox(setting.label, names, index=names.index(default), help=help_text,
+                                   format_func=lambda name: f"{name}: {setting.choices[name]}"
+                                   if setting.described_choices else name)
+    if setting.options is not None:
+        return kind(container.select_slider(setting.label, list(setting.options), value=default))
+    if kind is bool:
+        return container.checkbox(setting.label, value=default)
+    if setting.slider:
+        return kind(container.slider(setting.label, value=default, **bounds))
+    return kind(container.number_input(setting.label, value=default, format=setting.number_format, **bounds))
+
+
+def start_training(values: dict, model_name: str | None) -> None:
+    """Start a job with the form's values; a refusal is shown in words."""
     try:
-        config = TrainConfig(
-            preset=preset, epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
-            optimizer=optimizer, schedule=schedule, warmup_epochs=int(warmup_epochs),
-            weight_decay=float(weight_decay), label_smoothing=float(label_smoothing), class_weights=class_weights,
-            early_stopping_patience=int(early_stopping), seed=int(seed), augmentation=augmentation_for(mode, custom),
-            dtype_policy=dtype_policy, teacher=teacher, distill_temperature=temperature, distill_alpha=alpha,
-            train_split=train_split, validation_split="" if validation_split == NO_VALIDATION else validation_split,
-            **finetuning,
-        )
-        run_dir = jobs.start_job(common.active_dataset_source(), config, register_as=model_name.strip() or None,
+        run_dir = jobs.start_job(common.active_dataset_source(), TrainConfig(**values), register_as=model_name,
                                  user=common.current_user())
     except jobs.JobBusy as busy:
         st.warning(f"Not started: {busy}.")
@@ -119,18 +129,15 @@ def training_form(dataset) -> None:
     st.rerun()
 
 
-def distillation_inputs() -> tuple[str | None, float, float]:
-    """A registered model to distil from (fer.train.distill), with its temperature and share of the loss."""
-    models = {str(model.path): model.card.label for model in list_models()}
+def distillation_inputs() -> dict:
+    """A registered model to distil from (fer.train.distill), with the distillation settings when one is chosen."""
+    models = {str(model.path): model.card.label for model in list_models(common.current_user())}
     teacher = st.selectbox("Teacher (knowledge distillation)", [NO_TEACHER, *models],
                            format_func=lambda path: models.get(path, path),
                            help="Train on this model's softened probabilities as well as the labels.")
     if teacher == NO_TEACHER:
-        return None, DEFAULTS.distill_temperature, DEFAULTS.distill_alpha
-    temperature = st.number_input("Distillation temperature T", min_value=0.5, max_value=20.0,
-                                  value=DEFAULTS.distill_temperature, step=0.5)
-    alpha = st.slider("Teacher's share of the loss (α)", 0.0, 1.0, DEFAULTS.distill_alpha, 0.05)
-    return teacher, float(temperature), float(alpha)
+        return {"teacher": None}
+    return {"teacher": teacher, **setting_inputs("distillation", st)}
 
 
 def augmentation_sliders(mode: str, preset: str) -> Augmentation:
@@ -161,13 +168,17 @@ def augmentation_sliders(mode: str, preset: str) -> Augmentation:
 def live_view(run_dir: str, ticking: bool) -> None:
     """The shown run's status, progress, curves and controls; reruns every few seconds while it trains."""
     run = jobs.run_summary(run_dir)
-    if ticking != run.active:
+    if ticking != run.pending:
         # The run ended or (re)started: redraw the whole page (history, form) and stop or start ticking.
         # Before drawing anything, so no button is shown that the full rerun would replace under a click.
         st.rerun()
     st.markdown(f"**{run.name}** · {STATUS_ICONS.get(run.status, '')} {run.status} · "
-                f"preset `{run.config.get('preset', '?')}` · dataset `{run.dataset or '?'}`")
-    if run.active:
+                f"preset `{run.config.preset if run.config else '?'}` · dataset `{run.dataset or '?'}`")
+    if run.status == "queued":
+        st.info(f"Queue position: **{run.queue_position}**. Waiting for a free slot: this server trains "
+                f"{plural(max_jobs(), 'run')} at a time, and {plural(max_jobs_per_user(), 'run')} per user. "
+                "It starts on its own, with this page open or not.")
+    elif run.active:
         show_progress(run)
     elif run.status == "failed":
         st.error(f"Training failed: {run.error}")
@@ -217,21 +228,28 @@ def choose_model(name: str) -> None:
 
 def request_stop(run_dir: str) -> None:
     try:
-        jobs.stop_job(run_dir)
+        jobs.stop_job(run_dir, user=common.current_user())
     except FerError as error:
         st.session_state[MESSAGE_KEY] = str(error)
 
 
 def request_resume(run_dir: str) -> None:
     try:
-        jobs.resume_job(run_dir)
+        jobs.resume_job(run_dir, user=common.current_user())
     except FerError as error:
         st.session_state[MESSAGE_KEY] = f"Not resumed: {error}"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def controls(run: jobs.RunSummary) -> None:
     # Callbacks, so the file is written before the rerun that draws the new status.
-    if run.active:
+    if run.status == "queued":
+        st.button("Leave the queue", key=f"dequeue-{run.name}", on_click=request_stop, args=(str(run.path),),
+                  help="Take this run out of the queue; Resume queues it again.")
+    elif run.active:
         st.button("Stop", key=f"stop-{run.name}", disabled=run.status == "stopping", on_click=request_stop,
                   args=(str(run.path),),
                   help="Finish the current batch, save a checkpoint and stop; Resume goes on from there.")
@@ -243,13 +261,19 @@ def controls(run: jobs.RunSummary) -> None:
 
 
 def shown_run(runs: list[jobs.RunSummary], busy: list[Path]) -> str | None:
-    """This server's running job if any; else the run picked here (default: the newest)."""
+    """The run last started here while it waits or trains; else the user's running job, else their first
+    queued run; else the run picked here (default: the newest)."""
+    chosen = st.session_state.get(RUN_KEY)
+    if any(str(run.path) == chosen and run.pending for run in runs):
+        return chosen
     if busy:
         return str(busy[0])
+    queued = [run for run in runs if run.status == "queued"]
+    if queued:
+        return str(min(queued, key=lambda run: run.queue_position or 0).path)
     if not runs:
         return None
     names = [run.name for run in runs]
-    chosen = st.session_state.get(RUN_KEY)
     current = next((i for i, run in enumerate(runs) if str(run.path) == chosen), 0)
     picked = runs[names.index(st.selectbox("Run", names, index=current))]
     st.session_state[RUN_KEY] = str(picked.path)
@@ -258,7 +282,7 @@ def shown_run(runs: list[jobs.RunSummary], busy: list[Path]) -> str | None:
 
 def history(runs: list[jobs.RunSummary]) -> None:
     st.subheader("Run history")
-    ticking = any(run.active for run in runs)
+    ticking = any(run.pending for run in runs)
     st.fragment(run_every=REFRESH_SECONDS if ticking else None)(runs_table)(ticking)
     with_metrics = [run.name for run in runs if run.final]
     if len(with_metrics) < 2:
@@ -272,8 +296,8 @@ def history(runs: list[jobs.RunSummary]) -> None:
 
 def runs_table(ticking: bool) -> None:
     """Every run, read afresh on each tick while one trains, so a running run's row follows it."""
-    runs = jobs.list_runs()
-    if ticking and not any(run.active for run in runs):
+    runs = jobs.list_runs(common.current_user())
+    if ticking and not any(run.pending for run in runs):
         st.rerun()  # The last run ended: redraw the page (comparison, form) and stop ticking.
     percent = st.column_config.NumberColumn(format="%.1f%%")
     st.dataframe(run_reports.runs_table(runs), hide_index=True, placeholder="", column_config={
@@ -286,20 +310,21 @@ def runs_table(ticking: bool) -> None:
 common.use_app_shell()
 st.title("🏋️ Train")
 st.caption("Training runs in the background: it keeps going if you switch pages or reload the browser.")
-runs = jobs.list_runs()
-busy = jobs.active_runs()  # Jobs holding this server's slot (a CLI run elsewhere does not block Start).
+user = common.current_user()
+busy = jobs.active_runs(user)  # This user's jobs holding a slot; looking also starts waiting runs in free slots.
+runs = jobs.list_runs(user)
 
 st.subheader("Current run")
 shown = shown_run(runs, busy)
 if shown is None:
     st.info("No training runs yet: set one up below and press **Start training**.")
 else:
-    active = jobs.run_summary(shown).active
-    st.fragment(run_every=REFRESH_SECONDS if active else None)(live_view)(shown, active)
+    pending = jobs.run_summary(shown).pending
+    st.fragment(run_every=REFRESH_SECONDS if pending else None)(live_view)(shown, pending)
 
 with st.expander("New run", expanded=not busy):
     if busy:
-        st.info(f"**{busy[0].name}** is training. One run at a time: stop it or wait before starting another.")
+        st.info(f"**{busy[0].name}** is training. A new run waits in the queue and starts when a slot frees.")
     dataset = common.active_dataset()
     if dataset is not None:
         total = sum(len(split) for split in dataset.splits.values())

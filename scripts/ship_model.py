@@ -79,9 +79,10 @@ def member_mismatch(sources: list[Path], cards: list[ModelCard], fingerprint: st
 def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
     """A run directory's TrainConfig and the dataset it trained on ({"source", "fingerprint"}), from config.json."""
     run_config = RunDir(run_dir).read_config()
-    if not run_config.get("config") or not run_config.get("dataset"):
+    if run_config is None or not run_config.dataset.source:
         raise FerError(f"{run_dir} has no readable config.json: it is not a training run directory")
-    return TrainConfig.from_dict(run_config["config"]), run_config["dataset"]
+    trained_on = {"source": run_config.dataset.source, "fingerprint": run_config.dataset.fingerprint}
+    return TrainConfig.from_dict(run_config.config), trained_on
 
 
 def run_facts(run_dir: Path, backend: str | None = None) -> dict:
@@ -89,10 +90,10 @@ def run_facts(run_dir: Path, backend: str | None = None) -> dict:
     (config, trained_on), state = read_run_config(run_dir), RunDir(run_dir).read_state()
     backend = backend or "tensorflow"
     return {
-        "epochs_trained": state.get("epochs_done"),
+        "epochs_trained": state.epochs_done,
         "epochs_planned": config.epochs,
-        "best_epoch": state.get("best_epoch"),
-        "training_seconds": round(state.get("training_seconds", 0.0), 1),
+        "best_epoch": state.best_epoch,
+        "training_seconds": round(state.training_seconds, 1),
         "training_backend": backend,
         "recipe": f"KERAS_BACKEND={backend} " + train_command(config, trained_on["source"]),
     }

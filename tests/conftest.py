@@ -28,6 +28,8 @@ def fer_home(tmp_path_factory, monkeypatch):
     """Every test gets its own FER Studio home (caches, runs), never the user's."""
     home = tmp_path_factory.mktemp("fer-home")
     monkeypatch.setenv("FER_STUDIO_HOME", str(home))
+    # The datasets tests write sit in pytest's temporary folders: the data roots a browser may open.
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
     return home
 
 
@@ -84,22 +86,31 @@ def tiny_model_path(tmp_path_factory) -> Path:
     return save_model(model, path, ModelCard(name="tiny", preset="tiny", classes=CLASSES))
 
 
-@pytest.fixture
-def sleepers(monkeypatch):
-    """Replace fer.train.jobs' training process by `sleep` stand-ins (with the run dir in argv, like a real job)."""
-    started: list[subprocess.Popen] = []
+class Sleepers(list):
+    """Stand-ins for fer.train.jobs' training process: `spawn` starts a `sleep` (with the run dir in argv,
+    like a real job) and keeps it in this list."""
 
-    def spawn(run_dir: Path) -> subprocess.Popen:
+    def spawn(self, run_dir: Path) -> subprocess.Popen:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(run_dir)])
-        started.append(child)
+        self.append(child)
         return child
 
-    monkeypatch.setattr(jobs, "_spawn", spawn)
+
+@pytest.fixture
+def sleepers():
+    """A Sleepers list; pass its `spawn` to fer.train.jobs' functions. Its processes are killed afterwards."""
+    started = Sleepers()
     yield started
     for child in started:
         child.kill()
         child.wait()
-    jobs._CHILDREN.clear()
+
+
+@pytest.fixture
+def sleeping_jobs(sleepers, monkeypatch):
+    """Sleepers that every job started in this test gets (for page tests, which cannot pass a spawner in)."""
+    monkeypatch.setattr(jobs, "spawn_job", sleepers.spawn)
+    return sleepers
 
 
 @pytest.fixture(autouse=True)

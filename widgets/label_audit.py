@@ -8,10 +8,13 @@ from typing import Callable
 
 import streamlit as st
 
-from fer.errors import FerError
-from fer.explain.audit import Audit, OutOfFold, audit_split, corrected_copy, fitted_split, relabel_csv, suspects_json
+from fer.errors import FerError, in_words
+from fer.explain.audit import (Audit, OutOfFold, audit_split, copy_suffix, corrected_copy_in, datasets_limit_bytes,
+                               fitted_split, relabel_csv, suspects_json)
 from fer.explain.galleries import page_count, page_of, relabels_from_marks
+from fer.paths import user_datasets_dir
 from fer.serve.served import ServedModel
+from pages.common import current_user
 
 AUDIT_KEY = "dataset_audit"  # {"key": (source, fingerprint, split, model name, out_of_fold), "audit", "fitted"}.
 DECISIONS_KEY = "dataset_audit_decisions"  # {file: "wrong" | "keep"}
@@ -69,9 +72,11 @@ def _run_audit(key: tuple, dataset, split: str, served: ServedModel, out_of_fold
 
     try:
         if out_of_fold:
-            from fer.explain.audit import out_of_fold_probabilities
+            from fer.train.tasks import out_of_fold_in_child
+            from pages.common import current_user
 
-            probabilities = out_of_fold_probabilities(dataset, split, OutOfFold(folds=3), progress=report)
+            probabilities = out_of_fold_in_child(dataset.source, split, OutOfFold(folds=3), user=current_user(),
+                                                 progress=report)
             audit = audit_split(None, dataset.classes, dataset, split, probabilities=probabilities)
         else:
             audit = audit_split(served.model, served.card.classes, dataset, split, progress=report)
@@ -117,15 +122,19 @@ def show_exports(dataset, split: str, audit: Audit, decisions: dict[str, str], s
                          file_name=f"relabel-{split}.csv", mime="text/csv", disabled=not relabels, width="stretch")
     middle.download_button("⬇️ Ranking (JSON)", json.dumps(suspects_json(audit.suspects), indent=2),
                            file_name=f"audit-{split}.json", mime="application/json", width="stretch")
-    suffix = ".csv" if dataset.format == "fer2013-csv" else ".zip" if dataset.format.endswith("-zip") else ""
-    default = str(Path(source).with_name(f"{Path(source).stem}-corrected{suffix}")) if source != "demo" else ""
-    target = right.text_input("Corrected copy to", value=default, key="dataset_audit_target",
-                              help="The dataset in its own format with the marked labels changed to the suggested "
-                                   "ones; open it in the sidebar afterwards.")
-    if right.button("Write corrected copy", disabled=not relabels or not target, width="stretch"):
+    folder = user_datasets_dir(current_user())
+    default = f"{Path(source).stem}-corrected" if source != "demo" else ""
+    name = right.text_input(f"Corrected copy named ({copy_suffix(dataset) or 'a folder'})", value=default,
+                            key="dataset_audit_target", max_chars=100,
+                            help="The dataset in its own format with the marked labels changed to the suggested "
+                                 "ones, saved under this new name in your datasets folder; open it in the sidebar "
+                                 "(Path on the server) afterwards.")
+    if right.button("Write corrected copy", disabled=not relabels or not name, width="stretch"):
         try:
-            written = corrected_copy(dataset, split, relabels, target)
-        except (FerError, OSError) as error:
+            written = corrected_copy_in(folder, name, dataset, split, relabels, max_bytes=datasets_limit_bytes())
+        except FerError as error:
             st.error(f"Not written: {error}")
+        except OSError as error:
+            st.error(f"Not written: {in_words(error)}")
         else:
             st.success(f"Wrote {written}: {len(relabels):,} label{'s' * (len(relabels) != 1)} changed.")

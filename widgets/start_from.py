@@ -10,11 +10,12 @@ from pathlib import Path
 import streamlit as st
 
 from fer.errors import FerError
-from fer.train.config import NEW_HEADS, TrainConfig
+from fer.train.config import TrainConfig
 from fer.train.parents import parent_choices, parent_name, resolve_parent
 from pages.common import START_FROM_KEY
 
 SCRATCH = ""  # The choice that trains from random weights.
+DECIDED_BY_PARENT = ("preset", "dtype_policy")  # TrainConfig fields a parent model fixes: the form hides them.
 
 
 def start_from_input(user: str | None) -> Path | None:
@@ -44,25 +45,7 @@ def defaults_for(parent: Path | None) -> TrainConfig:
     return finetune_config(parent)
 
 
-def finetune_inputs(parent: Path, defaults: TrainConfig) -> dict:
-    """The settings of a run from `parent`: {TrainConfig field: value}."""
-    from fer.train.finetune import count_heads
-
-    networks = count_heads(parent)
-    st.caption(f"The architecture (`{defaults.preset}`) and its augmentation come from **{parent_name(parent)}**.")
-    values = {
-        "parent": str(parent),
-        "head_epochs": int(st.number_input("Head epochs (new classes: the rest frozen)", min_value=0, max_value=100,
-                                           value=defaults.head_epochs, step=1)),
-        "backbone_rate": float(st.slider("Backbone's share of the learning rate", 0.01, 1.0,
-                                         float(defaults.backbone_rate), 0.01)),
-        "new_head": st.selectbox("New head reads", list(NEW_HEADS), index=list(NEW_HEADS).index(defaults.new_head),
-                                 help="\n".join(f"- **{name}**: {text}" for name, text in NEW_HEADS.items())),
-    }
-    if networks > 1:
-        values["parent_members"] = int(st.number_input(
-            f"Networks to fine-tune (of {networks}; 0 = all)", min_value=0, max_value=networks,
-            value=defaults.parent_members, step=1, help="Fewer networks train in less time; the outputs of the "
-                                                         "ones kept are averaged."))
-    return values
-
+def describe_parent(parent: Path, defaults: TrainConfig) -> None:
+    """What the parent decides for the run."""
+    st.caption(f"The architecture (`{defaults.preset}`), its augmentation and float32 weights come from "
+               f"**{parent_name(parent)}**; new classes get a new head, trained alone for the head epochs first.")

@@ -19,17 +19,24 @@ import hashlib
 import json
 import os
 import posixpath
+import struct
+import time
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from fer.errors import DatasetError
+from fer.errors import DatasetError, in_words
 from fer.data.images import ImageError, decode_face
+from fer.data.limits import DATASET_LIMITS, DatasetLimits
+from fer.data.roots import DataRoots
 from fer.labels import CLASSES, FER2013_CSV_LABELS, IMAGE_SIZE, SPLIT_ALIASES, canonical_class
 from fer.paths import cache_dir
+from fer.storage import prune_least_recent
 
 DEMO = "demo"  # The name that opens the built-in synthetic demo set.
 DEMO_FORMAT = "built-in demo set"  # Its format, as pages and `fer info` name it.
@@ -130,38 +137,45 @@ def open_dataset(
     seed: int = 0,
     use_cache: bool = True,
     progress: Progress | None = None,
+    roots: DataRoots | None = None,
+    limits: DatasetLimits = DATASET_LIMITS,
 ) -> Dataset:
     """Open a dataset folder, zip or CSV (or DEMO), detecting its layout.
 
     `validation_fraction` and `seed` only apply to sources with a single split (plain class
     folders, a CSV without Usage), which get a stratified validation split.
+    `roots`: for a path from a browser, the data roots it must lie in; a folder's files that are links
+    leading outside them are left out. The command line passes none: its user may open any path.
+    `limits`: the caps on files, zip entries and CSV rows (fer.data.limits), the same everywhere.
     Raises DatasetError with a message saying what was expected.
     """
     if str(path) == DEMO:
         return _open_demo(use_cache, progress)
     source = Path(path).expanduser()
+    if roots is not None and not roots.contains(source):
+        raise DatasetError(f"{source} is outside the folders this server opens datasets from")
     if not source.exists():
         raise DatasetError(
             f"{source} does not exist; expected a dataset folder, a .zip or a fer2013-style .csv"
         )
-    key = _cache_key(source, validation_fraction, seed) if use_cache else None
+    listing = _FolderListing(source, limits, roots) if source.is_dir() else None
+    key = _cache_key(source, validation_fraction, seed, listing) if use_cache else None
     if key is not None:
         cached = _read_cache(key)
         if cached is not None:
             return cached
     if source.is_file() and source.suffix.lower() == ".csv":
-        dataset = _open_csv(source, validation_fraction, seed)
+        dataset = _open_csv(source, validation_fraction, seed, limits)
     elif source.is_file() and zipfile.is_zipfile(source):
+        _check_zip_entry_count(source, limits)
         try:
             with zipfile.ZipFile(source) as archive:
-                listing = _ZipListing(archive)
-                dataset = _open_image_tree(source, listing, "zip", validation_fraction, seed, progress)
+                dataset = _open_image_tree(source, _ZipListing(archive, limits), "zip", validation_fraction, seed,
+                                           progress, limits)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
             raise DatasetError(f"{source.name} is a damaged zip archive ({error}); download it again") from error
-    elif source.is_dir():
-        dataset = _open_image_tree(
-            source, _FolderListing(source), "folder", validation_fraction, seed, progress
-        )
+    elif listing is not None:
+        dataset = _open_image_tree(source, listing, "folder", validation_fraction, seed, progress, limits)
     else:
         raise DatasetError(f"{source} is not a folder, a .zip or a .csv dataset")
     if key is not None:
@@ -211,29 +225,82 @@ def _open_demo(use_cache: bool, progress: Progress | None) -> Dataset:
 
 
 class _FolderListing:
-    """Relative POSIX paths of the files in a folder, and a reader for them."""
+    """Relative POSIX paths of the files in a folder, and a reader for them.
 
-    def __init__(self, root: Path):
+    The walk stops with a sentence after `limits.max_files` files or `limits.walk_seconds`: a path such
+    as / would otherwise walk the whole disk. Folders are listed one entry at a time (os.scandir), so a
+    folder of millions of files costs no more than the cap. Links to folders are not followed; with
+    `roots`, links to files outside them are left out and named in `skipped`.
+    """
+
+    def __init__(self, root: Path, limits: DatasetLimits = DATASET_LIMITS, roots: DataRoots | None = None):
         self.root = root
         self.files: list[str] = []
         self.empty_dirs: list[str] = []
-        for directory, subdirs, files in os.walk(root):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-            relative = Path(directory).relative_to(root).as_posix()
-            visible = sorted(f for f in files if not f.startswith("."))
-            if not visible and not subdirs and relative != ".":
+        self.skipped: list[Skipped] = []
+        self.stamps: list[str] = []  # "name|size|mtime" of each file, for the cache key.
+        started, seen = time.monotonic(), 0
+        pending = [""]
+        while pending:
+            relative = pending.pop()
+            files, subdirs = [], []
+            try:
+                entries = os.scandir(root / relative if relative else root)
+            except OSError:
+                continue  # An unreadable subfolder: its images are missing, like unreadable files.
+            with entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > limits.max_files:
+                        raise DatasetError(
+                            f"{root} holds more than {limits.max_files:,} files; a dataset folder holds its "
+                            f"images and little else: choose the dataset's own folder")
+                    if seen % 1000 == 0 and time.monotonic() - started > limits.walk_seconds:
+                        raise DatasetError(
+                            f"listing {root} took over {limits.walk_seconds:g} s and was stopped; choose the "
+                            "dataset's own folder, or a .zip of it")
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        subdirs.append(entry.name)
+                    else:
+                        files.append(entry)
+            name_of = {entry.name: posixpath.join(relative, entry.name) if relative else entry.name
+                       for entry in files}
+            if not files and not subdirs and relative:
                 self.empty_dirs.append(relative)
-            self.files.extend(posixpath.join(relative, f) if relative != "." else f for f in visible)
+            for entry in sorted(files, key=lambda item: item.name):
+                name = name_of[entry.name]
+                if roots is not None and entry.is_symlink() and not roots.contains(entry.path):
+                    self.skipped.append(Skipped(name, "a link to a file outside the folders this server opens"))
+                    self.stamps.append(f"{name}|outside")
+                    continue
+                try:
+                    stat = entry.stat()
+                except OSError:
+                    stat = None  # A broken link: reading it says why.
+                self.files.append(name)
+                self.stamps.append(f"{name}|{stat.st_size}|{stat.st_mtime_ns}" if stat else f"{name}|missing")
+            pending.extend(posixpath.join(relative, sub) if relative else sub for sub in sorted(subdirs, reverse=True))
+        self.files.sort()
+        self.empty_dirs.sort()
 
     def read(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
 
 
 class _ZipListing:
-    """The same for a zip archive, read in place; rejects entries that escape the archive."""
+    """The same for a zip archive, read in place; rejects entries that escape the archive.
 
-    def __init__(self, archive: zipfile.ZipFile):
+    Each entry is judged by its declared size and compression ratio before anything is unpacked; one
+    that fails is left out (named in `skipped`) and the rest of the archive still opens. Reading stops
+    at the declared size (zipfile's own rule), so an entry that lies about it cannot unpack further.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, limits: DatasetLimits = DATASET_LIMITS):
         self.archive = archive
+        self.limits = limits
+        self.skipped: list[Skipped] = []
         names = archive.namelist()
         for name in names:
             parts = name.replace("\\", "/").split("/")
@@ -243,14 +310,68 @@ class _ZipListing:
                     "like images/train/happy/0001.jpg"
                 )
         names = [n for n in names if not n.startswith("__MACOSX/")]
-        self.files = sorted(n for n in names if not n.endswith("/") and not posixpath.basename(n).startswith("."))
+        candidates = sorted(n for n in names if not n.endswith("/") and not posixpath.basename(n).startswith("."))
+        self.files = []
+        for name in candidates:
+            problem = _entry_problem(archive.getinfo(name), limits)
+            if problem:
+                self.skipped.append(Skipped(name, problem))
+            else:
+                self.files.append(name)
         self.empty_dirs = sorted(
             n.rstrip("/") for n in names
-            if n.endswith("/") and not any(f.startswith(n) for f in self.files)
+            if n.endswith("/") and not any(f.startswith(n) for f in candidates)
         )
 
     def read(self, name: str) -> bytes:
-        return self.archive.read(name)
+        with self.archive.open(name) as entry:
+            return entry.read(self.limits.max_entry_bytes + 1)
+
+
+def _entry_problem(info: zipfile.ZipInfo, limits: DatasetLimits) -> str | None:
+    """Why a zip entry is not unpacked, judged from the archive's directory alone; None when it may be."""
+    if info.flag_bits & 0x1:
+        return "the zip entry is encrypted (password-protected)"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        return "the zip entry is packed with a method this app cannot unpack"
+    if info.file_size > limits.max_entry_bytes:
+        return (f"the zip entry would unpack to {info.file_size / 1e6:,.0f} MB; a dataset image may be at most "
+                f"{limits.max_entry_bytes / 1e6:,.0f} MB")
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > 1_000_000 and ratio > limits.max_compression_ratio:
+        return (f"the zip entry would unpack to {ratio:,.0f} times its packed size, like a zip bomb "
+                f"(images stay below {limits.max_compression_ratio:,.0f} times)")
+    return None
+
+
+def _check_zip_entry_count(source: Path, limits: DatasetLimits) -> None:
+    """Refuse a zip whose end record declares more entries than the cap, before zipfile reads them all."""
+    declared = _declared_zip_entries(source)
+    if declared is not None and declared > limits.max_zip_entries:
+        raise DatasetError(f"{source.name} holds {declared:,} entries; a dataset zip may hold at most "
+                           f"{limits.max_zip_entries:,}")
+
+
+def _declared_zip_entries(source: Path) -> int | None:
+    """The entry count a zip's end-of-central-directory record declares (ZIP64's when it has one); None if
+    the record cannot be found (zipfile then says the archive is damaged)."""
+    with open(source, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        tail_size = min(size, 22 + 65_535 + 20)  # The record, its longest comment, ZIP64's locator.
+        handle.seek(size - tail_size)
+        tail = handle.read(tail_size)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return None
+        count = struct.unpack("<H", tail[at + 10:at + 12])[0]
+        locator = tail[at - 20:at] if at >= 20 else b""
+        if count == 0xFFFF and locator[:4] == b"PK\x06\x07":
+            offset = struct.unpack("<Q", locator[8:16])[0]
+            handle.seek(offset)
+            record = handle.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                count = struct.unpack("<Q", record[32:40])[0]
+        return count
 
 
 def _detect_layout(files: list[str]) -> tuple[str, int]:
@@ -294,8 +415,15 @@ def _class_names(folder_names: set[str]) -> tuple[tuple[str, ...], dict[str, str
     return tuple(sorted(folder_names)), {name: name for name in folder_names}
 
 
-def _open_image_tree(source, listing, container, validation_fraction, seed, progress) -> Dataset:
+def _open_image_tree(source, listing, container, validation_fraction, seed, progress,
+                     limits: DatasetLimits = DATASET_LIMITS) -> Dataset:
     files = [f for f in listing.files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    left_out = [item for item in listing.skipped if item.file.lower().endswith(IMAGE_EXTENSIONS)]
+    if len(files) > limits.max_images:
+        raise DatasetError(f"{source.name} holds {len(files):,} images; a dataset may hold at most "
+                           f"{limits.max_images:,}")
+    if not files and left_out:
+        raise DatasetError(f"no readable images: {left_out[0].file}: {left_out[0].reason}")
     layout, class_depth = _detect_layout(files)
     for empty in listing.empty_dirs:
         if empty.count("/") == class_depth:
@@ -308,6 +436,7 @@ def _open_image_tree(source, listing, container, validation_fraction, seed, prog
     class_index = {name: i for i, name in enumerate(classes)}
 
     images, skipped, conversions = _decode_all(files, listing.read, progress)
+    skipped = left_out + skipped
     kept = [f for f in files if f in images]
     labels = {f: class_index[to_class[folder_of[f]]] for f in kept}
     if layout == "kaggle":
@@ -339,8 +468,13 @@ def _decode_all(files, read, progress):
     def decode(name):
         try:
             return name, *decode_face(read(name)), None
-        except (ImageError, OSError) as error:
+        except ImageError as error:
             return name, None, [], str(error)
+        # A damaged entry of an otherwise good zip (a wrong checksum, a cut-short stream) costs that image only.
+        except (EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError):
+            return name, None, [], "the zip entry is damaged: it cannot be unpacked"
+        except OSError as error:
+            return name, None, [], in_words(error)
 
     # PIL releases the GIL while decoding, so two threads use both cores; zipfile reads are locked.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -389,46 +523,52 @@ def _split_sort_key(name: str) -> tuple[int, str]:
 # --- fer2013.csv -------------------------------------------------------------------------------
 
 
-def _open_csv(source: Path, validation_fraction: float, seed: int) -> Dataset:
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(source, dtype=str, keep_default_na=False)
-    except Exception as error:
-        raise DatasetError(f"{source.name} is not a readable CSV ({error})") from error
-    table.columns = [c.strip().lower() for c in table.columns]
-    if not {"emotion", "pixels"} <= set(table.columns):
-        raise DatasetError(
-            f"{source.name} has columns {list(table.columns)}; expected fer2013.csv's "
-            "emotion,pixels[,Usage] (emotion 0-6, pixels = 2304 space-separated values)"
-        )
-    if table.empty:
-        raise DatasetError(f"{source.name} has no rows")
+def _open_csv(source: Path, validation_fraction: float, seed: int,
+              limits: DatasetLimits = DATASET_LIMITS) -> Dataset:
+    """Stream a fer2013-style CSV row by row: memory holds the decoded faces, never the text, and it
+    stops with a sentence at a line longer than a row can be or at more rows than the cap."""
     n_pixels = IMAGE_SIZE * IMAGE_SIZE
-    images = np.zeros((len(table), IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    labels = np.zeros(len(table), np.int64)
     class_index = {name: i for i, name in enumerate(CLASSES)}
-    for row, (emotion, pixels) in enumerate(zip(table["emotion"], table["pixels"])):
-        line = row + 2  # 1-based, after the header: what a text editor shows.
-        try:
-            code = int(emotion)
-            values = np.array(pixels.split(), dtype=np.int64)
-        except ValueError:
-            raise DatasetError(f"{source.name} line {line}: emotion and pixels must be whole numbers") from None
-        if not 0 <= code < len(FER2013_CSV_LABELS):
-            raise DatasetError(f"{source.name} line {line}: emotion {code} is not in 0-6")
-        if values.size != n_pixels:
+    images, labels, usages = [], [], []
+    with open(source, "rb") as handle:
+        rows = _csv_rows(handle, source, limits)
+        columns = [column.strip().lower() for column in next(rows, (1, []))[1]]
+        if not {"emotion", "pixels"} <= set(columns):
             raise DatasetError(
-                f"{source.name} line {line}: {values.size} pixel values; expected {n_pixels} (48×48)"
+                f"{source.name} has columns {columns[:10]}; expected fer2013.csv's "
+                "emotion,pixels[,Usage] (emotion 0-6, pixels = 2304 space-separated values)"
             )
-        if values.min() < 0 or values.max() > 255:
-            raise DatasetError(f"{source.name} line {line}: pixel values must be 0-255")
-        images[row] = values.reshape(IMAGE_SIZE, IMAGE_SIZE)
-        labels[row] = class_index[FER2013_CSV_LABELS[code]]
-    names = [f"row {i + 2}" for i in range(len(table))]
+        at_emotion, at_pixels = columns.index("emotion"), columns.index("pixels")
+        at_usage = columns.index("usage") if "usage" in columns else None
+        for line, fields in rows:
+            if len(labels) >= limits.max_images:
+                raise DatasetError(f"{source.name} has more than {limits.max_images:,} rows; a dataset may hold "
+                                   f"at most {limits.max_images:,} faces")
+            fields = fields + [""] * (len(columns) - len(fields))
+            try:
+                code = int(fields[at_emotion])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")  # Older NumPy only warns where text stops parsing.
+                    values = np.fromstring(fields[at_pixels], dtype=np.int64, sep=" ")
+            except (ValueError, DeprecationWarning):
+                raise DatasetError(f"{source.name} line {line}: emotion and pixels must be whole numbers") from None
+            if not 0 <= code < len(FER2013_CSV_LABELS):
+                raise DatasetError(f"{source.name} line {line}: emotion {code} is not in 0-6")
+            if values.size != n_pixels:
+                raise DatasetError(
+                    f"{source.name} line {line}: {values.size} pixel values; expected {n_pixels} (48×48)"
+                )
+            if values.min() < 0 or values.max() > 255:
+                raise DatasetError(f"{source.name} line {line}: pixel values must be 0-255")
+            images.append(values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE))
+            labels.append(class_index[FER2013_CSV_LABELS[code]])
+            usages.append(fields[at_usage] if at_usage is not None else "")
+    if not labels:
+        raise DatasetError(f"{source.name} has no rows")
+    names = [f"row {i + 2}" for i in range(len(labels))]
     image_of, label_of = dict(zip(names, images)), dict(zip(names, labels))
-    if "usage" in table.columns and (table["usage"] != "").all():
-        usage = [SPLIT_ALIASES.get(u.strip().lower(), u.strip().lower()) for u in table["usage"]]
+    if at_usage is not None and all(usage != "" for usage in usages):
+        usage = [SPLIT_ALIASES.get(u.strip().lower(), u.strip().lower()) for u in usages]
         split_names = sorted(set(usage), key=_split_sort_key)
         splits = {
             name: _make_split([n for n, u in zip(names, usage) if u == name], image_of, label_of)
@@ -437,6 +577,33 @@ def _open_csv(source: Path, validation_fraction: float, seed: int) -> Dataset:
     else:
         splits = _stratified_splits(names, image_of, label_of, validation_fraction, seed)
     return _finish(Dataset(source=str(source), format="fer2013-csv", classes=CLASSES, splits=splits))
+
+
+def _csv_rows(handle, source: Path, limits: DatasetLimits):
+    """(line number, fields) of each non-blank line of a CSV opened in binary; a line longer than
+    `limits.max_csv_line_bytes` stops it in words before more of it is read."""
+    import csv
+
+    line = 0
+    while True:
+        raw = handle.readline(limits.max_csv_line_bytes + 1)
+        if not raw:
+            return
+        line += 1
+        if len(raw) > limits.max_csv_line_bytes:
+            raise DatasetError(f"{source.name} line {line} is longer than {limits.max_csv_line_bytes // 1024} KB; "
+                               "a fer2013.csv row is about 9 KB")
+        try:
+            text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise DatasetError(f"{source.name} line {line} is not UTF-8 text (byte {error.start + 1:,} of the line); "
+                               "save it as UTF-8") from None
+        if not text.strip():
+            continue
+        try:
+            yield line, next(csv.reader([text]))
+        except csv.Error as error:
+            raise DatasetError(f"{source.name} line {line} is not a readable CSV line ({error})") from None
 
 
 # --- Fingerprint and cache ---------------------------------------------------------------------
@@ -455,15 +622,12 @@ def _finish(dataset: Dataset) -> Dataset:
     return Dataset(**{**dataset.__dict__, "fingerprint": digest.hexdigest()[:16]})
 
 
-def _cache_key(source: Path, validation_fraction: float, seed: int) -> str | None:
+def _cache_key(source: Path, validation_fraction: float, seed: int, listing: _FolderListing | None) -> str | None:
     """A key from the source's path, sizes and mtimes: cheap to compute, changes when files do."""
     digest = hashlib.sha256(f"{LOADER_VERSION}|{source.resolve()}|{validation_fraction}|{seed}".encode())
-    if source.is_dir():
-        for directory, subdirs, files in os.walk(source):
-            subdirs.sort()
-            for name in sorted(files):
-                stat = os.stat(os.path.join(directory, name))
-                digest.update(f"{directory}/{name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    if listing is not None:
+        for stamp in listing.stamps:
+            digest.update(stamp.encode())
     else:
         stat = source.stat()
         digest.update(f"{stat.st_size}|{stat.st_mtime_ns}".encode())
@@ -496,11 +660,24 @@ def _write_cache(key: str, dataset: Dataset) -> None:
         temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(temporary, **arrays)
         os.replace(temporary, path)
+        prune_least_recent(path.parent, cache_limit_bytes(), keep=(path,))
     except OSError:
         pass  # A cache that cannot be written only costs speed.
 
 
+def cache_limit_bytes() -> int:
+    """How large the decoded-dataset cache may grow: $FER_STUDIO_CACHE_MB megabytes (default 4,000: the
+    demo set and FER2013 take 0.3 GB together). Beyond it, the least recently opened datasets go."""
+    try:
+        megabytes = float(os.environ.get("FER_STUDIO_CACHE_MB", "4000"))
+    except ValueError:
+        megabytes = 4000.0
+    return int(max(megabytes, 0) * 1_000_000)
+
+
 def _read_cache(key: str) -> Dataset | None:
+    """The cached dataset, or None when there is none. A damaged cache file (cut short by a full disk or a
+    killed process) is deleted, so the dataset is decoded again and the cache rewritten."""
     path = _cache_path(key)
     if not path.exists():
         return None
@@ -511,14 +688,23 @@ def _read_cache(key: str) -> Dataset | None:
                 name: Split(stored[f"images_{i}"], stored[f"labels_{i}"], tuple(stored[f"files_{i}"].tolist()))
                 for i, name in enumerate(meta["splits"])
             }
-    except (OSError, ValueError, KeyError):
+        dataset = Dataset(
+            source=meta["source"],
+            format=meta["format"],
+            classes=tuple(meta["classes"]),
+            splits=splits,
+            skipped=tuple(Skipped(f, r) for f, r in meta["skipped"]),
+            conversions=meta["conversions"],
+            fingerprint=meta["fingerprint"],
+        )
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # Not ours to delete: decoding again still works, only without the cache.
         return None
-    return Dataset(
-        source=meta["source"],
-        format=meta["format"],
-        classes=tuple(meta["classes"]),
-        splits=splits,
-        skipped=tuple(Skipped(f, r) for f, r in meta["skipped"]),
-        conversions=meta["conversions"],
-        fingerprint=meta["fingerprint"],
-    )
+    try:
+        os.utime(path)  # Recently used: the cache's size cap removes the least recently opened first.
+    except OSError:
+        pass
+    return dataset

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import cv2
 import numpy as np
@@ -13,9 +14,14 @@ from fer.labels import IMAGE_SIZE
 
 # Above this, images are downscaled before anything else looks at them.
 MAX_PIXELS = 4096 * 4096
-Image.MAX_IMAGE_PIXELS = None  # We guard size ourselves (MAX_PIXELS, MAX_DECODE_PIXELS) rather than warn.
 # Above this, even after JPEG's reduced-scale decoding, an image is refused: 100 MP decode to 300 MB of RGB.
 MAX_DECODE_PIXELS = 100_000_000
+# Pillow's own bomb guard stays on as a second line: it warns above this and refuses at twice it, judged
+# from the header. Our checks come first and say it in words; this catches any path that misses them.
+Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
+# A dataset image larger than this is no face crop: 16.8 MP are 67 MB as OpenCV's BGRA array, and two
+# are decoded at once.
+MAX_FACE_PIXELS = 4096 * 4096
 
 
 class ImageError(FerError):
@@ -41,7 +47,10 @@ def unreadable(data: bytes, error: BaseException | None = None) -> ImageError:
 def _why_unreadable(data: bytes, error: BaseException | None) -> str:
     if not data:
         return "the file is empty"
-    if isinstance(error, (MemoryError, Image.DecompressionBombError)):
+    if isinstance(error, Image.DecompressionBombError):
+        return (f"too large: its header declares over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000:,} megapixels; "
+                f"at most {MAX_DECODE_PIXELS // 1_000_000} megapixels")
+    if isinstance(error, MemoryError):
         return "too large to decode in memory"
     kind = _image_kind(data)
     if kind is None:
@@ -100,7 +109,9 @@ def open_image(data: bytes, *, max_side: int = 2048) -> Image.Image:
     if not data:
         raise unreadable(data)
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Refused below, in words.
+            image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS or max(image.size) > max_side:
             # draft() lets JPEG decode straight at a reduced scale: a 50 MP photo stays cheap.
             image.draft("RGB", (max_side, max_side))
@@ -157,14 +168,36 @@ def resize_face(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     return np.asarray(Image.fromarray(gray).resize((size, size), resample), dtype=np.uint8)
 
 
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) that an image's header declares, read without decoding its pixels.
+
+    Raises ImageError in words for bytes Pillow does not recognise as a PNG, JPEG, GIF, BMP, TIFF or WebP
+    image, and for a header that declares more than Pillow's bomb guard allows.
+    """
+    if not data:
+        raise unreadable(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # The caller judges the size.
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Exception as error:  # PIL raises many types (OSError, SyntaxError, DecompressionBombError...)
+        raise unreadable(data, error) from error
+
+
 def decode_face(data: bytes) -> tuple[np.ndarray, list[str]]:
     """Decode a dataset image into a 48×48 uint8 array and the conversions it needed.
 
-    OpenCV decodes first (about 5× faster than PIL on small JPEGs, which matters for 30k-image
-    datasets); formats it cannot read (GIF, …) go through PIL. Raises ImageError if the bytes are
-    not a readable image.
+    The header is read first (Pillow, without decoding), so an image that declares more than
+    MAX_FACE_PIXELS is refused before any pixel is unpacked. OpenCV then decodes (about 5× faster than
+    PIL on small JPEGs, which matters for 30k-image datasets); formats it cannot read (GIF, …) go
+    through PIL. Raises ImageError if the bytes are not a readable image.
     """
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    width, height = image_size(data)
+    if width * height > MAX_FACE_PIXELS:
+        raise ImageError(f"not a readable image (too large for a face: {width:,}×{height:,} pixels; "
+                         f"at most {MAX_FACE_PIXELS / 1e6:.1f} megapixels)")
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded is None:
         return _decode_face_with_pil(data)
     conversions = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 import tempfile
 import time
@@ -219,17 +220,50 @@ def relabel_csv(relabels: Mapping[str, str], given: Mapping[str, str], *, split:
     return out.getvalue()
 
 
+def copy_suffix(dataset) -> str:
+    """The file suffix a corrected copy of `dataset` gets: .csv, .zip, or none for a folder."""
+    if dataset.format == "fer2013-csv":
+        return ".csv"
+    return ".zip" if dataset.format.endswith("-zip") else ""
+
+
+def datasets_limit_bytes() -> int:
+    """How much a user's datasets folder (their corrected copies) may hold before a new copy is refused:
+    $FER_STUDIO_DATASETS_MB megabytes (default 5,000: some eighty copies of the 56 MB Kaggle FER2013 zip)."""
+    try:
+        megabytes = float(os.environ.get("FER_STUDIO_DATASETS_MB", "5000"))
+    except ValueError:
+        megabytes = 5000.0
+    return int(max(megabytes, 0) * 1_000_000)
+
+
+def corrected_copy_in(folder: Path, name: str, dataset, split: str, relabels: Mapping[str, str], *,
+                      max_bytes: int | None = None) -> Path:
+    """Write a corrected copy (see `corrected_copy`) as `name` in `folder`, the user's datasets folder: a plain
+    name that is not taken yet (FerError in words otherwise). `max_bytes`: refuse while the folder already
+    holds that much (the user's own copies are theirs to delete, never removed by the app)."""
+    from fer.storage import new_path, size_of
+
+    if max_bytes is not None and (used := size_of(folder)) >= max_bytes:
+        raise FerError(f"your datasets folder already holds {used / 1e6:,.0f} MB (at most {max_bytes / 1e6:,.0f} MB); "
+                       f"delete copies you no longer need from {folder}")
+    return corrected_copy(dataset, split, relabels, new_path(folder, name, copy_suffix(dataset)))
+
+
 def corrected_copy(dataset, split: str, relabels: Mapping[str, str], target: str | Path) -> Path:
     """Write the dataset with `relabels` ({file: new class}) applied to `split`, in the source's own format:
     a Kaggle or class-folder tree as a folder or zip (files byte-for-byte, relabelled ones moved to their new
-    class folder), or a fer2013.csv with the emotion codes changed. Returns the path written."""
+    class folder), or a fer2013.csv with the emotion codes changed. Returns the path written.
+
+    Never writes over anything: a target that exists is refused (FerError), and the name is claimed
+    atomically, so a copy written at the same moment by another session is refused too."""
     target = Path(target)
-    if dataset.format == "fer2013-csv":
-        target = target.with_suffix(".csv")
-    elif dataset.format.endswith("-zip"):
-        target = target.with_suffix(".zip")
+    if suffix := copy_suffix(dataset):
+        target = target.with_suffix(suffix)
     if target.resolve() == Path(dataset.source).resolve():
         raise FerError("the corrected copy must not replace the dataset it is made from; choose another name")
+    if target.exists() or target.is_symlink():
+        raise FerError(f"{target.name} already exists; choose a new name for the corrected copy")
     files = set(dataset.split(split).files)
     unknown = [name for name in relabels if name not in files]
     if unknown:
@@ -239,11 +273,27 @@ def corrected_copy(dataset, split: str, relabels: Mapping[str, str], target: str
         raise FerError(f"unknown class '{bad[0]}'; choose one of: {', '.join(dataset.classes)}")
     layout = dataset.format.rsplit("-", 1)[0]
     if dataset.format == "fer2013-csv":
-        return _corrected_csv(dataset, split, relabels, target)
+        return _written_then_claimed(target, lambda temporary: _corrected_csv(dataset, split, relabels, temporary))
     if layout not in ("kaggle", "class-folders"):
         raise FerError(f"a corrected copy can be written for image folders, zips and fer2013.csv, "
                        f"not for a '{dataset.format}' dataset; download the relabel CSV instead")
     return _corrected_tree(dataset, split, relabels, target)
+
+
+def _written_then_claimed(target: Path, write: Callable[[Path], object]) -> Path:
+    """Let `write` fill a temporary file beside `target`, then give it the name `target` only if that is free."""
+    from fer.storage import claim
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".part", dir=target.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        claim(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
 
 
 def _class_folders(dataset, split: str) -> tuple[int, dict[int, str]]:
@@ -264,37 +314,50 @@ def _moved(file: str, depth: int, folder: str) -> str:
 
 
 def _corrected_tree(dataset, split: str, relabels: Mapping[str, str], target: Path) -> Path:
+    from fer.storage import claim_folder
+
     source = Path(dataset.source)
     depth, folders = _class_folders(dataset, split)
     class_index = {name: i for i, name in enumerate(dataset.classes)}
     renamed = {file: _moved(file, depth, folders.get(class_index[new], new)) for file, new in relabels.items()}
     if dataset.format.endswith("-zip"):
-        temporary = target.with_name(f".{target.name}.tmp")
-        with zipfile.ZipFile(source) as archive, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as out:
-            for info in archive.infolist():
-                if info.is_dir():
-                    continue
-                out.writestr(renamed.get(info.filename, info.filename), archive.read(info.filename))
-        temporary.replace(target)
-        return target
-    if target.exists():
-        raise FerError(f"{target} already exists; choose a new folder for the corrected copy")
-    shutil.copytree(source, target)
-    for old, new in renamed.items():
-        (target / new).parent.mkdir(parents=True, exist_ok=True)
-        (target / old).replace(target / new)
+        def write(temporary: Path) -> None:
+            with zipfile.ZipFile(source) as archive, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as out:
+                for info in archive.infolist():
+                    if info.is_dir():
+                        continue
+                    with archive.open(info) as entry, out.open(renamed.get(info.filename, info.filename), "w") as copy:
+                        shutil.copyfileobj(entry, copy)  # Entry by entry: memory holds one buffer, not the zip.
+
+        return _written_then_claimed(target, write)
+    claim_folder(target)
+    try:
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        for old, new in renamed.items():
+            (target / new).parent.mkdir(parents=True, exist_ok=True)
+            (target / old).replace(target / new)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # Only what this call created: the folder it claimed.
+        raise
     return target
 
 
-def _corrected_csv(dataset, split: str, relabels: Mapping[str, str], target: Path) -> Path:
-    import pandas as pd
-
+def _corrected_csv(dataset, split: str, relabels: Mapping[str, str], target: Path) -> None:
+    """Copy the source CSV line by line to `target`, with the relabelled rows' emotion codes changed."""
     from fer.labels import FER2013_CSV_LABELS
 
-    table = pd.read_csv(dataset.source, dtype=str, keep_default_na=False)
-    emotion = next(column for column in table.columns if column.strip().lower() == "emotion")
-    for file, new in relabels.items():
-        row = int(file.removeprefix("row ")) - 2  # "row N" counts the header as line 1.
-        table.loc[row, emotion] = str(FER2013_CSV_LABELS.index(new))
-    table.to_csv(target, index=False)
-    return target
+    new_codes = {int(file.removeprefix("row ")): str(FER2013_CSV_LABELS.index(new)) for file, new in relabels.items()}
+    with open(dataset.source, newline="", encoding="utf-8-sig") as source, \
+            open(target, "w", newline="", encoding="utf-8") as out:
+        reader, writer = csv.reader(source), csv.writer(out, lineterminator="\n")
+        header = next(reader)
+        emotion = next(i for i, column in enumerate(header) if column.strip().lower() == "emotion")
+        writer.writerow(header)
+        row = 1  # "row N" counts the header as row 1 and skips blank lines, as fer.data.datasets names them.
+        for fields in reader:
+            if not any(field.strip() for field in fields):
+                continue
+            row += 1
+            if row in new_codes:
+                fields[emotion] = new_codes[row]
+            writer.writerow(fields)

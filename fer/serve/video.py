@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, NamedTuple
@@ -36,7 +37,16 @@ class VideoConfig:
     sample_fps: float = 10.0
     # The cap: about 1,200 analysed frames, roughly a minute of work on a 2-core machine.
     max_seconds: float = 120.0
-    max_side: int = 1280  # Frames are decoded at most this big: 720p faces stay findable, 4K costs a quarter.
+    max_side: int = 1280  # Frames are analysed at most this big: 720p faces stay findable, 4K costs a quarter.
+    # Every frame is decoded at its full size before it is scaled, so a video is refused above this per
+    # frame (judged from the stream's header, and enforced by FFmpeg's own max_pixels for the rest): 4K
+    # DCI fits, an 8K frame (33 MP, 50 MB decoded, several in flight on FFmpeg's threads) does not.
+    max_pixels: int = 4096 * 4096
+    # Decoded frames, sampled or not: 120 s at 60 fps. A file claiming 1,000 fps cannot make the cap on
+    # seconds cost 1,000 decodes a second.
+    max_frames: int = 7200
+    # Wall-clock seconds of work on one video; a longer run stops there and keeps what it found.
+    max_work_seconds: float = 300.0
     # Same face from one sample to the next: boxes overlapping this much, gaps up to 8 samples (0.8 s).
     tracking: LiveConfig = LiveConfig(smoothing_frames=1, match_iou=0.3, max_missed_frames=8)
     clip: bool = True  # Also encode the sampled frames, annotated, as an H.264 .mp4 to download.
@@ -45,8 +55,9 @@ class VideoConfig:
     def __post_init__(self):
         if not 0 < self.sample_fps <= 60:
             raise ValueError(f"sample_fps must be in (0, 60], got {self.sample_fps}")
-        if self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be above 0, got {self.max_seconds}")
+        for name in ("max_seconds", "max_pixels", "max_frames", "max_work_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be above 0, got {getattr(self, name)}")
 
 
 class VideoFrame(NamedTuple):
@@ -124,7 +135,10 @@ def predict_video(source: str | Path | bytes | BinaryIO, classifier: Classifier,
         if not container.streams.video:
             raise FerError("the file holds no video track")
         stream = container.streams.video[0]
+        _check_frame_size(stream, config)
         stream.thread_type = "AUTO"  # FFmpeg decodes on several threads.
+        # FFmpeg refuses any frame above the cap itself, so a stream that grows mid-file stops there too.
+        stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(config.max_pixels)}
         total = _seconds_to_read(container, stream, config.max_seconds)
         tracks = FaceTracks(config.tracking)
         encoder = _ClipEncoder(config) if config.clip else None
@@ -150,6 +164,8 @@ def predict_video(source: str | Path | bytes | BinaryIO, classifier: Classifier,
         clip = encoder.finish() if encoder else None
     if reading.capped:
         duration = config.max_seconds
+    elif reading.stopped:
+        duration = reading.last_time
     elif reading.damaged:
         duration = frames[-1].time
     else:
@@ -162,7 +178,7 @@ class _Reading:
     """What happened while reading: the cap reached, damage found, the last frame's time, notes for the user."""
 
     def __init__(self):
-        self.capped = self.damaged = False
+        self.capped = self.damaged = self.stopped = False  # Stopped: by the frame or the work cap.
         self.last_time = 0.0
         self.notes: list[str] = []
 
@@ -188,7 +204,14 @@ def _sampled(container, stream, config: VideoConfig, reading: _Reading) -> Itera
     """(seconds from the first frame, (H, W, 3) RGB) for frames `config.sample_fps` apart, up to the cap."""
     start, next_time, step, index = None, 0.0, 1.0 / config.sample_fps, 0
     rate = float(stream.average_rate or stream.guessed_rate or 25)
+    started = time.monotonic()
     for frame in container.decode(stream):
+        if index and (index >= config.max_frames or time.monotonic() - started > config.max_work_seconds):
+            reading.stopped = True
+            cap = (f"{config.max_frames:,} frames" if index >= config.max_frames
+                   else f"{config.max_work_seconds:g} s of work")
+            reading.notes.append(f"only the first {reading.last_time:.1f} s were read (the cap for one video: {cap})")
+            return
         moment = frame.time if frame.time is not None else index / rate
         index += 1
         start = moment if start is None else start
@@ -207,6 +230,14 @@ def _sampled(container, stream, config: VideoConfig, reading: _Reading) -> Itera
         # degrees; np.rot90 turns counterclockwise too): faces must be upright for the detector.
         turns = round((frame.rotation or 0) / 90) % 4
         yield moment, np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def _check_frame_size(stream, config: VideoConfig) -> None:
+    """Refuse a video whose frames are larger than the cap, from its header, before any is decoded."""
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    if width * height > config.max_pixels:
+        raise FerError(f"the video's frames are {width:,}×{height:,} pixels; this app reads videos up to "
+                       f"{config.max_pixels / 1e6:.1f} megapixels a frame (4K): scale it down first")
 
 
 def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:

@@ -1,14 +1,16 @@
 """The training config, and every choice it accepts declared once beside it.
 
-TrainConfig checks its values against these choices; `python -m fer train --help` and the Train
-page's form (its options, help texts and slider defaults) read them too. A learning rate typed into
-the form goes: pages/train.py → TrainConfig (here) → job.json (fer.train.jobs, for a background job)
-→ fer.train.loop.train → the optimizer → model.fit.
+TrainConfig checks its values against these choices; `python -m fer train --help` reads them, and the
+Train page draws its form from SETTINGS (one widget per declared field: label, bounds, choices, with
+TrainConfig's default). A learning rate typed into the form goes: pages/train.py → TrainConfig (here)
+→ config.json (fer.train.run_dir, written by fer.train.jobs) → fer.train.loop.train → the optimizer →
+model.fit. A new hyperparameter is a TrainConfig field, its Setting, and the code that uses it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 
 from fer.errors import FerError
 from fer.model.augmentation import NO_AUGMENTATION, SEED_AUGMENTATION, Augmentation
@@ -113,6 +115,70 @@ class TrainConfig:
             values["augmentation"] = Augmentation(**values["augmentation"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How the Train form asks for one TrainConfig field; the value it starts at is TrainConfig's default.
+
+    The widget follows from the declaration: a select box for `choices`, a stepped slider for `options`,
+    a checkbox for a yes/no field, a slider when `slider` is set, else a number box.
+    """
+
+    field: str  # The TrainConfig field.
+    label: str
+    group: str  # Where the form shows it: one of FORM_GROUPS.
+    choices: Mapping[str, str] | None = None  # Name → one-line description (listed in the widget's help).
+    described_choices: bool = False  # Each choice shown with its description (short lists of long names).
+    options: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    slider: bool = False
+    number_format: str | None = None  # printf-style, for a number box.
+
+
+# "distillation": only with a teacher; "finetune": only when starting from a parent model.
+FORM_GROUPS = ("data", "model", "optimisation", "loss", "distillation", "finetune")
+SETTINGS = (
+    Setting("seed", "Random seed", "data", minimum=0, step=1),
+    Setting("preset", "Model preset", "model", choices=PRESET_CHOICES, described_choices=True),
+    Setting("epochs", "Epochs", "model", minimum=1, maximum=500, step=1),
+    Setting("batch_size", "Batch size", "model", options=(16, 32, 64, 128, 256)),
+    Setting("early_stopping_patience", "Early stopping patience (epochs, 0 = off)", "model", minimum=0, step=1),
+    Setting("optimizer", "Optimizer", "optimisation", choices=OPTIMIZERS),
+    Setting("learning_rate", "Learning rate", "optimisation", minimum=1e-6, maximum=1.0, step=1e-4,
+            number_format="%.5f"),
+    Setting("schedule", "Learning-rate schedule", "optimisation", choices=SCHEDULES),
+    Setting("warmup_epochs", "Warm-up epochs (cosine)", "optimisation", minimum=0, step=1),
+    Setting("weight_decay", "Weight decay (adamw, sgd)", "optimisation", minimum=0.0, step=1e-4, number_format="%.5f"),
+    Setting("class_weights", "Class weights (inverse class frequency)", "loss"),
+    Setting("label_smoothing", "Label smoothing", "loss", minimum=0.0, maximum=0.3, step=0.05, slider=True),
+    Setting("dtype_policy", "Compute precision", "loss", choices=DTYPE_POLICIES),
+    Setting("distill_temperature", "Distillation temperature T", "distillation", minimum=0.5, maximum=20.0, step=0.5),
+    Setting("distill_alpha", "Teacher's share of the loss (α)", "distillation", minimum=0.0, maximum=1.0, step=0.05,
+            slider=True),
+    Setting("head_epochs", "Head epochs (new classes: the rest frozen)", "finetune", minimum=0, maximum=100, step=1),
+    Setting("backbone_rate", "Backbone's share of the learning rate", "finetune", minimum=0.01, maximum=1.0,
+            step=0.01, slider=True),
+    Setting("new_head", "New head reads", "finetune", choices=NEW_HEADS),
+    Setting("parent_members", "Networks to fine-tune, of an ensemble (0 = all)", "finetune", minimum=0, maximum=20,
+            step=1),
+)
+# Fields whose choices only the dataset or the registry knows (splits, models) or that take several widgets
+# (augmentation): the form asks for them with widgets of their own.
+FORM_SPECIAL_FIELDS = ("train_split", "validation_split", "augmentation", "teacher", "parent")
+
+
+def settings_in(group: str) -> tuple[Setting, ...]:
+    """The declared settings the form shows in `group`, in order."""
+    return tuple(setting for setting in SETTINGS if setting.group == group)
+
+
+def undeclared_fields() -> set[str]:
+    """TrainConfig fields the form would not ask for (none, unless a field was added without its Setting)."""
+    declared = {setting.field for setting in SETTINGS} | set(FORM_SPECIAL_FIELDS)
+    return {item.name for item in fields(TrainConfig)} - declared
 
 
 def either(choices) -> str:

@@ -1,15 +1,15 @@
 """Training runs as background jobs, so a run outlives Streamlit reruns, page changes and reloads.
 
 Each job is a subprocess (`python -m fer.train.jobs RUN_DIR`, same interpreter and environment as the
-server), so a crash inside training cannot take the server down. The server and the job share
-nothing but files:
+server), so a crash inside training cannot take the server down. A started run waits in the queue
+(fer.train.job_queue) until a slot is free; the server and the job share nothing but files: the
+queue's, and the run directory's (fer.train.run_dir): config.json says what to train, job.json what to
+do with the result and whose run it is, log.txt gets the job's output, STOP asks it to stop, and
+training writes the rest. A finished run registers its best model with fer.model.registry, where the
+Evaluate and Predict pages find it.
 
-    runs_dir()/job.lock   {"pid", "run"} of the job holding the slot (one job at a time by default;
-                          FER_STUDIO_MAX_JOBS=N allows N, in job.lock, job.2.lock, ...)
-
-and the run directory (fer.train.run_dir): job.json says what to run, log.txt gets the job's output,
-STOP asks it to stop, and training writes the rest. A finished run copies its best model into models/
-with fer.model.registry.register_model, where the Evaluate and Predict pages find it.
+Runs belong to a user: each user's runs live in fer.paths.runs_dir(user), and every function that
+starts, stops, resumes or lists runs takes the user (None without accounts) and touches no one else's.
 
 This module does not import Keras: the job process loads it only once its stderr is held (see
 fer.quiet), and the Train page reads runs through it.
@@ -17,36 +17,32 @@ fer.quiet), and the Train page reads runs through it.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer.errors import FerError
 from fer.model.registry import check_model_name
-from fer.paths import PROJECT_ROOT, runs_dir
+from fer.paths import PROJECT_ROOT, jobs_dir, runs_dir
 from fer.quiet import load_keras_quietly
-from fer.train.run_dir import RunDir, read_json, write_json
+from fer.train import job_queue
+from fer.train.job_queue import JobBusy, Spawner
+from fer.train.run_dir import DatasetFacts, JobSpec, RunConfig, RunDir, RunState
 
 if TYPE_CHECKING:
     from fer.train.config import TrainConfig
 
+__all__ = ["JobBusy", "Progress", "RunSummary", "Spawner", "active_runs", "list_runs", "read_progress",
+           "resume_job", "run_summary", "spawn_job", "start_job", "stop_job"]
+
 ACTIVE = ("starting", "running", "stopping")  # Statuses of a run whose process is alive.
-SPAWN_GRACE_SECONDS = 60.0  # How long a lock may name the server (between lock and spawn) before it is stale.
-
-# Jobs this server process started. Polling them reaps finished children, so they do not linger
-# as zombies (a zombie still answers os.kill(pid, 0) and would look alive).
-_CHILDREN: dict[int, subprocess.Popen] = {}
-
-
-class JobBusy(FerError):
-    """Raised when every job slot is taken by a running job."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ class RunSummary:
 
     name: str
     path: Path
-    status: str  # starting, running, stopping, stopped, finished or failed.
+    status: str  # queued, starting, running, stopping, stopped, finished or failed.
     error: str | None
     epochs_done: int
     epochs: int | None
@@ -79,18 +75,24 @@ class RunSummary:
     training_seconds: float
     started: float  # Unix time.
     dataset: str
-    config: dict = field(default_factory=dict)
+    config: TrainConfig | None = None  # None when the run's config is missing or no longer valid.
     registered_model: str | None = None
     pid: int | None = None
+    queue_position: int | None = None  # 1: the next to start; None unless queued.
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
 
     @property
+    def pending(self) -> bool:
+        """Queued or running: the Train page follows it until it ends."""
+        return self.status == "queued" or self.active
+
+    @property
     def resumable(self) -> bool:
         """A stopped or failed run can go on from its last checkpoint (or start over if it has none)."""
-        return self.status in ("stopped", "failed") and bool(self.dataset) and bool(self.config)
+        return self.status in ("stopped", "failed") and bool(self.dataset) and self.config is not None
 
 
 # --- Starting, stopping, resuming ----------------------------------------------------------------
@@ -100,64 +102,88 @@ def start_job(
     dataset: str,
     config: TrainConfig,
     *,
-    run_dir: str | Path | None = None,
+    user: str | None = None,
     register: bool = True,
     register_as: str | None = None,
-    user: str | None = None,
+    spawn: Spawner | None = None,
 ) -> Path:
-    """Start training `config` on the dataset source `dataset` (a path or "demo") in the background.
+    """Queue training `config` on the dataset source `dataset` (a path or "demo") as a run of `user`'s.
 
-    When the run finishes, its best model is registered in `user`'s models folder as `register_as` (default:
-    the run's name) unless `register` is false. Returns the run directory. Raises JobBusy when a job
-    already holds every slot, and FerError when the model name is invalid or already taken.
+    It starts at once when a slot is free (see fer.train.job_queue), else when one frees. When the run
+    finishes, its best model is registered in `user`'s models folder as `register_as` (default: the run's
+    name) unless `register` is false. Returns the run directory. Raises FerError when the model name is
+    invalid or taken, JobBusy when the user already has the most runs waiting. `spawn` starts the job
+    process (default spawn_job).
     """
-    run_dir = Path(run_dir) if run_dir is not None else RunDir.new(config.preset).path
-    register_as = (register_as or run_dir.name) if register else None
+    register_as = register_as if register else None
     if register_as is not None:
         check_model_name(register_as, user)
     if dataset != "demo" and Path(dataset).expanduser().exists():
         dataset = str(Path(dataset).expanduser().resolve())  # The job may run in another folder.
-    spec = {"dataset": dataset, "config": config.to_dict(), "register_as": register_as,
-            "user": user, "created": time.time()}
-    return _launch(run_dir, spec)
+    with job_queue.guard():
+        job_queue.check_room(user)
+        run = RunDir(RunDir.create(config.preset, runs_dir(user)).path.resolve())  # Named inside the guard.
+        if register:
+            register_as = register_as or run.name
+            check_model_name(register_as, user)
+        run.write_config(RunConfig(config.to_dict(), DatasetFacts(source=dataset)))
+        run.write_job(JobSpec(register_as=register_as, user=user, created=time.time()))
+        _queue(run, user, spawn)
+    return run.path
 
 
-def resume_job(run_dir: str | Path) -> Path:
-    """Start a stopped or failed run again; it continues from its last checkpoint."""
-    run_dir = Path(run_dir)
-    summary = run_summary(run_dir)
-    if summary.active:
-        raise FerError(f"run {run_dir.name} is still going; there is nothing to resume")
+def resume_job(run: str | Path, *, user: str | None = None, spawn: Spawner | None = None) -> Path:
+    """Queue a stopped or failed run of `user`'s again; it continues from its last checkpoint."""
+    run = user_run(run, user)
+    summary = run_summary(run.path)
+    if summary.pending:
+        raise FerError(f"run {run.name} is still going; there is nothing to resume")
     if summary.status == "finished":
-        raise FerError(f"run {run_dir.name} has finished all its epochs; start a new run to train more")
-    spec = RunDir(run_dir).read_job() or _spec_from_config(RunDir(run_dir))
-    if not spec.get("dataset") or not spec.get("config"):
-        raise FerError(f"{run_dir} does not say which dataset and config it ran; it cannot be resumed")
-    return _launch(run_dir, {**spec, "resumed": time.time()})
+        raise FerError(f"run {run.name} has finished all its epochs; start a new run to train more")
+    if not summary.resumable:
+        raise FerError(f"{run.name} does not say which dataset and config it ran; it cannot be resumed")
+    spec = run.read_job() or JobSpec(user=user, created=run.started())  # A CLI run registers nothing.
+    with job_queue.guard():
+        job_queue.check_room(user)
+        run.write_job(dataclasses.replace(spec, resumed=time.time()))
+        _queue(run, user, spawn)
+    return run.path
 
 
-def stop_job(run_dir: str | Path) -> None:
-    """Ask a running job to stop: it finishes the current batch, saves a checkpoint and exits."""
-    run = RunDir(run_dir)
+def stop_job(run: str | Path, *, user: str | None = None) -> None:
+    """Stop a run of `user`'s: a queued one leaves the queue; a running one finishes the current batch,
+    saves a checkpoint and exits."""
+    run = user_run(run, user)
+    with job_queue.guard():
+        if job_queue.dequeue(run.path):
+            run.update_state(status="stopped")
+            return
     if not run_summary(run.path).active:
         raise FerError(f"run {run.name} is not running")
     run.request_stop()
 
 
-def _launch(run_dir: Path, spec: dict) -> Path:
-    run_dir = run_dir.resolve()  # Locks name runs by absolute path; the job compares its own against it.
-    root = run_dir.parent
-    with _slot(root) as lock:
-        run = RunDir(run_dir)
-        run.clear_stop()
-        run.write_job(spec)
-        child = _spawn(run_dir)
-        _CHILDREN[child.pid] = child
-        write_json(lock, {"pid": child.pid, "run": str(run_dir), "time": time.time()})
-    return run_dir
+def user_run(run: str | Path, user: str | None) -> RunDir:
+    """`run` (a run's name, or its folder) as one of `user`'s runs; FerError for anything else."""
+    root = runs_dir(user).resolve()
+    name = Path(run).name
+    candidate = RunDir(root / name)
+    given = Path(run)
+    if name in ("", ".", "..") or (given.is_absolute() and given.resolve() != candidate.path) \
+            or not candidate.is_run():
+        raise FerError(f"there is no run named '{name}' among your runs")
+    return candidate
 
 
-def _spawn(run_dir: Path) -> subprocess.Popen:
+def _queue(run: RunDir, user: str | None, spawn: Spawner | None) -> None:
+    """With the guard held: put `run` in the queue and start what the free slots allow."""
+    run.clear_stop()
+    run.update_state(status="queued", error=None, pid=None)
+    job_queue.enqueue(run.path, user)
+    job_queue.drain(spawn or spawn_job)
+
+
+def spawn_job(run_dir: Path) -> subprocess.Popen:
     """Start the job process: this interpreter, this environment (FER_STUDIO_HOME, KERAS_BACKEND…)."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(RunDir(run_dir).log_file, "a") as log:
@@ -168,176 +194,76 @@ def _spawn(run_dir: Path) -> subprocess.Popen:
         )
 
 
-# --- The job lock --------------------------------------------------------------------------------
-
-
-def max_jobs() -> int:
-    """How many jobs may run at once: $FER_STUDIO_MAX_JOBS, default 1."""
-    try:
-        return max(1, int(os.environ.get("FER_STUDIO_MAX_JOBS", "1")))
-    except ValueError:
-        return 1
-
-
-def _lock_paths(root: Path) -> list[Path]:
-    return [root / ("job.lock" if slot == 0 else f"job.{slot + 1}.lock") for slot in range(max_jobs())]
-
-
-@contextlib.contextmanager
-def _slot(root: Path):
-    """Take a free job slot: yields its lock file, already naming this process as a placeholder."""
-    root.mkdir(parents=True, exist_ok=True)
-    with _guard(root):
-        busy = []
-        for lock in _lock_paths(root):
-            holder = _live_holder(lock)
-            if holder is None:
-                write_json(lock, {"pid": os.getpid(), "run": None, "time": time.time()})
-                break
-            busy.append(holder)
-        else:
-            names = ", ".join(Path(h["run"]).name if h.get("run") else "one being started" for h in busy)
-            raise JobBusy(f"a training run is already going ({names}); stop it or wait for it to finish "
-                          "before starting another")
-        try:
-            yield lock
-        except BaseException:
-            lock.unlink(missing_ok=True)
-            raise
-
-
-@contextlib.contextmanager
-def _guard(root: Path):
-    """Serialise lock checks across server sessions and processes (flock where the OS has it)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; the O(ms) window between check and write is accepted.
-        yield
-        return
-    with open(root / ".job.guard", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _live_holder(lock: Path) -> dict | None:
-    """The lock's contents if it names a live job (or a launch in progress), else None (removing it)."""
-    holder = read_json(lock)
-    if not holder:
-        lock.unlink(missing_ok=True)
-        return None
-    pid, run = holder.get("pid"), holder.get("run")
-    if run is None:  # Written by a server that is spawning the job right now.
-        alive = _process_alive(pid) and time.time() - holder.get("time", 0) < SPAWN_GRACE_SECONDS
-    else:
-        alive = _process_alive(pid, marker=Path(run).name)
-    if not alive:
-        lock.unlink(missing_ok=True)  # Stale: the job died without releasing it (killed, power loss).
-        return None
-    return holder
-
-
-def active_runs(root: Path | None = None) -> list[Path]:
-    """Run directories of the jobs running now (stale locks are cleared on the way)."""
-    _reap()
-    root = Path(root) if root is not None else runs_dir()
-    if not root.exists():
-        return []
-    with _guard(root):
-        holders = [_live_holder(lock) for lock in _lock_paths(root)]
-    return [Path(h["run"]) for h in holders if h and h.get("run")]
-
-
-def _release(run_dir: Path) -> None:
-    """Called by the job as it exits: free the slot it holds."""
-    for lock in _lock_paths(run_dir.parent):
-        holder = read_json(lock)
-        if holder.get("run") == str(run_dir) and holder.get("pid") == os.getpid():
-            lock.unlink(missing_ok=True)
-
-
-def _reap() -> None:
-    for pid, child in list(_CHILDREN.items()):
-        if child.poll() is not None:
-            del _CHILDREN[pid]
-
-
-def _process_alive(pid, marker: str | None = None) -> bool:
-    """Whether `pid` runs (not a zombie) and, if `marker` is given, has it in its command line."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # Exists, owned by someone else.
-    proc = Path(f"/proc/{pid}")
-    if not proc.exists():  # No procfs (macOS): existence is all we can tell.
-        return True
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (OSError, IndexError):
-        return False
-    if state in ("Z", "X"):
-        return False
-    if not command:
-        # Mid-exec: Popen returns once the child's exec has closed its descriptors, before the kernel
-        # has set up the new command line, which reads empty until then. A CI run caught a just-started
-        # job's lock being cleared as stale in that window.
-        return True
-    return marker is None or marker in command  # The marker rules out a reused pid.
+def active_runs(user: str | None = None, *, spawn: Spawner | None = None) -> list[Path]:
+    """`user`'s runs whose jobs are running now. Looking also frees the slots of dead jobs and starts
+    waiting runs in them (the server's share of keeping the queue moving)."""
+    root = runs_dir(user).resolve()
+    with job_queue.guard():
+        job_queue.drain(spawn or spawn_job)
+        holders = job_queue.holders().values()
+    return [Path(holder.run) for holder in holders if holder.run and Path(holder.run).parent == root]
 
 
 # --- Reading runs --------------------------------------------------------------------------------
 
 
 def run_summary(run_dir: str | Path) -> RunSummary:
-    """Status, metrics and config of one run directory, judged from its files and the job lock."""
-    _reap()
+    """Status, metrics and config of one run directory, judged from its files, the slots and the queue."""
+    job_queue.reap()
     run = RunDir(run_dir)
-    spec, config_file, state = run.read_job(), run.read_config(), run.read_state()
+    spec, run_config, state = run.read_job(), run.read_config(), run.read_state()
     complete = [r for r in run.read_metrics() if not r.get("partial")]
     status, error, pid = _status(run, state, spec)
-    config = config_file.get("config") or spec.get("config") or {}
+    config = _train_config(run_config)
     return RunSummary(
         name=run.name, path=run.path, status=status, error=error,
-        epochs_done=int(state.get("epochs_done", 0)), epochs=config.get("epochs"),
-        best_accuracy=state.get("best_val_accuracy"), best_epoch=state.get("best_epoch"),
-        final=complete[-1] if complete else {}, training_seconds=float(state.get("training_seconds", 0.0)),
-        started=run.started(), dataset=spec.get("dataset") or config_file.get("dataset", {}).get("source", ""),
-        config=config, registered_model=state.get("registered_model"), pid=pid,
+        epochs_done=state.epochs_done, epochs=config.epochs if config else None,
+        best_accuracy=state.best_val_accuracy, best_epoch=state.best_epoch,
+        final=complete[-1] if complete else {}, training_seconds=state.training_seconds,
+        started=run.started(), dataset=run_config.dataset.source if run_config else "",
+        config=config, registered_model=state.registered_model, pid=pid,
+        queue_position=job_queue.position(run.path.resolve()) if status == "queued" else None,
     )
 
 
-def _status(run: RunDir, state: dict, spec: dict) -> tuple[str, str | None, int | None]:
+def _train_config(run_config: RunConfig | None) -> TrainConfig | None:
+    """The run's TrainConfig; None when it has none or it no longer holds (a preset since removed)."""
+    from fer.train.config import TrainConfig  # Here, not at the top: it loads Keras (see the module's docstring).
+
+    if run_config is None:
+        return None
+    try:
+        return TrainConfig.from_dict(run_config.config)
+    except (FerError, TypeError, ValueError):
+        return None
+
+
+def _status(run: RunDir, state: RunState, spec: JobSpec | None) -> tuple[str, str | None, int | None]:
     stopping = run.stop_requested
     absolute = str(run.path.resolve())
-    holder = next((h for h in map(read_json, _lock_paths(run.path.parent)) if h.get("run") == absolute), None)
-    if holder and _process_alive(holder.get("pid"), marker=run.name):
-        pid = holder["pid"]
+    holder = next((h for h in map(job_queue.SlotHolder.read, jobs_dir().glob("slot-*.lock"))
+                   if h is not None and h.run == absolute), None)
+    if holder and job_queue.process_alive(holder.pid, marker=run.name):
         if stopping:
-            return "stopping", None, pid
-        running = state.get("status") == "running" and state.get("pid") == pid
-        return ("running" if running else "starting"), None, pid
-    status, pid = state.get("status"), state.get("pid")
-    if status == "running":  # A job without our lock (e.g. `python -m fer train --out`) or one that died.
-        if _process_alive(pid, marker=run.name):
-            return ("stopping" if stopping else "running"), None, pid
+            return "stopping", None, holder.pid
+        # The state of an earlier attempt was set to queued when this one was queued, so "running" is this one's.
+        return ("running" if state.status == "running" else "starting"), None, holder.pid
+    if state.status == "queued" and job_queue.position(Path(absolute)) is not None:
+        return "queued", None, None
+    if state.status == "running":  # A job without our slot (e.g. `python -m fer train --out`) or one that died.
+        if job_queue.process_alive(state.pid, marker=run.name):
+            return ("stopping" if stopping else "running"), None, state.pid
         return "failed", "the training process ended unexpectedly (killed or crashed); see the log", None
-    if status in ("finished", "stopped", "failed"):
-        return status, state.get("error"), None
+    if state.status in ("finished", "stopped", "failed"):
+        return state.status, state.error, None
     if spec:  # A job that never got as far as training.
-        return "failed", state.get("error") or "the training process ended before training began; see the log", None
+        return "failed", state.error or "the training process ended before training began; see the log", None
     return "stopped", None, None
 
 
-def list_runs(root: Path | None = None) -> list[RunSummary]:
-    """Every run directory under `root` (default runs_dir()), newest first."""
-    root = Path(root) if root is not None else runs_dir()
+def list_runs(user: str | None = None) -> list[RunSummary]:
+    """Every run of `user`'s (fer.paths.runs_dir(user)), newest first."""
+    root = runs_dir(user)
     if not root.exists():
         return []
     found = [run_summary(path) for path in root.iterdir() if RunDir(path).is_run()]
@@ -349,11 +275,11 @@ def read_progress(run_dir: str | Path, summary: RunSummary | None = None) -> Pro
     run = RunDir(run_dir)
     summary = summary or run_summary(run.path)
     progress = run.read_progress()
-    epochs = int(progress.get("epochs") or summary.epochs or 0)
-    if not progress or not epochs:
+    epochs = (progress.epochs if progress else 0) or summary.epochs or 0
+    if progress is None or not epochs:
         return None
-    batches = max(int(progress.get("batches") or 1), 1)
-    epoch, batch = int(progress.get("epoch", 1)), int(progress.get("batch", 0))
+    batches = max(progress.batches, 1)
+    epoch, batch = progress.epoch, progress.batch
     if epoch <= summary.epochs_done:  # The file still describes the epoch that just ended.
         epoch, batch = summary.epochs_done + 1, 0
     if summary.epochs_done >= epochs:  # All epochs trained; the job is scoring the best model.
@@ -361,11 +287,11 @@ def read_progress(run_dir: str | Path, summary: RunSummary | None = None) -> Pro
     epoch = min(epoch, epochs)
     done_batches = (epoch - 1) * batches + batch
     fraction = min(done_batches / (epochs * batches), 1.0)
-    speed = progress.get("images_per_second")
+    speed = progress.images_per_second
     return Progress(
         epoch=epoch, epochs=epochs, batch=batch, batches=batches, images_per_second=speed,
         fraction=fraction, eta_seconds=_eta(summary, epochs * batches - done_batches, batches, speed),
-        updated=progress.get("time"),
+        updated=progress.time,
     )
 
 
@@ -373,52 +299,77 @@ def _eta(summary: RunSummary, batches_left: int, batches_per_epoch: int, images_
     durations = [r["seconds"] for r in RunDir(summary.path).read_metrics() if not r.get("partial") and r.get("seconds")]
     if durations:  # Whole epochs measured so far include validation, so they predict best.
         return batches_left / batches_per_epoch * sum(durations) / len(durations)
-    batch_size = summary.config.get("batch_size")
-    if images_per_second and batch_size:
-        return batches_left * batch_size / images_per_second
+    if images_per_second and summary.config:
+        return batches_left * summary.config.batch_size / images_per_second
     return None
 
 
 # --- The job process -----------------------------------------------------------------------------
 
 
+def supervise(run_dir: str | Path, *, command: list[str] | None = None, spawn: Spawner | None = None) -> int:
+    """The job process: train in a child process (`command`, default `python -m fer.train.jobs --train
+    RUN_DIR`) and, however the child ends, even killed for memory, say so in the run's state, free the
+    slot and start the next waiting run (with `spawn`). Its exit status is the child's."""
+    run = RunDir(Path(run_dir).resolve())
+    command = command or [sys.executable, "-m", "fer.train.jobs", "--train", str(run.path)]
+    try:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # Its output goes where ours goes: the log.
+        # SIGTERM (e.g. a system shutdown) stops like the Stop button: after the batch, with a checkpoint.
+        signal.signal(signal.SIGTERM, lambda *_: run.request_stop())
+        status = child.wait()
+        if status < 0 and run.read_state().status not in ("stopped", "finished", "failed"):
+            run.update_state(status="failed", error=f"the training process was killed ({signal.Signals(-status).name}"
+                             ", perhaps for want of memory); Resume goes on from the last checkpoint")
+        return status if status >= 0 else 1
+    finally:
+        with job_queue.guard():
+            job_queue.release(os.getpid(), str(run.path))
+            job_queue.drain(spawn or spawn_job)
+
+
 def run(run_dir: str | Path) -> int:
     """The body of a job: open the dataset, train (resuming), register the best model; exit status."""
     directory = RunDir(Path(run_dir).resolve())
-    spec = directory.read_job()
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.get('resumed') else 'starting'}"
-          f" {directory.name}")
+    spec = directory.read_job() or JobSpec()
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  job {os.getpid()} {'resuming' if spec.resumed else 'starting'}"
+          f" {directory.name}", flush=True)
     try:
         load_keras_quietly()
-        from fer.data.datasets import open_dataset
-        from fer.train.config import TrainConfig
-        from fer.train.loop import ConsoleProgress, train
-
-        config = TrainConfig.from_dict(spec["config"])
-        dataset = open_dataset(spec["dataset"])
-        print(f"dataset: {dataset.source} ({', '.join(f'{k} {len(v):,}' for k, v in dataset.splits.items())})")
-        if directory.stop_requested:  # Stopped while the dataset was opening: train() would clear the flag.
-            directory.clear_stop()
-            directory.update_state(status="stopped")
-            print("stopped before training began")
-            return 0
-        result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
-        directory.clear_stop()  # Handled; a later resume starts clean.
-        if result.stopped:
-            print(f"stopped after epoch {directory.read_state().get('epochs_done', 0)}; resume to go on")
-        elif spec.get("register_as"):
-            path = _register(result.model_path, spec["register_as"], spec.get("user"))
-            directory.update_state(registered_model=str(path))
-            print(f"registered the best model as {path}")
-        print("done")
-        return 0
+        return _train_and_register(directory, spec)
     except BaseException as error:  # Everything, so the page can show it; the traceback goes to the log.
         traceback.print_exc()
-        if directory.read_state().get("status") != "failed":
+        if directory.read_state().status != "failed":
             directory.update_state(status="failed", error=f"{type(error).__name__}: {error}")
         return 1
-    finally:
-        _release(directory.path)
+
+
+def _train_and_register(directory: RunDir, spec: JobSpec) -> int:
+    from fer.data.datasets import open_dataset
+    from fer.train.config import TrainConfig
+    from fer.train.loop import ConsoleProgress, train
+
+    run_config = directory.read_config()
+    if run_config is None:
+        raise FerError(f"{directory.path} holds no config.json: there is nothing to train")
+    config = TrainConfig.from_dict(run_config.config)
+    dataset = open_dataset(run_config.dataset.source)
+    print(f"dataset: {dataset.source} ({', '.join(f'{k} {len(v):,}' for k, v in dataset.splits.items())})")
+    if directory.stop_requested:  # Stopped while the dataset was opening: train() would clear the flag.
+        directory.clear_stop()
+        directory.update_state(status="stopped")
+        print("stopped before training began")
+        return 0
+    result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
+    directory.clear_stop()  # Handled; a later resume starts clean.
+    if result.stopped:
+        print(f"stopped after epoch {directory.read_state().epochs_done}; resume to go on")
+    elif spec.register_as:
+        path = _register(result.model_path, spec.register_as, spec.user)
+        directory.update_state(registered_model=str(path))
+        print(f"registered the best model as {path}")
+    print("done")
+    return 0
 
 
 def _register(model_path: Path, name: str, user: str | None) -> Path:
@@ -434,24 +385,17 @@ def _register(model_path: Path, name: str, user: str | None) -> Path:
             candidate, n = f"{name}-{n}", n + 1
 
 
-def _spec_from_config(run: RunDir) -> dict:
-    """A job spec for a run started elsewhere (the CLI), from the config.json fer.train.loop wrote."""
-    config_file = run.read_config()
-    if not config_file:
-        return {}
-    return {"dataset": config_file.get("dataset", {}).get("source"), "config": config_file.get("config"),
-            "register_as": None, "created": run.started()}
-
-
 def main(argv: list[str] | None = None) -> int:
+    """`python -m fer.train.jobs RUN_DIR` (the job process, supervise) or `--train RUN_DIR` (its child, run)."""
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--train":
+        directory = RunDir(Path(argv[1]).resolve())
+        signal.signal(signal.SIGTERM, lambda *_: directory.request_stop())  # As supervise does.
+        return run(directory.path)
     if len(argv) != 1:
         print("usage: python -m fer.train.jobs RUN_DIR", file=sys.stderr)
         return 2
-    directory = RunDir(Path(argv[0]).resolve())
-    # SIGTERM (e.g. a system shutdown) stops like the Stop button: after the batch, with a checkpoint.
-    signal.signal(signal.SIGTERM, lambda *_: directory.request_stop())
-    return run(directory.path)
+    return supervise(argv[0])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from fer.model.presets import build_model
 from fer.train import distill, finetune
 from fer.train.config import TrainConfig
 from fer.train.hardware import training_device
-from fer.train.run_dir import RunDir
+from fer.train.run_dir import DatasetFacts, ProgressRecord, RunConfig, RunDir, RunState
 
 
 @dataclass
@@ -69,100 +69,149 @@ def train(
     Under the TensorFlow backend the model is built inside `strategy` (default_strategy()).
     """
     run = RunDir(run_dir)
-    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    run.clear_stop()
     if config.parent:
-        dataset = finetune.prepared_dataset(dataset, config)
+        dataset = finetune.prepared_dataset(dataset, config)  # Enough faces, and a validation split.
+    train_images = len(_train_split(dataset, config))
+    keras.utils.set_random_seed(config.seed)
+    state = prepare_run(run, dataset, config, resume)
+    steps_per_epoch = -(-train_images // config.batch_size)
+    with _scope(strategy):
+        model = (restore_model(run, config, steps_per_epoch) if state.epochs_done else
+                 new_model(dataset, config, steps_per_epoch))
+    train_data, validation_data = training_batches(dataset, config)
+    monitor = "val_accuracy" if validation_data is not None else "accuracy"
+    recorder = RunRecorder(run, state, dataset, config, monitor, train_images)
+    fit_callbacks = [recorder, StopFlag(run), *schedule_callbacks(config, monitor), *callbacks]
+    fit(model, recorder, train_data, validation_data, fit_callbacks, strategy)
+    return finish(run, model, recorder, dataset, evaluate_splits)
+
+
+def _train_split(dataset: Dataset, config: TrainConfig):
     train_split = dataset.split(config.train_split)
-    validation = dataset.splits.get(config.validation_split)
     if len(train_split) == 0:
         raise FerError(f"the '{config.train_split}' split has no images to train on")
-    keras.utils.set_random_seed(config.seed)
+    return train_split
 
+
+def prepare_run(run: RunDir, dataset: Dataset, config: TrainConfig, resume: bool) -> RunState:
+    """Make `run` ready to train `config`: the state to go on from (epochs_done 0 for a fresh start), with
+    config.json written and metrics the checkpoint does not hold dropped."""
+    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    run.clear_stop()
     state = run.read_state()
-    resuming = resume and run.checkpoint.exists() and state.get("epochs_done", 0) > 0
-    if resuming:
-        previous = TrainConfig.from_dict(run.read_config().get("config", {}))
-        if previous.preset != config.preset:
-            raise FerError(f"{run.path} holds a '{previous.preset}' run; cannot resume it as '{config.preset}'")
-        run.drop_epochs_after(state["epochs_done"])
+    if resume and run.checkpoint.exists() and state.epochs_done > 0:
+        previous = run.read_config()
+        preset = previous.config.get("preset") if previous else None
+        if preset != config.preset:
+            raise FerError(f"{run.path} holds a '{preset}' run; cannot resume it as '{config.preset}'")
+        run.drop_epochs_after(state.epochs_done)
     else:
-        state = {"epochs_done": 0, "best_val_accuracy": None, "training_seconds": 0.0}
+        state = RunState()
         run.clear_metrics()
-    run.write_config(config.to_dict(), {
-        "source": dataset.source, "fingerprint": dataset.fingerprint, "format": dataset.format,
-        "classes": list(dataset.classes), "counts": dataset.counts()})
+    run.write_config(RunConfig(config.to_dict(), DatasetFacts(
+        source=dataset.source, fingerprint=dataset.fingerprint, format=dataset.format,
+        classes=tuple(dataset.classes), counts=dataset.counts())))
+    return state
 
+
+def _scope(strategy):
+    """The distribution strategy's scope (default_strategy() under TensorFlow), or no scope at all."""
     if strategy is None and keras.backend.backend() == "tensorflow":
         strategy = default_strategy()
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    steps_per_epoch = -(-len(train_split) // config.batch_size)
-    with scope:
-        if resuming:
-            model = keras.models.load_model(run.checkpoint)
-            if config.schedule == "cosine":
-                # The checkpoint's schedule was sized for the old epoch count; a resumed run with
-                # more or fewer epochs anneals over the new one (the step counter carries on).
-                model.optimizer.learning_rate = _learning_rate(config, steps_per_epoch)
-        elif config.parent:
-            model = finetune.starting_model(config, dataset.classes, dataset)
-        else:
-            model = (distill.distillation_model(config, dataset.classes) if config.teacher else
-                     build_model(config.preset, num_classes=len(dataset.classes),
-                                 augmentation=config.augmentation, dtype_policy=config.dtype_policy))
-            _compile(model, config, steps_per_epoch)
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
+
+def new_model(dataset: Dataset, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    """The preset (or a distillation wrapper around it), compiled with `config`'s optimizer and loss; or the
+    parent model to fine-tune (fer.train.finetune), which each of its phases compiles."""
+    if config.parent:
+        return finetune.starting_model(config, dataset.classes, dataset)
+    model = (distill.distillation_model(config, dataset.classes) if config.teacher else
+             build_model(config.preset, num_classes=len(dataset.classes), augmentation=config.augmentation,
+                         dtype_policy=config.dtype_policy))
+    _compile(model, config, steps_per_epoch)
+    return model
+
+
+def restore_model(run: RunDir, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    """The run's checkpoint, with its optimizer state."""
+    model = keras.models.load_model(run.checkpoint)
+    if config.schedule == "cosine":
+        # The checkpoint's schedule was sized for the old epoch count; a resumed run with
+        # more or fewer epochs anneals over the new one (the step counter carries on).
+        model.optimizer.learning_rate = _learning_rate(config, steps_per_epoch)
+    return model
+
+
+def training_batches(dataset: Dataset, config: TrainConfig) -> tuple:
+    """(train batches, validation batches or None when there is no validation split)."""
     train_data = dataset.batches(config.train_split, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    validation_data = (
-        dataset.batches(config.validation_split, batch_size=256) if validation is not None and len(validation) else None
-    )
-    monitor = "val_accuracy" if validation_data is not None else "accuracy"
-    recorder = RunRecorder(run, state, dataset, config, monitor, len(train_split))
-    all_callbacks = [recorder, StopFlag(run)]
-    if config.schedule == "plateau":
-        all_callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss" if validation_data else "loss",
-                                                               factor=0.5, patience=3, min_lr=1e-6))
-    if config.early_stopping_patience:
-        all_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience,
-                                                           mode="max"))
-    all_callbacks += list(callbacks)
+    validation = dataset.splits.get(config.validation_split)
+    if validation is None or not len(validation):
+        return train_data, None
+    return train_data, dataset.batches(config.validation_split, batch_size=256)
 
-    _update_state(run, state, status="running", pid=os.getpid())
-    # A run from scratch is one phase; fine-tuning may train the new head alone first (fer.train.finetune).
-    phases = finetune.phases(config, dataset.classes) if config.parent else [None]
+
+def schedule_callbacks(config: TrainConfig, monitor: str) -> list[keras.callbacks.Callback]:
+    """The learning-rate and early-stopping callbacks `config` asks for."""
+    chosen = []
+    if config.schedule == "plateau":
+        chosen.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor.replace("accuracy", "loss"),
+                                                        factor=0.5, patience=3, min_lr=1e-6))
+    if config.early_stopping_patience:
+        chosen.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience,
+                                                    mode="max"))
+    return chosen
+
+
+def fit(model: keras.Model, recorder: RunRecorder, train_data, validation_data, callbacks: list,
+        strategy=None) -> None:
+    """model.fit from the recorder's state on; a failure is recorded in state.json before it is raised.
+
+    A run from scratch is one phase; fine-tuning may train a new head alone first (fer.train.finetune.phases),
+    and each phase compiles anew: which layers train changes what compile builds."""
+    config = recorder.config
+    split = recorder.dataset.split(config.train_split)
+    recorder.update_state(status="running", pid=os.getpid())
+    phases = finetune.phases(config, recorder.dataset.classes) if config.parent else [None]
     try:
         for phase in phases:
             if phase is not None:
-                if state["epochs_done"] >= phase.last_epoch:
+                if recorder.state.epochs_done >= phase.last_epoch:
                     continue
-                # Trainable layers change what compile builds, so each phase compiles anew.
-                with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                with _scope(strategy):
                     finetune.set_backbone_trainable(model, phase.backbone_trainable)
-                    _compile(model, dataclasses.replace(config, learning_rate=phase.learning_rate), steps_per_epoch)
+                    steps = -(-len(split) // config.batch_size)
+                    _compile(model, dataclasses.replace(config, learning_rate=phase.learning_rate), steps)
             model.fit(
                 train_data,
                 validation_data=validation_data,
                 epochs=phase.last_epoch if phase is not None else config.epochs,
-                initial_epoch=state["epochs_done"],
-                class_weight=class_weights(train_split.labels, len(dataset.classes)) if config.class_weights else None,
-                callbacks=all_callbacks,
+                initial_epoch=recorder.state.epochs_done,
+                class_weight=class_weights(split.labels, len(recorder.dataset.classes)) if config.class_weights
+                else None,
+                callbacks=callbacks,
                 shuffle=False,  # The batches already shuffle, each epoch.
                 verbose=0,
             )
-            if run.stop_requested:
+            if recorder.run.stop_requested:
                 break
     except BaseException as error:
-        _update_state(run, state, status="failed", error=f"{type(error).__name__}: {error}")
+        recorder.update_state(status="failed", error=f"{type(error).__name__}: {error}")
         raise
+
+
+def finish(run: RunDir, model: keras.Model, recorder: RunRecorder, dataset: Dataset,
+           evaluate_splits: bool) -> TrainResult:
+    """After fit: the best model's card (scored on every split unless stopped) and the final state."""
     stopped = run.stop_requested
-    best_path = run.best_model
-    if not best_path.exists():  # Stopped before the first epoch ended: keep what there is.
+    if not run.best_model.exists():  # Stopped before the first epoch ended: keep what there is.
         recorder.save_best(model, {})
-    card = read_card(best_path)
+    card = read_card(run.best_model)
     if evaluate_splits and not stopped:
-        card = finalize_card(best_path, dataset)
-    _update_state(run, state, status="stopped" if stopped else "finished")
-    return TrainResult(run.path, best_path, card, run.read_metrics(), stopped)
+        card = finalize_card(run.best_model, dataset)
+    recorder.update_state(status="stopped" if stopped else "finished")
+    return TrainResult(run.path, run.best_model, card, run.read_metrics(), stopped)
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -236,7 +285,7 @@ class StopFlag(keras.callbacks.Callback):
 class RunRecorder(keras.callbacks.Callback):
     """Writes a run's metrics, progress, state, checkpoint and best model as epochs go by."""
 
-    def __init__(self, run: RunDir, state: dict, dataset: Dataset, config: TrainConfig,
+    def __init__(self, run: RunDir, state: RunState, dataset: Dataset, config: TrainConfig,
                  monitor: str, train_images: int):
         super().__init__()
         self.run, self.state, self.dataset, self.config = run, state, dataset, config
@@ -256,13 +305,12 @@ class RunRecorder(keras.callbacks.Callback):
             self.last_progress = self.train_end
             seconds = self.train_end - self.epoch_start
             images = min(self.batches_done * self.config.batch_size, self.train_images)
-            self.run.write_progress({
-                "epoch": epoch_number(self.state), "epochs": self.config.epochs,
-                "batch": self.batches_done, "batches": self.batches_per_epoch,
-                "images_per_second": images / seconds if seconds > 0 else None,
-                "loss": _float(logs.get("loss")), "accuracy": _float(logs.get("accuracy")),
-                "time": time.time(),
-            })
+            self.run.write_progress(ProgressRecord(
+                epoch=self.state.next_epoch, epochs=self.config.epochs,
+                batch=self.batches_done, batches=self.batches_per_epoch,
+                images_per_second=images / seconds if seconds > 0 else None,
+                loss=_float(logs.get("loss")), accuracy=_float(logs.get("accuracy")), time=time.time(),
+            ))
 
     @property
     def batches_per_epoch(self) -> int:
@@ -284,17 +332,19 @@ class RunRecorder(keras.callbacks.Callback):
             "time": time.time(),
         }
         self.run.append_metrics(record)
-        self.state["training_seconds"] = self.state.get("training_seconds", 0.0) + (now - self.epoch_start)
-        if not partial:
-            self.state["epochs_done"] = epoch + 1
-        score = record.get(self.monitor)
-        best = self.state.get("best_val_accuracy")
+        self.state = self.state.replace(training_seconds=self.state.training_seconds + (now - self.epoch_start),
+                                        epochs_done=self.state.epochs_done if partial else epoch + 1)
+        score, best = record.get(self.monitor), self.state.best_val_accuracy
         if score is not None and (best is None or score > best):
-            self.state["best_val_accuracy"] = score
-            self.state["best_epoch"] = epoch + 1
+            self.state = self.state.replace(best_val_accuracy=score, best_epoch=epoch + 1)
             self.save_best(self.model, record)
         self.run.save_checkpoint(self.model)
-        _update_state(self.run, self.state)
+        self.update_state()
+
+    def update_state(self, **changes) -> None:
+        """Change the training process's own copy of the state and write it whole."""
+        self.state = self.state.replace(**changes)
+        self.run.write_state(self.state)
 
     def save_best(self, model: keras.Model, record: dict) -> None:
         """Save `model` (without optimizer state) as best.keras with its model card."""
@@ -311,7 +361,7 @@ class RunRecorder(keras.callbacks.Callback):
             dataset={"source": self.dataset.source, "fingerprint": self.dataset.fingerprint},
             epoch=record.get("epoch"),
             metrics=metrics,
-            training_seconds=round(self.state.get("training_seconds", 0.0), 1),
+            training_seconds=round(self.state.training_seconds, 1),
             training_backend=keras.backend.backend(),
             training_device=self.device,
             distillation=distill.card_distillation(self.config),
@@ -363,16 +413,6 @@ def current_learning_rate(model: keras.Model) -> float | None:
         return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     except Exception:  # An optimizer without a readable rate: not worth failing an epoch for.
         return None
-
-
-def epoch_number(state: dict) -> int:
-    return state.get("epochs_done", 0) + 1
-
-
-def _update_state(run: RunDir, state: dict, **changes) -> None:
-    """Change the training process's own copy of the state and write it whole."""
-    state.update(changes)
-    run.write_state(state)
 
 
 def _float(value):

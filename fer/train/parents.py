@@ -40,7 +40,7 @@ def resolve_parent(given: str, user: str | None = None) -> Path:
 def _run_model(run: Path) -> Path:
     from fer.train.run_dir import RunDir
 
-    status = RunDir(run).read_state().get("status")
+    status = RunDir(run).read_state().status
     best = RunDir(run).best_model
     if status in ("starting", "running", "stopping"):
         raise FerError(f"run {run.name} is still training; start from it once it has finished")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from fer.train.parents import parent_name
 
 if TYPE_CHECKING:
+    from fer.model.augmentation import Augmentation
     from fer.train.jobs import RunSummary
 
 PERCENT_COLUMNS = ("best val acc", "final train acc", "final val acc")  # In percent (0–100), to show in one format.
@@ -25,34 +26,35 @@ def runs_table(runs: list[RunSummary]):
     """
     import pandas as pd
 
-    rows = []
-    for run in runs:
-        config, final = run.config, run.final
-        rows.append({
-            "run": run.name,
-            "status": run.status,
-            "preset": config.get("preset"),
-            "started from": parent_name(config.get("parent")),
-            "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
-            "best val acc": _percent(run.best_accuracy),
-            "best epoch": run.best_epoch,
-            "final train acc": _percent(final.get("accuracy")),
-            "final val acc": _percent(final.get("val_accuracy")),
-            "final val loss": final.get("val_loss"),
-            "images/s": final.get("images_per_second"),
-            "train time": format_duration(run.training_seconds),
-            "learning rate": config.get("learning_rate"),
-            "schedule": config.get("schedule"),
-            "optimizer": config.get("optimizer"),
-            "batch": config.get("batch_size"),
-            "augmentation": describe_augmentation(config.get("augmentation")),
-            "class weights": config.get("class_weights"),
-            "seed": config.get("seed"),
-            "dataset": Path(run.dataset).name if run.dataset else None,
-            "model": Path(run.registered_model).stem if run.registered_model else None,
-            "started": datetime.datetime.fromtimestamp(run.started).replace(microsecond=0),
-        })
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_row(run) for run in runs])
+
+
+def _row(run: RunSummary) -> dict:
+    config, final = run.config, run.final
+    return {
+        "run": run.name,
+        "status": f"queued (#{run.queue_position})" if run.queue_position else run.status,
+        "preset": config.preset if config else None,
+        "started from": parent_name(config.parent) if config else None,
+        "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
+        "best val acc": _percent(run.best_accuracy),
+        "best epoch": run.best_epoch,
+        "final train acc": _percent(final.get("accuracy")),
+        "final val acc": _percent(final.get("val_accuracy")),
+        "final val loss": final.get("val_loss"),
+        "images/s": final.get("images_per_second"),
+        "train time": format_duration(run.training_seconds),
+        "learning rate": config.learning_rate if config else None,
+        "schedule": config.schedule if config else None,
+        "optimizer": config.optimizer if config else None,
+        "batch": config.batch_size if config else None,
+        "augmentation": describe_augmentation(config.augmentation) if config else None,
+        "class weights": config.class_weights if config else None,
+        "seed": config.seed if config else None,
+        "dataset": Path(run.dataset).name if run.dataset else None,
+        "model": Path(run.registered_model).stem if run.registered_model else None,
+        "started": datetime.datetime.fromtimestamp(run.started).replace(microsecond=0),
+    }
 
 
 def _percent(fraction: float | None) -> float | None:
@@ -75,24 +77,19 @@ def describe_epoch(record: dict, epochs: int | None = None) -> str:
     return f"{head} " + " · ".join(parts)
 
 
-def describe_augmentation(augmentation: dict | None) -> str:
-    """A short human summary of an augmentation dict; 'preset' when the preset's own is used."""
-    if not augmentation:
+def describe_augmentation(augmentation: Augmentation | None) -> str:
+    """A short human summary of a run's augmentation; 'preset' when the preset's own is used."""
+    if augmentation is None:
         return "preset"
-    parts = []
-    if augmentation.get("horizontal_flip"):
-        parts.append("flip")
-    if augmentation.get("rotation_degrees"):
-        parts.append(f"rot ±{augmentation['rotation_degrees']:g}°")
-    if augmentation.get("zoom"):
-        parts.append(f"zoom {augmentation['zoom']:g}")
-    if augmentation.get("shift_pixels"):
-        parts.append(f"shift {augmentation['shift_pixels']}px")
-    if augmentation.get("crop_size"):
-        parts.append(f"crop {augmentation['crop_size']}")
-    if augmentation.get("contrast"):
-        parts.append(f"contrast {augmentation['contrast']:g}")
-    return ", ".join(parts) or "off"
+    parts = [
+        "flip" if augmentation.horizontal_flip else "",
+        f"rot ±{augmentation.rotation_degrees:g}°" if augmentation.rotation_degrees else "",
+        f"zoom {augmentation.zoom:g}" if augmentation.zoom else "",
+        f"shift {augmentation.shift_pixels}px" if augmentation.shift_pixels else "",
+        f"crop {augmentation.crop_size}" if augmentation.crop_size else "",
+        f"contrast {augmentation.contrast:g}" if augmentation.contrast else "",
+    ]
+    return ", ".join(part for part in parts if part) or "off"
 
 
 def format_duration(seconds: float | None) -> str:

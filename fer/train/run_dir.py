@@ -3,28 +3,30 @@
 A run directory holds everything about one training run, so any process (the CLI, the Train page, a
 background job, a later session) can follow, stop or resume it:
 
-    config.json              the TrainConfig and the dataset it ran on
+    config.json              the TrainConfig and the dataset it ran on (the run's one copy of its config)
     metrics.jsonl            one line per epoch (loss, accuracy, val_*, lr, seconds, images/s)
     progress.json            the current epoch and batch, rewritten every second or so
     state.json               status, pid, epochs done, best validation accuracy, training seconds
     checkpoints/last.keras   model + optimizer after the latest epoch (resume starts here)
     best.keras / best.json   the best model by validation accuracy, with its model card
     STOP                     created by whoever wants the run to stop after the current batch
-    job.json                 a background job's spec: dataset source, TrainConfig, model name to register
+    job.json                 a background job's spec: model name to register, user, start and resume times
     log.txt                  a background job's stdout and stderr
 
-Runs live under fer.paths.runs_dir() (FER_STUDIO_HOME/runs), where the Train page lists them, unless
-`python -m fer train --out` puts one elsewhere. JSON files are written atomically (a temporary file,
-then a rename), so a reader never sees half a file. No Keras import here: the job lock and the
+Runs live under fer.paths.runs_dir(user) (FER_STUDIO_HOME/runs without accounts), where the Train page
+lists them, unless `python -m fer train --out` puts one elsewhere. JSON files are written atomically (a temporary file,
+then a rename), so a reader never sees half a file. Each file is read into a typed record (RunConfig,
+JobSpec, RunState, ProgressRecord) and written from one. No Keras import here: the job lock and the
 Train page read runs without loading TensorFlow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer.paths import runs_dir
@@ -47,6 +49,94 @@ def write_json(path: str | Path, data: dict) -> None:
     os.replace(temporary, path)
 
 
+def _known(record_type, values: dict) -> dict:
+    """The keys of `values` that `record_type` has fields for (a file from an older or newer version may hold more)."""
+    names = {item.name for item in dataclasses.fields(record_type)}
+    return {key: value for key, value in values.items() if key in names}
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """The dataset a run trains on: its source as given, and what training found there."""
+
+    source: str = ""  # A path or "demo".
+    fingerprint: str | None = None  # None until training has opened the dataset.
+    format: str | None = None
+    classes: tuple[str, ...] = ()
+    counts: dict = field(default_factory=dict)  # Split → class → images.
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DatasetFacts:
+        values = _known(cls, values)
+        return cls(**{**values, "classes": tuple(values.get("classes") or ())})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """config.json: the one stored copy of a run's TrainConfig (as a dict) and the dataset it trains on."""
+
+    config: dict  # TrainConfig.to_dict(); fer.train.config.TrainConfig.from_dict reads it back.
+    dataset: DatasetFacts
+
+    def to_dict(self) -> dict:
+        return {"config": self.config, "dataset": dataclasses.asdict(self.dataset)}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """job.json: what a background job does beyond training (the config is in config.json, not here)."""
+
+    register_as: str | None = None  # The model name the best model is registered under; None: not registered.
+    user: str | None = None  # Whose run it is (None without accounts); the model is registered in their space.
+    created: float | None = None  # Unix time the job was started.
+    resumed: float | None = None  # Unix time of the latest resume.
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RunState:
+    """state.json: where a run stands, written by the training process (and by jobs as they end)."""
+
+    status: str | None = None  # queued, running, stopped, finished or failed; None before anything ran.
+    pid: int | None = None  # The training process while it runs.
+    epochs_done: int = 0  # Complete epochs; the checkpoint holds them.
+    best_val_accuracy: float | None = None  # Of the monitored split (train when there is no validation split).
+    best_epoch: int | None = None
+    training_seconds: float = 0.0
+    error: str | None = None
+    registered_model: str | None = None  # Path of the registered copy of the best model.
+
+    def replace(self, **changes) -> RunState:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def next_epoch(self) -> int:
+        """The 1-based number of the epoch being trained (or about to be)."""
+        return self.epochs_done + 1
+
+
+@dataclass(frozen=True)
+class ProgressRecord:
+    """progress.json: the epoch and batch being trained, rewritten every second or so."""
+
+    epoch: int = 1  # 1-based.
+    epochs: int = 0
+    batch: int = 0  # Batches done in this epoch.
+    batches: int = 0
+    images_per_second: float | None = None
+    loss: float | None = None
+    accuracy: float | None = None
+    time: float | None = None  # Unix time of the write.
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
 class RunDir:
     """One run directory: its files' paths, and reading and writing them."""
@@ -57,14 +147,23 @@ class RunDir:
         object.__setattr__(self, "path", Path(self.path))
 
     @classmethod
-    def new(cls, preset: str, root: str | Path | None = None) -> RunDir:
-        """A fresh run directory `<time>-<preset>` under `root` (default runs_dir()); not created yet."""
+    def create(cls, preset: str, root: str | Path | None = None) -> RunDir:
+        """A new, empty run directory `<time>-<preset>` under `root` (default runs_dir()), created here.
+
+        The folder is claimed with one mkdir, which only one process can win: two runs started in the
+        same second, by threads or processes, get `<stem>` and `<stem>-2`, never one folder.
+        """
         root = Path(root) if root is not None else runs_dir()
+        root.mkdir(parents=True, exist_ok=True)
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}"
-        candidate, n = root / stem, 2
-        while candidate.exists():
-            candidate, n = root / f"{stem}-{n}", n + 1
-        return cls(candidate)
+        for number in range(1, 10_000):
+            candidate = root / (stem if number == 1 else f"{stem}-{number}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return cls(candidate)
+        raise FileExistsError(f"no free run folder name for {stem} in {root}")
 
     @property
     def name(self) -> str:
@@ -115,42 +214,57 @@ class RunDir:
 
     def started(self) -> float:
         """When the run began (Unix time): its job's creation time, else when config.json or the folder was written."""
-        return self.read_job().get("created") or _mtime(self.config_file) or _mtime(self.path)
+        spec = self.read_job()
+        return (spec and spec.created) or _mtime(self.config_file) or _mtime(self.path)
 
     # --- config.json, job.json, state.json, progress.json --------------------------------------
 
-    def read_config(self) -> dict:
-        """{"config": TrainConfig as a dict, "dataset": {"source", "fingerprint", ...}}; {} before training began."""
-        return read_json(self.config_file)
+    def read_config(self) -> RunConfig | None:
+        """The run's config and dataset; None when neither config.json nor an older job.json holds them."""
+        values = read_json(self.config_file)
+        if not values.get("config"):
+            values = read_json(self.job_file)  # Jobs of older versions kept the config in job.json alone.
+            values = {"config": values.get("config"), "dataset": {"source": values.get("dataset") or ""}}
+        if not isinstance(values.get("config"), dict) or not isinstance(values.get("dataset"), dict):
+            return None
+        return RunConfig(values["config"], DatasetFacts.from_dict(values["dataset"]))
 
-    def write_config(self, config: dict, dataset: dict) -> None:
+    def write_config(self, config: RunConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.config_file, {"config": config, "dataset": dataset})
+        write_json(self.config_file, config.to_dict())
 
-    def read_job(self) -> dict:
-        return read_json(self.job_file)
+    def read_job(self) -> JobSpec | None:
+        """The background job's spec; None for a run no job started (`python -m fer train`)."""
+        values = read_json(self.job_file)
+        return JobSpec(**_known(JobSpec, values)) if values else None
 
-    def write_job(self, spec: dict) -> None:
+    def write_job(self, spec: JobSpec) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.job_file, spec)
+        write_json(self.job_file, spec.to_dict())
 
-    def read_state(self) -> dict:
-        return read_json(self.state_file)
+    def read_state(self) -> RunState:
+        values = read_json(self.state_file)
+        try:
+            return RunState(**_known(RunState, values))
+        except TypeError:
+            return RunState()
 
-    def write_state(self, state: dict) -> None:
-        write_json(self.state_file, state)
+    def write_state(self, state: RunState) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.state_file, state.to_dict())
 
-    def update_state(self, **changes) -> dict:
-        """Merge `changes` into state.json (for a process other than the one training); the new state."""
-        state = {**self.read_state(), **changes}
+    def update_state(self, **changes) -> RunState:
+        """Change fields of state.json (for a process other than the one training); the new state."""
+        state = self.read_state().replace(**changes)
         self.write_state(state)
         return state
 
-    def read_progress(self) -> dict:
-        return read_json(self.progress_file)
+    def read_progress(self) -> ProgressRecord | None:
+        values = read_json(self.progress_file)
+        return ProgressRecord(**_known(ProgressRecord, values)) if values else None
 
-    def write_progress(self, progress: dict) -> None:
-        write_json(self.progress_file, progress)
+    def write_progress(self, progress: ProgressRecord) -> None:
+        write_json(self.progress_file, progress.to_dict())
 
     # --- metrics.jsonl -------------------------------------------------------------------------
 

@@ -57,7 +57,9 @@ def serve_app(home: Path, extra_env: dict[str, str] | None = None):
     _require_browser()
     port = _free_port()
     log = open(home / "streamlit.log", "w")
-    env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", **(extra_env or {})}
+    env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3",
+           # The datasets tests type into the sidebar sit in pytest's temporary folders, beside `home`.
+           "FER_STUDIO_DATA_ROOTS": str(home.parent), **(extra_env or {})}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false",

@@ -1,25 +1,34 @@
-"""Videos for Chromium's fake camera (--use-file-for-fake-video-capture): YUV4MPEG2 files of faces."""
+"""A video of a face for Chromium's fake camera (--use-file-for-fake-video-capture reads .y4m files)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
+from PIL import Image
+from skimage import data
+
+
+def face_frame(shift: int) -> np.ndarray:
+    """A 640×480 RGB frame with the astronaut's photo, nudged sideways by `shift` pixels."""
+    frame = np.full((480, 640, 3), 70, np.uint8)
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((480, 480)))
+    frame[:, 80 + shift:560 + shift] = photo
+    return frame
 
 
 def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
-    """A YUV4MPEG2 (4:2:0, full-range BT.601) video of (H, W, 3) RGB frames, the format Chromium's fake camera plays."""
+    """A YUV4MPEG2 (4:2:0, full-range BT.601) video, the format Chromium's fake camera plays."""
     height, width = frames[0].shape[:2]
     with open(path, "wb") as video:
         video.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for frame in frames:
-            r, g, b = (frame[..., i].astype(np.float32) for i in range(3))
-            y = 0.299 * r + 0.587 * g + 0.114 * b
-            u = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
-            v = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
+            red, green, blue = (frame[..., index].astype(np.float32) for index in range(3))
+            luma = 0.299 * red + 0.587 * green + 0.114 * blue
+            blue_difference = -0.168736 * red - 0.331264 * green + 0.5 * blue + 128
+            red_difference = 0.5 * red - 0.418688 * green - 0.081312 * blue + 128
             video.write(b"FRAME\n")
-            for plane in (y, _halve(u), _halve(v)):
+            for plane in (luma, _halve(blue_difference), _halve(red_difference)):
                 video.write(np.clip(np.rint(plane), 0, 255).astype(np.uint8).tobytes())
     return path
 
@@ -33,7 +42,7 @@ def _halve(plane: np.ndarray) -> np.ndarray:
 def people_in_turn(count: int = 12, frames_each: int = 4) -> list[np.ndarray]:
     """640×480 frames showing `count` different people's faces in turn (scikit-image's LFW faces, enlarged:
     YuNet finds each), every face held for `frames_each` frames."""
-    from skimage import data
+    import cv2
 
     faces = data.lfw_subset()[:count]  # The subset's first 100 images are faces (the rest are not).
     frames = []

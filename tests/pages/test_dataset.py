@@ -18,6 +18,7 @@ from fer.model.files import save_model
 from fer.model.presets import build_model
 from fer.labels import CLASSES
 from fer.data.synthetic import make_faces
+from fer.paths import user_datasets_dir
 
 PAGE = "pages/dataset.py"
 
@@ -147,10 +148,20 @@ def test_the_dataset_page_audits_marks_and_writes_a_corrected_copy(kaggle_folder
     first = marks[0].key.removeprefix("audit_mark_")
     marks[0].set_value("wrong").run()
     assert app.session_state["dataset_audit_decisions"] == {first: "wrong"}
-    target = tmp_path / "corrected"
-    app.text_input(key="dataset_audit_target").set_value(str(target)).run()
+    app.text_input(key="dataset_audit_target").set_value("corrected").run()
     next(button for button in app.button if button.label == "Write corrected copy").click().run()
     assert not app.exception, app.exception
     assert any(": 1 label changed" in success.value for success in app.success)
+    target = user_datasets_dir() / "corrected"  # A name typed into the user's datasets folder.
     reopened = open_dataset(target, use_cache=False)
     assert first not in reopened.split("validation").files  # It moved to its suggested class's folder.
+    before = sorted(path.relative_to(target) for path in target.rglob("*"))
+    outside = tmp_path / "elsewhere"
+    for typed, why in [("corrected", "'corrected' already exists; choose a new name"),
+                       (str(outside), "is not a plain name"), ("../corrected-2", "is not a plain name")]:
+        app.text_input(key="dataset_audit_target").set_value(typed).run()
+        next(button for button in app.button if button.label == "Write corrected copy").click().run()
+        assert not app.exception, app.exception
+        assert any(why in error.value for error in app.error), [error.value for error in app.error]
+    assert sorted(path.relative_to(target) for path in target.rglob("*")) == before
+    assert not outside.exists() and not (user_datasets_dir().parent / "corrected-2").exists()

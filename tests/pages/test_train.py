@@ -1,4 +1,5 @@
-"""The Train page (AppTest): the form starts a job, the live view follows it, stop/resume, history."""
+"""The Train page (AppTest): the form (drawn from fer.train.config's declared settings) starts a job, the
+live view follows it, a run waits in the queue with its position shown, stop/resume, history."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import pytest
 from helpers.app_pages import app_on_page
 from fer.train import jobs
 from fer.data.datasets import open_dataset
-from fer.paths import PROJECT_ROOT, runs_dir
+from fer.model.registry import list_models
+from fer.paths import PROJECT_ROOT, jobs_dir, runs_dir
+from fer.train.config import SETTINGS, TrainConfig
 from helpers.run_files import TINY, record, write_run
 
 ROOT = PROJECT_ROOT
 PAGE = "pages/train.py"
 THREE_EPOCHS = dataclasses.replace(TINY, epochs=3)
+DEFAULTS = TrainConfig()
 
 
 @pytest.fixture
@@ -44,7 +48,9 @@ def running_run(name: str, sleepers, **state) -> Path:
     write_run(run_dir, state={"status": "running", "pid": job.pid, "epochs_done": 1, **state},
               records=[record(1)], config=THREE_EPOCHS, spec={"dataset": "demo", "config": THREE_EPOCHS.to_dict()},
               progress={"epoch": 2, "epochs": 3, "batch": 5, "batches": 10, "images_per_second": 250.0})
-    (runs_dir() / "job.lock").write_text(json.dumps({"pid": job.pid, "run": str(run_dir.resolve())}))
+    jobs_dir().mkdir(parents=True, exist_ok=True)
+    (jobs_dir() / "slot-1.lock").write_text(json.dumps({"pid": job.pid, "marker": name,
+                                                         "run": str(run_dir.resolve())}))
     return run_dir
 
 
@@ -63,7 +69,7 @@ def test_page_offers_the_form_and_says_there_are_no_runs(app):
     assert "No training runs yet" in texts(app.info)
 
 
-def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers):
+def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleeping_jobs):
     by_label(app.selectbox, "Model preset").set_value("tiny")
     by_label(app.number_input, "Epochs").set_value(3)
     by_label(app.radio, "Augmentation").set_value("custom")
@@ -77,33 +83,25 @@ def test_start_launches_a_job_with_the_form_settings_and_shows_it(app, sleepers)
 
     assert not app.exception
     [run_dir] = jobs.active_runs()
-    spec = json.loads((run_dir / "job.json").read_text())
-    config = spec["config"]
+    config = json.loads((run_dir / "config.json").read_text())["config"]
     assert (config["preset"], config["epochs"], config["class_weights"]) == ("tiny", 3, True)
     assert config["dtype_policy"] == "mixed_bfloat16"
-    assert config["augmentation"]["rotation_degrees"] == 10 and spec["register_as"] == "my-model"
+    assert config["augmentation"]["rotation_degrees"] == 10
+    assert json.loads((run_dir / "job.json").read_text())["register_as"] == "my-model"
     assert "is training" in texts(app.info)
     assert "starting" in texts(app.markdown)
 
 
-def test_second_start_while_a_run_goes_gets_a_clear_message(app, sleepers):
-    running_run("busy-run", sleepers)
-    by_label(app.button, "Start training").click()
-    app.run()
-    assert "already going (busy-run)" in texts(app.warning)
-    assert len(jobs.active_runs()) == 1
-
-
-def test_a_bad_model_name_is_refused_in_the_page(app, sleepers):
+def test_a_bad_model_name_is_refused_in_the_page(app, sleeping_jobs):
     by_label(app.text_input, "Register the finished model as").input("no spaces allowed")
     by_label(app.button, "Start training").click()
     app.run()
     assert "Not started: model name" in texts(app.error)
-    assert not sleepers
+    assert not sleeping_jobs
 
 
-def test_live_view_shows_progress_curves_and_stop_requests_a_graceful_stop(app, sleepers):
-    run_dir = running_run("live-run", sleepers)
+def test_live_view_shows_progress_curves_and_stop_requests_a_graceful_stop(app, sleeping_jobs):
+    run_dir = running_run("live-run", sleeping_jobs)
     app.run()
     assert not app.exception
     progress = app.get("progress")[0].proto.text
@@ -117,7 +115,7 @@ def test_live_view_shows_progress_curves_and_stop_requests_a_graceful_stop(app, 
     assert "stopping" in texts(app.markdown)
 
 
-def test_failed_run_shows_the_error_and_log_and_can_resume(app, sleepers):
+def test_failed_run_shows_the_error_and_log_and_can_resume(app, sleeping_jobs):
     run_dir = write_run(runs_dir() / "broken-run", state={"status": "failed", "epochs_done": 1,
                                                           "error": "ResourceExhaustedError: out of memory"},
                         records=[record(1)], spec={"dataset": "demo", "config": TINY.to_dict()},
@@ -129,7 +127,7 @@ def test_failed_run_shows_the_error_and_log_and_can_resume(app, sleepers):
     by_label(app.button, "Resume").click()
     app.run()
     assert jobs.active_runs() == [run_dir.resolve()]
-    assert "resumed" in json.loads((run_dir / "job.json").read_text())
+    assert json.loads((run_dir / "job.json").read_text())["resumed"] is not None
 
 
 def test_finished_runs_fill_the_history_and_the_comparison(app):
@@ -158,7 +156,7 @@ def slider_state(app) -> dict:
             if control.label not in ("Label smoothing", "Batch size")}
 
 
-def test_augmentation_sliders_show_the_fixed_modes_values_disabled_and_custom_editable(app, sleepers):
+def test_augmentation_sliders_show_the_fixed_modes_values_disabled_and_custom_editable(app, sleeping_jobs):
     # Default: the preset's own (seed: rotation 20°, zoom 0.2, flip), shown but not editable.
     state = slider_state(app)
     assert state["Rotation (± degrees)"] == (20, True) and state["Horizontal flip"] == (True, True)
@@ -184,12 +182,12 @@ def test_augmentation_sliders_show_the_fixed_modes_values_disabled_and_custom_ed
     by_label(app.button, "Start training").click()
     app.run()
     [run_dir] = jobs.active_runs()
-    config = json.loads((run_dir / "job.json").read_text())["config"]
+    config = json.loads((run_dir / "config.json").read_text())["config"]
     assert config["preset"] == "vgg40" and config["augmentation"] is None  # The preset's own, as before.
 
 
-def test_history_shows_a_running_runs_status_and_epochs_with_blank_unknowns_and_one_percent_format(app, sleepers):
-    running_run("epoch-three", sleepers, epochs_done=2, best_val_accuracy=0.2723, best_epoch=2)
+def test_history_shows_a_running_runs_status_and_epochs_with_blank_unknowns_and_one_percent_format(app, sleeping_jobs):
+    running_run("epoch-three", sleeping_jobs, epochs_done=2, best_val_accuracy=0.2723, best_epoch=2)
     app.run()
     assert not app.exception
     frame = app.dataframe[0]
@@ -211,7 +209,7 @@ def test_the_train_page_previews_the_presets_augmented_faces(kaggle_folder):
     assert len(rows) == 6 and all(len(row.proto.imgs) == 7 for row in rows)  # Each face, then 6 draws.
 
 
-def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kaggle_folder, sleepers):
+def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kaggle_folder, sleeping_jobs):
     """The Train page's teacher picker lists the registered models; the job gets the teacher, T and α."""
     import json
 
@@ -234,36 +232,103 @@ def test_the_train_page_starts_a_distillation_run_from_a_registered_teacher(kagg
 
     assert not at.exception
     [run_dir] = jobs.active_runs()
-    config = json.loads((run_dir / "job.json").read_text())["config"]
+    config = json.loads((run_dir / "config.json").read_text())["config"]
     assert (config["teacher"], config["distill_temperature"], config["distill_alpha"]) == (teacher, 2.0, 0.7)
 
 
+def widget(app, label):
+    return next(element for kind in ("selectbox", "select_slider", "checkbox", "slider", "number_input")
+                for element in app.get(kind) if element.label == label)
+
+
+def another_value(setting):
+    """A value the setting's widget offers that is not TrainConfig's default."""
+    default = getattr(DEFAULTS, setting.field)
+    if setting.choices is not None:
+        return next(name for name in setting.choices if name != default)
+    if setting.options is not None:
+        return next(option for option in setting.options if option != default)
+    if isinstance(default, bool):
+        return not default
+    value = default + setting.step
+    return value if setting.maximum is None or value <= setting.maximum else default - setting.step
+
+
+def test_every_declared_setting_has_its_widget_and_reaches_the_jobs_config(app, sleeping_jobs):
+    teacher = str(list_models()[0].path)
+    widget(app, "Teacher (knowledge distillation)").set_value(teacher)
+    app.run()  # The distillation settings appear once a teacher is chosen.
+    chosen = {}
+    for setting in (setting for setting in SETTINGS if setting.group != "finetune"):  # Those: below.
+        element = widget(app, setting.label)
+        assert element.value == getattr(DEFAULTS, setting.field), setting.field  # Starts at the default.
+        chosen[setting.field] = another_value(setting)
+        element.set_value(chosen[setting.field])
+    next(button for button in app.button if button.label == "Start training").click()
+    app.run()
+
+    assert not app.exception
+    [run_dir] = jobs.active_runs()
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert {field: config[field] for field in chosen} == pytest.approx(chosen)
+    assert config["teacher"] == teacher
+
+
+def test_a_start_while_a_run_goes_waits_in_the_queue_and_shows_its_position(app, sleeping_jobs):
+    busy = runs_dir() / "busy-run"  # A run whose job (a sleeper) holds the one slot.
+    busy.mkdir(parents=True)
+    (busy / "config.json").write_text(json.dumps({"config": DEFAULTS.to_dict(), "dataset": {"source": "demo"}}))
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(busy)])
+    sleeping_jobs.append(job)
+    jobs_dir().mkdir(parents=True, exist_ok=True)
+    (jobs_dir() / "slot-1.lock").write_text(json.dumps({"pid": job.pid, "marker": busy.name,
+                                                         "run": str(busy.resolve())}))
+    next(button for button in app.button if button.label == "Start training").click()
+    app.run()
+
+    assert not app.exception
+    assert "Queue position: **1**" in texts(app.info) and "queued" in texts(app.markdown)
+    [waiting] = [run for run in jobs.list_runs() if run.status == "queued"]
+    assert "queued (#1)" in list(app.dataframe[0].value["status"])
+    assert [run.name for run in jobs.active_runs()] == ["busy-run"]
+
+    next(button for button in app.button if button.label == "Leave the queue").click()
+    app.run()
+    assert not app.exception and jobs.run_summary(waiting.path).status == "stopped"
+    assert [run.name for run in jobs.active_runs()] == ["busy-run"] and len(sleeping_jobs) == 1
+
+
 def test_start_from_the_shipped_model_fills_in_the_small_data_recipe_and_the_job_gets_the_parent(
-        kaggle_folder, sleepers):
+        kaggle_folder, sleeping_jobs):
     from fer.model.registry import resolve_model
     from pages.common import START_FROM_KEY
 
     open_dataset(kaggle_folder)
     app = app_on_page(PAGE, dataset=kaggle_folder, timeout=60)
-    start = by_label(app.selectbox, "Start from")
+    start = widget(app, "Start from")
     assert start.value == "" and start.options[:2] == ["random weights (train from scratch)",
                                                        "fer2013 · vgg40 · val acc 70.8% · shipped"]
     assert "Model preset" in [box.label for box in app.selectbox]
     app.session_state[START_FROM_KEY] = "fer2013"  # What Collect's "Fine-tune on these faces" sets.
     app.run()
-    assert "Model preset" not in [box.label for box in app.selectbox]
-    assert "Teacher (knowledge distillation)" not in [box.label for box in app.selectbox]
-    assert by_label(app.number_input, "Epochs").value == 20
-    assert by_label(app.number_input, "Head epochs (new classes: the rest frozen)").value == 5
-    by_label(app.number_input, "Networks to fine-tune (of 3; 0 = all)").set_value(1)
+    labels = [box.label for box in app.selectbox]
+    assert "Model preset" not in labels and "Teacher (knowledge distillation)" not in labels
+    assert "Compute precision" not in labels
+    assert widget(app, "Epochs").value == 20 and widget(app, "Batch size").value == 32
+    chosen = {}
+    for setting in (setting for setting in SETTINGS if setting.group == "finetune"):
+        element = widget(app, setting.label)
+        assert element.value == getattr(TrainConfig(), setting.field), setting.field
+        chosen[setting.field] = another_value(setting)
+        element.set_value(chosen[setting.field])
     by_label(app.text_input, "Register the finished model as").input("my-faces")
     by_label(app.button, "Start training").click()
     app.run()
 
     assert not app.exception
     [run_dir] = jobs.active_runs()
-    spec = json.loads((run_dir / "job.json").read_text())
-    config = spec["config"]
-    assert config["parent"] == str(resolve_model("fer2013").path) and config["parent_members"] == 1
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert config["parent"] == str(resolve_model("fer2013").path)
+    assert {field: config[field] for field in chosen} == pytest.approx(chosen)
     assert (config["preset"], config["epochs"], config["batch_size"], config["augmentation"]) == ("vgg40", 20, 32, None)
-    assert spec["register_as"] == "my-faces"
+    assert json.loads((run_dir / "job.json").read_text())["register_as"] == "my-faces"

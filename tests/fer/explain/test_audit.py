@@ -7,8 +7,8 @@ import pytest
 
 from fer.data.datasets import dataset_from_arrays, open_dataset
 from fer.errors import FerError
-from fer.explain.audit import (OutOfFold, audit_split, corrected_copy, fold_of, out_of_fold_probabilities,
-                               rank_suspects, relabel_csv, suspects_json)
+from fer.explain.audit import (OutOfFold, audit_split, copy_suffix, corrected_copy, corrected_copy_in, fold_of,
+                               out_of_fold_probabilities, rank_suspects, relabel_csv, suspects_json)
 from fer.labels import CLASSES
 
 
@@ -119,6 +119,33 @@ def test_out_of_fold_probabilities_come_from_models_that_never_saw_the_image(mon
 
 
 # --- The Dataset page's audit section (AppTest through app.py) ---------------------------------
+
+
+@pytest.mark.parametrize("source", ["kaggle_folder", "kaggle_zip", "fer_csv"])
+def test_a_corrected_copy_never_writes_over_an_existing_file(source, request, tmp_path):
+    dataset = open_dataset(request.getfixturevalue(source), use_cache=False)
+    split = dataset.split_names[0]
+    relabels = {dataset.split(split).files[0]: CLASSES[(dataset.split(split).labels[0] + 1) % 7]}
+    taken = tmp_path / f"taken{copy_suffix(dataset)}"
+    if copy_suffix(dataset):
+        taken.write_bytes(b"someone's file")
+    else:
+        taken.mkdir()
+        (taken / "notes.txt").write_text("someone's file")
+    with pytest.raises(FerError, match="already exists; choose a new name"):
+        corrected_copy(dataset, split, relabels, tmp_path / "taken")
+    kept = taken.read_bytes() if taken.is_file() else (taken / "notes.txt").read_bytes()
+    assert kept == b"someone's file" and sorted(path.name for path in tmp_path.glob("taken*")) == [taken.name]
+    with pytest.raises(FerError, match="already exists"):  # The name typed into the user's datasets folder too.
+        corrected_copy_in(tmp_path, "taken", dataset, split, relabels)
+
+
+def test_corrected_copies_stop_at_the_datasets_folder_cap(kaggle_zip, tmp_path):
+    dataset = open_dataset(kaggle_zip, use_cache=False)
+    relabels = {dataset.split("train").files[0]: "sad"}
+    first = corrected_copy_in(tmp_path / "mine", "one", dataset, "train", relabels, max_bytes=10_000_000)
+    with pytest.raises(FerError, match=r"your datasets folder already holds 0 MB \(at most 0 MB\); delete copies"):
+        corrected_copy_in(tmp_path / "mine", "two", dataset, "train", relabels, max_bytes=first.stat().st_size)
 
 
 def test_a_corrected_copy_never_replaces_its_source(kaggle_zip):

@@ -1,4 +1,4 @@
-"""fer.train.jobs: background training jobs, the one-job lock, run status, progress and the log."""
+"""fer.train.jobs: background training jobs, their queue, run status, progress and the log."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from helpers.run_files import TINY, record, write_run
 from fer.train import jobs
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
-from fer.paths import PROJECT_ROOT, runs_dir, user_models_dir
+from fer.paths import PROJECT_ROOT, jobs_dir, runs_dir, user_models_dir
 from fer.train.config import TrainConfig
-from fer.train.run_dir import RunDir
+from fer.train.run_dir import DatasetFacts, JobSpec, RunConfig, RunDir
 
 ROOT = PROJECT_ROOT
 
@@ -54,7 +54,7 @@ def test_job_trains_in_background_stops_after_a_batch_then_resumes_and_registers
     models = user_models_dir()
     config = TrainConfig(preset="tiny", epochs=4, batch_size=4, seed=1)
 
-    run_dir = jobs.start_job(str(faces), config, register_as="tiny-test")
+    run_dir = jobs.start_job(str(faces), config, register_as="tiny-test")  # A real job process.
 
     assert jobs.active_runs() == [run_dir]
     first = wait_for(lambda: RunDir(run_dir).read_metrics(), 150, "the first epoch's metrics")
@@ -103,8 +103,9 @@ def test_job_stopped_while_starting_exits_before_training(kaggle_folder):
 
 def test_the_job_log_starts_with_the_jobs_own_lines_without_tensorflows_start_up(tmp_path):
     run = RunDir(runs_dir() / "quiet")
-    run.write_job({"dataset": str(tmp_path / "missing"), "config": TINY.to_dict()})
-    with open(run.log_file, "w") as log:  # As _spawn starts a job, with the server's environment.
+    run.write_config(RunConfig(TINY.to_dict(), DatasetFacts(source=str(tmp_path / "missing"))))
+    run.write_job(JobSpec())
+    with open(run.log_file, "w") as log:  # As spawn_job starts a job, with the server's environment.
         finished = subprocess.run([sys.executable, "-m", "fer.train.jobs", str(run.path)], stdout=log,
                                   stderr=subprocess.STDOUT, cwd=ROOT, timeout=300)
     text = run.log_file.read_text()
@@ -114,51 +115,49 @@ def test_the_job_log_starts_with_the_jobs_own_lines_without_tensorflows_start_up
     assert "DatasetError" in text and "does not exist" in jobs.run_summary(run.path).error
 
 
-# --- The lock: one job at a time -----------------------------------------------------------------
+# --- The queue: one job at a time by default, the rest wait ----------------------------------------
 
 
-def test_second_start_while_one_runs_is_refused_with_a_clear_message(sleepers):
-    first = jobs.start_job("demo", TINY)
-    with pytest.raises(jobs.JobBusy, match=f"already going \\({first.name}\\)"):
-        jobs.start_job("demo", TINY)
-    assert jobs.active_runs() == [first]
-    assert json.loads((runs_dir() / "job.lock").read_text())["pid"] == sleepers[0].pid
+def test_a_second_start_while_one_runs_waits_in_the_queue_and_starts_when_the_first_ends(sleepers):
+    first = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
+    second = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
+    assert first != second and jobs.active_runs() == [first] and len(sleepers) == 1
+    waiting = jobs.run_summary(second)
+    assert (waiting.status, waiting.queue_position, waiting.pending, waiting.active) == ("queued", 1, True, False)
+    assert json.loads((jobs_dir() / "slot-1.lock").read_text())["pid"] == sleepers[0].pid
+
+    sleepers[0].kill()  # The first job ends (here: dies without freeing its slot).
+    sleepers[0].wait()
+    assert jobs.active_runs(spawn=sleepers.spawn) == [second]  # The server's next look starts the second.
+    assert jobs.run_summary(second).status == "starting" and len(sleepers) == 2
 
 
-def test_max_jobs_setting_allows_more_slots(sleepers, monkeypatch):
+def test_more_slots_run_more_jobs_at_once(sleepers, monkeypatch):
     monkeypatch.setenv("FER_STUDIO_MAX_JOBS", "2")
-    runs = [jobs.start_job("demo", TINY), jobs.start_job("demo", TINY)]
-    with pytest.raises(jobs.JobBusy):
-        jobs.start_job("demo", TINY)
-    assert sorted(jobs.active_runs()) == sorted(runs)
+    monkeypatch.setenv("FER_STUDIO_MAX_JOBS_PER_USER", "2")
+    runs = [jobs.start_job("demo", TINY, spawn=sleepers.spawn) for _ in range(3)]
+    assert sorted(jobs.active_runs()) == sorted(runs[:2])
+    assert jobs.run_summary(runs[2]).status == "queued"
 
 
-def test_stale_lock_of_a_dead_job_is_cleared(sleepers):
-    runs_dir().mkdir(parents=True)
-    (runs_dir() / "job.lock").write_text(json.dumps({"pid": dead_pid(), "run": str(runs_dir() / "old")}))
-    run_dir = jobs.start_job("demo", TINY)
+def test_stale_slot_of_a_dead_job_is_freed(sleepers):
+    jobs_dir().mkdir(parents=True)
+    (jobs_dir() / "slot-1.lock").write_text(json.dumps({"pid": dead_pid(), "marker": "old",
+                                                         "run": str(runs_dir() / "old")}))
+    run_dir = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
     assert jobs.active_runs() == [run_dir]
 
 
-def test_lock_naming_a_reused_pid_is_stale():
-    runs_dir().mkdir(parents=True)
+def test_slot_naming_a_reused_pid_is_stale():
+    jobs_dir().mkdir(parents=True)
     # This test process is alive, but its command line does not name the run: the pid was reused.
-    (runs_dir() / "job.lock").write_text(json.dumps({"pid": os.getpid(), "run": str(runs_dir() / "gone")}))
+    (jobs_dir() / "slot-1.lock").write_text(json.dumps({"pid": os.getpid(), "marker": "gone",
+                                                         "run": str(runs_dir() / "gone")}))
     assert jobs.active_runs() == []
-    assert not (runs_dir() / "job.lock").exists()
+    assert not (jobs_dir() / "slot-1.lock").exists()
 
 
-def test_placeholder_lock_of_a_launch_in_progress_holds_only_briefly(sleepers):
-    runs_dir().mkdir(parents=True)
-    lock = runs_dir() / "job.lock"
-    lock.write_text(json.dumps({"pid": os.getpid(), "run": None, "time": time.time()}))
-    with pytest.raises(jobs.JobBusy, match="one being started"):
-        jobs.start_job("demo", TINY)
-    lock.write_text(json.dumps({"pid": os.getpid(), "run": None, "time": time.time() - 600}))
-    assert jobs.start_job("demo", TINY).exists()
-
-
-def test_a_run_outside_the_lock_is_listed_but_never_blocks_or_gets_killed(sleepers):
+def test_a_run_outside_the_queue_is_listed_but_never_blocks_or_gets_killed(sleepers):
     # Like the shipped model's long `python -m fer train --out RUN_DIR` run: alive, not a job of ours.
     outside = runs_dir() / "fer2013-vgg40"
     cli = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(outside)])
@@ -166,19 +165,19 @@ def test_a_run_outside_the_lock_is_listed_but_never_blocks_or_gets_killed(sleepe
     write_run(outside, state={"status": "running", "pid": cli.pid, "epochs_done": 3})
 
     assert jobs.run_summary(outside).status == "running"
-    run_dir = jobs.start_job("demo", TINY)
+    run_dir = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
     assert jobs.active_runs() == [run_dir]
     assert cli.poll() is None
 
 
-def test_spawn_failure_frees_the_slot(monkeypatch):
+def test_a_job_process_that_cannot_start_fails_the_run_in_words_and_frees_the_slot():
     def broken(run_dir):
         raise OSError("no such interpreter")
 
-    monkeypatch.setattr(jobs, "_spawn", broken)
-    with pytest.raises(OSError):
-        jobs.start_job("demo", TINY)
-    assert not (runs_dir() / "job.lock").exists()
+    run_dir = jobs.start_job("demo", TINY, spawn=broken)
+    summary = jobs.run_summary(run_dir)
+    assert summary.status == "failed" and "could not start: no such interpreter" in summary.error
+    assert not list(jobs_dir().glob("slot-*.lock")) and summary.resumable
 
 
 # --- Start, stop, resume: validation -------------------------------------------------------------
@@ -186,19 +185,20 @@ def test_spawn_failure_frees_the_slot(monkeypatch):
 
 def test_start_writes_the_job_spec_and_registers_under_the_run_name_by_default(sleepers, tmp_path):
     config = TrainConfig(preset="tiny", epochs=3, augmentation=Augmentation(rotation_degrees=5, zoom=0.1))
-    run_dir = jobs.start_job("demo", config)
-    spec = json.loads((run_dir / "job.json").read_text())
-    assert spec["dataset"] == "demo" and spec["register_as"] == run_dir.name
-    assert TrainConfig.from_dict(spec["config"]) == config
+    run_dir = jobs.start_job("demo", config, spawn=sleepers.spawn)
+    spec, run_config = RunDir(run_dir).read_job(), RunDir(run_dir).read_config()
+    assert run_config.dataset.source == "demo" and spec.register_as == run_dir.name
+    assert TrainConfig.from_dict(run_config.config) == config
+    assert "config" not in json.loads((run_dir / "job.json").read_text())  # Stored once, in config.json.
     assert sleepers[0].args[-1] == str(run_dir)
 
 
 def test_start_resolves_a_relative_dataset_path(sleepers, tmp_path, monkeypatch):
     (tmp_path / "faces").mkdir()
     monkeypatch.chdir(tmp_path)
-    run_dir = jobs.start_job("faces", TINY, register=False)
-    spec = json.loads((run_dir / "job.json").read_text())
-    assert spec["dataset"] == str(tmp_path / "faces") and spec["register_as"] is None
+    run_dir = jobs.start_job("faces", TINY, register=False, spawn=sleepers.spawn)
+    assert RunDir(run_dir).read_config().dataset.source == str(tmp_path / "faces")
+    assert RunDir(run_dir).read_job().register_as is None
 
 
 @pytest.mark.parametrize("name, message", [("bad name!", "must start with"), ("taken", "taken by one of your"),
@@ -207,12 +207,12 @@ def test_start_rejects_a_bad_or_taken_model_name(sleepers, tmp_path, name, messa
     user_models_dir().mkdir(parents=True)
     (user_models_dir() / "taken.keras").write_bytes(b"")
     with pytest.raises(FerError, match=message):
-        jobs.start_job("demo", TINY, register_as=name)
+        jobs.start_job("demo", TINY, register_as=name, spawn=sleepers.spawn)
     assert not sleepers
 
 
 def test_stop_creates_the_stop_file_only_for_a_running_job(sleepers):
-    run_dir = jobs.start_job("demo", TINY)
+    run_dir = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
     jobs.stop_job(run_dir)
     assert (run_dir / "STOP").exists()
     assert jobs.run_summary(run_dir).status == "stopping"
@@ -225,20 +225,19 @@ def test_resume_restarts_a_stopped_run_in_the_same_directory(sleepers):
     run_dir = write_run(runs_dir() / "paused", state={"status": "stopped", "epochs_done": 1},
                         spec={"dataset": "demo", "config": TINY.to_dict(), "register_as": "paused"})
     (run_dir / "STOP").touch()
-    assert jobs.resume_job(run_dir) == run_dir.resolve()
-    spec = json.loads((run_dir / "job.json").read_text())
-    assert spec["register_as"] == "paused" and "resumed" in spec
+    assert jobs.resume_job(run_dir, spawn=sleepers.spawn) == run_dir.resolve()
+    spec = RunDir(run_dir).read_job()
+    assert spec.register_as == "paused" and spec.resumed is not None
     assert not (run_dir / "STOP").exists()
     assert jobs.active_runs() == [run_dir.resolve()]
     with pytest.raises(FerError, match="still going"):
-        jobs.resume_job(run_dir)
+        jobs.resume_job(run_dir, spawn=sleepers.spawn)
 
 
 def test_resume_a_cli_run_from_its_config(sleepers):
     run_dir = write_run(runs_dir() / "from-cli", state={"status": "failed", "error": "boom", "epochs_done": 1})
-    jobs.resume_job(run_dir)
-    spec = json.loads((run_dir / "job.json").read_text())
-    assert spec["dataset"] == "demo" and spec["register_as"] is None
+    jobs.resume_job(run_dir, spawn=sleepers.spawn)
+    assert RunDir(run_dir).read_job().register_as is None
 
 
 def test_resume_refuses_a_finished_run():
@@ -278,7 +277,7 @@ def test_a_job_that_died_before_training_is_a_failure():
 
 
 def test_a_launched_job_is_starting_until_it_trains(sleepers):
-    run_dir = jobs.start_job("demo", TINY)
+    run_dir = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
     assert jobs.run_summary(run_dir).status == "starting"
     (run_dir / "state.json").write_text(json.dumps({"status": "running", "pid": sleepers[0].pid}))
     assert jobs.run_summary(run_dir).status == "running"
@@ -340,9 +339,9 @@ def test_log_tail_keeps_the_last_lines():
 
 
 def test_a_job_caught_mid_exec_with_an_empty_command_line_still_holds_its_lock(sleepers, monkeypatch):
-    run_dir = jobs.start_job("demo", TINY)
+    run_dir = jobs.start_job("demo", TINY, spawn=sleepers.spawn)
     real_read_bytes = Path.read_bytes
     monkeypatch.setattr(Path, "read_bytes",
                         lambda self: b"" if self.name == "cmdline" else real_read_bytes(self))  # Exec not done yet.
     assert jobs.active_runs() == [run_dir]
-    assert (runs_dir() / "job.lock").exists()
+    assert (jobs_dir() / "slot-1.lock").exists()

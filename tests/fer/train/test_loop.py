@@ -50,7 +50,7 @@ def test_a_run_directory_holds_config_metrics_checkpoints_and_a_model_card(small
     metrics = RunDir(run).read_metrics()
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_second"} <= set(metrics[0])
-    assert RunDir(run).read_state()["status"] == "finished" and RunDir(run).read_state()["epochs_done"] == 2
+    assert RunDir(run).read_state().status == "finished" and RunDir(run).read_state().epochs_done == 2
     card = json.loads((run / "best.json").read_text())
     assert card["preset"] == "tiny" and card["classes"][0] == "angry"
     assert card["dataset"]["fingerprint"] == small_dataset.fingerprint
@@ -91,14 +91,14 @@ def test_a_stop_ends_after_the_current_batch_and_keeps_a_checkpoint(small_datase
     result = train(small_dataset, tiny(epochs=3), run, callbacks=[StopAfter(run, batches=2)])
     assert result.stopped
     state = RunDir(run).read_state()
-    assert state["status"] == "stopped" and state["epochs_done"] == 0
+    assert state.status == "stopped" and state.epochs_done == 0
     assert RunDir(run).read_metrics()[0]["partial"] is True
     assert (run / "checkpoints" / "last.keras").exists() and (run / "best.keras").exists()
     # Resuming re-runs the interrupted epoch, then finishes.
     seen = EpochsSeen()
     train(small_dataset, tiny(epochs=3), run, callbacks=[seen])
     assert seen.epochs == [1, 2, 3]
-    assert RunDir(run).read_state()["status"] == "finished"
+    assert RunDir(run).read_state().status == "finished"
     assert [m["partial"] for m in RunDir(run).read_metrics()] == [False, False, False]
 
 
@@ -141,7 +141,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         dataset = dataset_from_arrays({{"train": make_faces(8, seed=1), "validation": make_faces(2, seed=2)}})
         result = train(dataset, TrainConfig(preset="tiny", epochs=1, batch_size=16), {str(tmp_path / 'run')!r},
                        strategy=strategy)
-        print("replicas", strategy.num_replicas_in_sync, "status", RunDir(result.run_dir).read_state()["status"])
+        print("replicas", strategy.num_replicas_in_sync, "status", RunDir(result.run_dir).read_state().status)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)

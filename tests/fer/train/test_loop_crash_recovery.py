@@ -86,7 +86,7 @@ def check_the_finished_run(run: Path, before_the_kill: list[dict]) -> None:
     assert Counter(complete_epochs_in_raw_file(run)) == Counter(range(1, EPOCHS + 1))  # No gap, no duplicate.
     assert RunDir(run).read_metrics()[:len(before_the_kill)] == before_the_kill  # Kept, not trained again.
     state = RunDir(run).read_state()
-    assert state["status"] == "finished" and state["epochs_done"] == EPOCHS
+    assert state.status == "finished" and state.epochs_done == EPOCHS
     assert keras.models.load_model(run / "checkpoints" / "last.keras").optimizer.iterations.numpy() > 0
     assert json.loads((run / "best.json").read_text())["metrics"]["validation"]["images"] == 280
     assert not [path.name for path in (run / "checkpoints").iterdir() if path.name != "last.keras"]
@@ -105,8 +105,8 @@ def test_a_run_killed_mid_epoch_resumes_from_its_last_complete_epoch(noise_faces
         kill(child)
     assert child.returncode == -signal.SIGKILL
     state = RunDir(run).read_state()
-    done = state["epochs_done"]
-    assert 1 <= done < EPOCHS and state["status"] == "running"  # Killed, not finished, and nothing said so.
+    done = state.epochs_done
+    assert 1 <= done < EPOCHS and state.status == "running"  # Killed, not finished, and nothing said so.
     # Complete epochs on disk; one more when the kill fell between an epoch's metrics line and its checkpoint.
     assert complete_epochs_in_raw_file(run) in (list(range(1, done + 1)), list(range(1, done + 2)))
     before_the_kill = RunDir(run).read_metrics()[:done]

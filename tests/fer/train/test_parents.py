@@ -11,7 +11,7 @@ def finished_run(home, name, model):
     run = RunDir(home / "runs" / name)
     run.path.mkdir(parents=True)
     run.best_model.write_bytes(model.read_bytes())
-    run.write_state({"status": "finished"})
+    run.update_state(status="finished")
     return run
 
 
@@ -27,9 +27,9 @@ def test_the_parent_is_found_by_name_run_or_path_and_anything_else_is_refused(ti
     run = RunDir(fer_home / "runs" / "20260101-000000-tiny")
     run.path.mkdir(parents=True)
     run.best_model.write_bytes(tiny_model_path.read_bytes())
-    run.write_state({"status": "finished"})
+    run.update_state(status="finished")
     assert parents.resolve_parent(run.name) == run.best_model
-    run.write_state({"status": "running"})
+    run.update_state(status="running")
     with pytest.raises(FerError, match="still training"):
         parents.resolve_parent(str(run.path))
     for given in ("nothing-here", "../../etc/passwd", ""):
@@ -44,7 +44,7 @@ def test_the_form_lists_the_shipped_model_then_registered_models_then_finished_r
     (user_models_dir() / "mine.keras").write_bytes(tiny_model_path.read_bytes())
     finished_run(fer_home, "20260101-000000-tiny", tiny_model_path)
     unfinished = finished_run(fer_home, "20260101-000001-tiny", tiny_model_path)
-    unfinished.write_state({"status": "stopped"})
+    unfinished.update_state(status="stopped")
     names = list(parents.parent_choices())
     assert names[0] == "fer2013" and "mine" in names and "run:20260101-000000-tiny" in names
     assert names.index("mine") < names.index("run:20260101-000000-tiny")

@@ -35,8 +35,9 @@ def test_runs_table_names_the_model_a_run_started_from():
 
 @pytest.mark.parametrize("augmentation, text", [
     (None, "preset"),
-    ({"rotation_degrees": 0, "zoom": 0, "horizontal_flip": False}, "off"),
-    ({"horizontal_flip": False, "shift_pixels": 4, "crop_size": 40}, "shift 4px, crop 40"),
+    (Augmentation(rotation_degrees=0, zoom=0, horizontal_flip=False), "off"),
+    (Augmentation(horizontal_flip=False, rotation_degrees=0, zoom=0, shift_pixels=4, crop_size=40),
+     "shift 4px, crop 40"),
 ])
 def test_describe_augmentation(augmentation, text):
     assert run_reports.describe_augmentation(augmentation) == text
