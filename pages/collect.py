@@ -26,6 +26,7 @@ BURST_KEY = "collect_burst"
 PICKER_KEY = "collect_set_picker"
 NEW_SET_KEY = "collect_new_set_name"
 CLASSES_KEY = "collect_class_names"
+GO_TRAIN_KEY = "collect_go_train"  # Set by "Fine-tune on these faces": the next run opens Train.
 GRID_COLUMNS = 8
 GRID_NEWEST = 64  # Faces shown per class (the newest): the grid stays quick with hundreds collected.
 CAMERA_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 15}},
@@ -212,6 +213,7 @@ def fine_tune_from(face_set: collect.FaceSet, parent: str) -> None:
     (a model's name) chosen."""
     use_as_dataset(face_set)
     st.session_state[START_FROM_KEY] = parent
+    st.session_state[GO_TRAIN_KEY] = True  # Kept until a run acts on it: the webcam's own reruns may come first.
 
 
 def actions(face_set: collect.FaceSet) -> None:
@@ -225,16 +227,17 @@ def actions(face_set: collect.FaceSet) -> None:
     if problem:
         st.caption(problem)
     shipped = SHIPPED_MODELS_DIR / f"{DEFAULT_MODEL_NAME}.keras"  # Its name, not its path, goes to the form.
-    if right.button("🎯 Fine-tune on these faces", type="primary", disabled=bool(problem) or not shipped.exists(),
-                    key="collect-fine-tune", on_click=fine_tune_from, args=(face_set, DEFAULT_MODEL_NAME),
-                    help="Opens Train with this set as the dataset and the shipped model as the starting point."):
-        st.switch_page("pages/train.py")
+    right.button("🎯 Fine-tune on these faces", type="primary", disabled=bool(problem) or not shipped.exists(),
+                 key="collect-fine-tune", on_click=fine_tune_from, args=(face_set, DEFAULT_MODEL_NAME),
+                 help="Opens Train with this set as the dataset and the shipped model as the starting point.")
     middle.download_button("⬇️ Download as zip", face_set.zip_bytes() if not problem else b"",
                            file_name=f"{face_set.name}.zip", mime="application/zip", disabled=bool(problem),
                            key="collect-download")
 
 
 use_app_shell()
+if st.session_state.pop(GO_TRAIN_KEY, False):
+    st.switch_page("pages/train.py")
 st.title("🧑‍🎓 Collect faces")
 st.caption("Teach a model your own classes: name them, add a few dozen faces to each from the webcam or photos, "
            "then fine-tune the shipped model on them. Every face is saved the moment it is taken.")

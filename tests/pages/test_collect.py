@@ -96,3 +96,17 @@ def test_the_open_set_comes_back_after_a_reload_from_the_url(fer_home):
     assert app.selectbox(key="collect_set_picker").value == "moods"
     assert [item.key for item in app.button if item.key.startswith("collect-capture-")] == \
         ["collect-capture-calm", "collect-capture-upset"]
+
+
+def test_fine_tune_on_these_faces_opens_train_with_the_set_and_the_shipped_model(fer_home):
+    from pages.common import START_FROM_KEY
+
+    face_set = collect.new_set("moods")
+    face_set.add_classes("calm, upset")
+    for name in ("calm", "upset"):
+        face_set.add_faces(name, list(np.random.default_rng(1).integers(0, 256, (10, 48, 48), np.uint8)), "photo")
+    app = collect_page()
+    button(app, "collect-fine-tune").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state[DATASET_KEY] == str(face_set.root) and app.session_state[START_FROM_KEY] == "fer2013"
+    assert any(item.label == "Start from" for item in app.selectbox)  # The Train page's form is drawn.
