@@ -86,7 +86,7 @@ class TrainConfig:
     backbone_rate: float = 0.1  # The backbone's learning rate as a share of learning_rate: small steps keep
     #                             what the parent learned from far more faces than a few dozen per class.
     parent_members: int = 0  # Of an ensemble parent, how many of its networks to fine-tune (the first N); 0: all.
-    new_head: str = "features"  # One of NEW_HEADS: what a head for new classes reads.
+    new_head: str = "probe"  # One of NEW_HEADS. The probe head won on validation (docs/benchmarks.md, few-shot).
 
     def __post_init__(self):
         for name, choices in FIELD_CHOICES.items():

@@ -49,7 +49,7 @@ def ensemble_parent(tmp_path_factory, tiny_model_path):
 
 def test_new_classes_get_a_new_head_on_the_parents_backbone(tiny_model_path):
     parent, _ = load_model(tiny_model_path)
-    config = finetune.finetune_config(tiny_model_path)
+    config = finetune.finetune_config(tiny_model_path, new_head="features")
     model = finetune.starting_model(config, NEW_CLASSES)
     assert model.output_shape == (None, 3)
     assert model.get_layer(finetune.HEAD).get_weights()[0].shape == (64, 3)
@@ -73,7 +73,7 @@ def test_new_classes_train_the_head_alone_then_the_backbone_slower(tiny_model_pa
 
 
 def test_freezing_leaves_the_head_trainable_and_batch_norm_frozen_throughout(tiny_model_path):
-    model = finetune.starting_model(finetune.finetune_config(tiny_model_path), NEW_CLASSES)
+    model = finetune.starting_model(finetune.finetune_config(tiny_model_path, new_head="features"), NEW_CLASSES)
     finetune.set_backbone_trainable(model, False)
     assert [weight.path for weight in model.trainable_weights] == \
         [weight.path for weight in model.get_layer(finetune.HEAD).weights]
@@ -89,7 +89,7 @@ def test_freezing_leaves_the_head_trainable_and_batch_norm_frozen_throughout(tin
 def test_a_run_from_a_parent_trains_the_head_first_and_records_its_lineage(tiny_model_path, tmp_path):
     parent, _ = load_model(tiny_model_path)
     backbone_before = last_convolution(parent).get_weights()
-    config = finetune.finetune_config(tiny_model_path, epochs=2, head_epochs=1, batch_size=16)
+    config = finetune.finetune_config(tiny_model_path, epochs=2, head_epochs=1, batch_size=16, new_head="features")
     result = train(three_classes(), config, tmp_path / "run")
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [record["epoch"] for record in metrics] == [1, 2]
@@ -112,7 +112,7 @@ def test_a_run_from_a_parent_trains_the_head_first_and_records_its_lineage(tiny_
 
 def test_the_head_phase_leaves_the_backbone_as_the_parent_had_it(tiny_model_path, tmp_path):
     parent, _ = load_model(tiny_model_path)
-    config = finetune.finetune_config(tiny_model_path, epochs=1, head_epochs=1, batch_size=16)
+    config = finetune.finetune_config(tiny_model_path, epochs=1, head_epochs=1, batch_size=16, new_head="features")
     result = train(three_classes(), config, tmp_path / "run", evaluate_splits=False)
     trained, _ = load_model(result.model_path)
     for before, after in zip(parent.layers, trained.layers, strict=True):
@@ -121,9 +121,10 @@ def test_the_head_phase_leaves_the_backbone_as_the_parent_had_it(tiny_model_path
 
 
 def test_an_ensemble_parent_fine_tunes_all_its_networks_or_the_first_few(ensemble_parent, tmp_path):
-    every = finetune.starting_model(finetune.finetune_config(ensemble_parent), NEW_CLASSES)
+    every = finetune.starting_model(finetune.finetune_config(ensemble_parent, new_head="features"), NEW_CLASSES)
     assert len(finetune.networks(every)) == 2 and every.output_shape == (None, 3)
-    first = finetune.starting_model(finetune.finetune_config(ensemble_parent, parent_members=1), NEW_CLASSES)
+    first = finetune.starting_model(finetune.finetune_config(ensemble_parent, parent_members=1, new_head="features"),
+                                    NEW_CLASSES)
     assert len(finetune.networks(first)) == 1
     config = finetune.finetune_config(ensemble_parent, epochs=1, head_epochs=0, batch_size=16)
     result = train(three_classes(), config, tmp_path / "run", evaluate_splits=False)
@@ -158,7 +159,7 @@ def test_a_parent_whose_input_does_not_fit_is_refused_in_words(tmp_path):
     outputs = keras.layers.Dense(7, activation="softmax", name="probabilities")(keras.layers.Flatten()(inputs))
     path = save_model(keras.Model(inputs, outputs), tmp_path / "colour.keras", ModelCard(name="colour"))
     with pytest.raises(FerError, match=r"colour.keras takes 64×64×3 images, and FER Studio's faces are 48×48"):
-        finetune.starting_model(finetune.finetune_config(path), NEW_CLASSES)
+        finetune.starting_model(finetune.finetune_config(path), NEW_CLASSES, three_classes())
 
 
 def test_a_probe_head_starts_as_the_logistic_regression_on_the_parents_probabilities(tiny_model_path):
