@@ -182,6 +182,7 @@ DATA_PAGES = ("dataset", "train", "evaluate")  # The url paths of the pages that
 pages = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
     st.Page("pages/dataset.py", title="Dataset", icon="🗂️"),
+    st.Page("pages/collect.py", title="Collect", icon="🧑‍🎓"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),
     st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
     st.Page("pages/predict.py", title="Predict", icon="📷"),

@@ -82,6 +82,12 @@ def _parser(command: str | None = "train") -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on a dataset")
     train.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
+    train.add_argument("--from", dest="parent", metavar="MODEL",
+                       help="fine-tune a trained model instead of starting from random weights: a registered "
+                            "model's name (e.g. fer2013, the shipped model), a finished run or a .keras file. "
+                            "Other classes than the model's get a new head, trained alone first (--head-epochs); "
+                            "options left out take small-data defaults (20 epochs, batch 32, Adam 0.001, early "
+                            "stopping after 5)")
     if command == "train":
         _add_train_options(train)
     train.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
@@ -188,7 +194,15 @@ _TRAIN_OPTIONS = {  # field: (option, type, help)
     "distill_temperature": ("--distill-temperature", float, "the temperature T that softens the teacher's and "
                                                             "the student's probabilities"),
     "distill_alpha": ("--distill-alpha", float, "the teacher's share α of the loss; the labels' is 1 − α"),
+    "head_epochs": ("--head-epochs", int, "with --from and new classes: epochs that train the new head alone, "
+                                          "the rest of the network frozen"),
+    "backbone_rate": ("--backbone-rate", float, "with --from: the backbone's learning rate as a share of "
+                                                "--learning-rate (the same classes train at this rate throughout)"),
+    "parent_members": ("--members", int, "with --from and an ensemble: fine-tune its first N networks "
+                                         "(default: all)"),
+    "new_head": ("--new-head", str, None),
 }
+_FINETUNE_FIELDS = ("head_epochs", "backbone_rate", "parent_members", "new_head")
 
 
 def _add_train_options(train: argparse.ArgumentParser) -> None:
@@ -209,8 +223,10 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
 def train_command(config, dataset: str, out: str | None = None) -> str:
     """The `python -m fer train` command line that trains `config` (a TrainConfig) on `dataset`."""
     parts = ["python -m fer train", f"--dataset {dataset}"]
+    parts += [f"--from {config.parent}"] if config.parent else []
     parts += [f"{option} {getattr(config, field)}" for field, (option, *_) in _TRAIN_OPTIONS.items()
-              if getattr(config, field) is not None and (config.teacher or not field.startswith("distill_"))]
+              if getattr(config, field) is not None and (config.teacher or not field.startswith("distill_"))
+              and (config.parent or field not in _FINETUNE_FIELDS)]
     parts += ["--class-weights"] * config.class_weights
     parts += [f"--random-erasing {config.augmentation.erasing}"] if config.augmentation and \
         config.augmentation.erasing else []
@@ -221,8 +237,13 @@ def _train_config(args):
     from fer.train.config import TrainConfig
 
     given = {field: getattr(args, option[2:].replace("-", "_")) for field, (option, *_) in _TRAIN_OPTIONS.items()}
-    config = TrainConfig(**{field: value for field, value in given.items() if value is not None},
-                         class_weights=args.class_weights)
+    if args.parent:
+        from fer.train.finetune import finetune_config, resolve_parent
+
+        config = finetune_config(resolve_parent(args.parent), **given, class_weights=args.class_weights)
+    else:
+        config = TrainConfig(**{field: value for field, value in given.items() if value is not None},
+                             class_weights=args.class_weights)
     if args.random_erasing:
         import dataclasses
 
@@ -258,6 +279,8 @@ def _train(args) -> int:
     run = RunDir(args.out) if args.out else RunDir.create(config.preset)
     print(f"run directory: {run.path}" + ("" if plan.placement.is_chief else " (process 0 writes it)"))
     print(f"training on: {plan.placement.describe()}")
+    if config.parent:
+        print(f"starting from: {config.parent}")
     result = train(dataset, config, run.path, callbacks=[ConsoleProgress()], distributed=plan, mlflow=args.mlflow)
     if not plan.placement.is_chief:
         print(f"process {plan.placement.process_id} of {plan.placement.processes}: done")

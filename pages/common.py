@@ -35,6 +35,7 @@ RESTORED_KEY = "choices_restored"  # Set once this browser session has read its 
 SIGNED_IN_KEY = "signed_in_user"  # The user this browser session belongs to (accounts on).
 SAVED_KEY = "choices_saved"  # The Choices this session last wrote to the settings file.
 DATASET_PARAM, MODEL_PARAM = "dataset", "model"  # The URL's query parameters.
+START_FROM_KEY = "train_start_from"  # The Train form's "Start from": a model's name, or "" for scratch.
 
 
 def use_app_shell() -> None:

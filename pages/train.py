@@ -23,6 +23,7 @@ from fer.train.distribution import Placement
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
 from pages import common
+from widgets import start_from
 from widgets.augmentation_preview import show_augmentation_preview
 
 RUN_KEY = "train_run"  # The run directory shown in the live view when no job is running.
@@ -48,20 +49,31 @@ def training_form(dataset) -> None:
 
     Not an st.form: the augmentation sliders follow the preset and the augmentation mode as they change.
     """
+    parent = start_from.start_from_input(common.current_user())
+    defaults = start_from.defaults_for(parent)
+    decided = start_from.DECIDED_BY_PARENT if parent else ()  # Fields the parent fixes: no widget for them.
     data, model, optimisation = st.columns(3)
     values = split_inputs(dataset.split_names, data)
     for group, column in (("data", data), ("model", model), ("optimisation", optimisation)):
-        values |= setting_inputs(group, column)
+        values |= setting_inputs(group, column, defaults, decided)
     left, right = st.columns(2)
     with left.expander("Augmentation", expanded=True):
-        mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
-                        help=described(AUGMENTATION_MODES))
-        custom = augmentation_sliders(mode, values["preset"])
-        values["augmentation"] = augmentation_for(mode, custom)
+        if parent:
+            st.caption("A fine-tuned model keeps its parent's augmentation (its layers are inside the model).")
+            custom = applied_augmentation(defaults.preset, None)
+        else:
+            mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
+                            help=described(AUGMENTATION_MODES))
+            custom = augmentation_sliders(mode, values["preset"])
+            values["augmentation"] = augmentation_for(mode, custom)
         show_augmentation_preview(dataset, custom, values["train_split"])
     with right.expander("Loss and model", expanded=True):
-        values |= setting_inputs("loss", st)
-        values |= distillation_inputs()
+        values |= setting_inputs("loss", st, defaults, decided)
+        if parent:
+            start_from.describe_parent(parent, defaults)
+            values |= {"parent": str(parent), "preset": defaults.preset, **setting_inputs("finetune", st, defaults)}
+        else:
+            values |= distillation_inputs()
         model_name = st.text_input("Register the finished model as", placeholder="the run's name",
                                    help="The best epoch's model is copied to models/ under this name.")
         mlflow = mlflow_switch()
@@ -78,14 +90,15 @@ def split_inputs(splits: list[str], column) -> dict:
     return {"train_split": train_split, "validation_split": "" if validation == NO_VALIDATION else validation}
 
 
-def setting_inputs(group: str, container) -> dict:
-    """One widget per declared setting of `group`, starting at TrainConfig's default: {field: value}."""
-    return {setting.field: setting_input(setting, container) for setting in settings_in(group)}
+def setting_inputs(group: str, container, defaults: TrainConfig = DEFAULTS, skipped=()) -> dict:
+    """One widget per declared setting of `group` (but those `skipped`), starting at `defaults`: {field: value}."""
+    return {setting.field: setting_input(setting, container, defaults) for setting in settings_in(group)
+            if setting.field not in skipped}
 
 
-def setting_input(setting: Setting, container):
+def setting_input(setting: Setting, container, defaults: TrainConfig = DEFAULTS):
     """The widget a Setting declares, and its value as the TrainConfig field's type."""
-    default = getattr(DEFAULTS, setting.field)
+    default = getattr(defaults, setting.field)
     kind = type(default)
     bounds = {name: kind(value) for name, value in (("min_value", setting.minimum), ("max_value", setting.maximum),
                                                        ("step", setting.step)) if value is not None}
@@ -199,6 +212,9 @@ def live_view(run_dir: str, ticking: bool) -> None:
         st.success(f"Finished in {run_reports.format_duration(run.training_seconds)}: best validation accuracy {best} "
                    f"at epoch {run.best_epoch}." + (f" Registered as **{model}**: pick it in the sidebar, on "
                                                     "Evaluate and on Predict." if model else ""))
+        if model and st.button(f"📷 Open {model} on Predict", key=f"predict-{run.name}", type="primary",
+                               on_click=choose_model, args=(model,), help="Photos and the webcam, read by this model"):
+            st.switch_page("pages/predict.py")
     controls(run)
 
     records = RunDir(run.path).read_metrics()
@@ -224,6 +240,11 @@ def show_progress(run: jobs.RunSummary) -> None:
     if run.status == "stopping":
         text = "Stopping after the current batch, then saving a checkpoint… · " + text
     st.progress(progress.fraction, text=text)
+
+
+def choose_model(name: str) -> None:
+    """Make the registered model `name` the one every page uses (a callback: before the sidebar is drawn)."""
+    st.session_state[common.MODEL_KEY] = name
 
 
 def request_stop(run_dir: str) -> None:

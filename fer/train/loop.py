@@ -6,6 +6,7 @@ RunDir, and the best model with its card through fer.model.files; a STOP file en
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from fer.errors import FerError
 from fer.model.cards import ModelCard, card_path, read_card, write_card
 from fer.model.files import load_model, save_model
 from fer.model.presets import build_model
-from fer.train import distill, distribution, tracking
+from fer.train import distill, distribution, finetune, tracking
 from fer.train.config import TrainConfig
 from fer.train.hardware import training_device
 from fer.train.run_dir import DatasetFacts, ProgressRecord, RunConfig, RunDir, RunState
@@ -80,6 +81,8 @@ def placed(strategy) -> distribution.Distribution:
 def _train(dataset: Dataset, config: TrainConfig, run_dir, plan: distribution.Distribution, callbacks: list,
            resume: bool, evaluate_splits: bool, mlflow: bool) -> TrainResult:
     run = RunDir(run_dir)
+    if config.parent:
+        dataset = finetune.prepared_dataset(dataset, config)  # Enough faces, and a validation split.
     train_images = len(_train_split(dataset, config))
     keras.utils.set_random_seed(config.seed)
     state = prepare_run(run, dataset, config, resume)
@@ -147,7 +150,10 @@ def prepare_run(run: RunDir, dataset: Dataset, config: TrainConfig, resume: bool
 
 
 def new_model(dataset: Dataset, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
-    """The preset (or a distillation wrapper around it), compiled with `config`'s optimizer and loss."""
+    """The preset (or a distillation wrapper around it), compiled with `config`'s optimizer and loss; or the
+    parent model to fine-tune (fer.train.finetune), which each of its phases compiles."""
+    if config.parent:
+        return finetune.starting_model(config, dataset.classes, dataset)
     model = (distill.distillation_model(config, dataset.classes) if config.teacher else
              build_model(config.preset, num_classes=len(dataset.classes), augmentation=config.augmentation,
                          dtype_policy=config.dtype_policy))
@@ -187,21 +193,35 @@ def schedule_callbacks(config: TrainConfig, monitor: str) -> list[keras.callback
 
 
 def fit(model: keras.Model, recorder: RunRecorder, train_data, validation_data, callbacks: list) -> None:
-    """model.fit from the recorder's state on; a failure is recorded in state.json before it is raised."""
+    """model.fit from the recorder's state on; a failure is recorded in state.json before it is raised.
+
+    A run from scratch is one phase; fine-tuning may train a new head alone first (fer.train.finetune.phases),
+    and each phase compiles anew: which layers train changes what compile builds."""
     config = recorder.config
     split = recorder.dataset.split(config.train_split)
     recorder.update_state(status="running", pid=os.getpid(), placement=recorder.placement.to_dict())
+    phases = finetune.phases(config, recorder.dataset.classes) if config.parent else [None]
     try:
-        model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            initial_epoch=recorder.state.epochs_done,
-            class_weight=class_weights(split.labels, len(recorder.dataset.classes)) if config.class_weights else None,
-            callbacks=callbacks,
-            shuffle=False,  # The batches already shuffle, each epoch.
-            verbose=0,
-        )
+        for phase in phases:
+            if phase is not None:
+                if recorder.state.epochs_done >= phase.last_epoch:
+                    continue
+                finetune.set_backbone_trainable(model, phase.backbone_trainable)
+                steps = -(-len(split) // config.batch_size)
+                _compile(model, dataclasses.replace(config, learning_rate=phase.learning_rate), steps)
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=phase.last_epoch if phase is not None else config.epochs,
+                initial_epoch=recorder.state.epochs_done,
+                class_weight=class_weights(split.labels, len(recorder.dataset.classes)) if config.class_weights
+                else None,
+                callbacks=callbacks,
+                shuffle=False,  # The batches already shuffle, each epoch.
+                verbose=0,
+            )
+            if recorder.run.stop_requested:
+                break
     except BaseException as error:
         recorder.update_state(status="failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -311,6 +331,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.monitor, self.train_images = monitor, train_images
         self.last_progress = 0.0
         self.device = training_device(keras.backend.backend())
+        self.lineage = finetune.card_lineage(config, dataset.classes) if config.parent else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = self.train_end = time.perf_counter()
@@ -384,6 +405,7 @@ class RunRecorder(keras.callbacks.Callback):
             training_device=self.device,
             placement=self.placement.to_dict(),
             distillation=distill.card_distillation(self.config),
+            lineage=self.lineage,
         ))
 
 
