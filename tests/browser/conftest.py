@@ -47,9 +47,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """A running FER Studio server (its own FER_STUDIO_HOME); yields its base URL."""
-    yield from serve_app(tmp_path_factory.mktemp("browser-home"))
+def app_home(tmp_path_factory) -> Path:
+    """The shared app server's FER_STUDIO_HOME (where it registers models, keeps runs and settings)."""
+    return tmp_path_factory.mktemp("browser-home")
+
+
+@pytest.fixture(scope="session")
+def app_server(app_home):
+    """A running FER Studio server (its own FER_STUDIO_HOME, app_home); yields its base URL."""
+    yield from serve_app(app_home)
 
 
 def serve_app(home: Path, extra_env: dict[str, str] | None = None, port: int | None = None):
