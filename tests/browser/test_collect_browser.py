@@ -103,6 +103,9 @@ def test_collect_three_classes_reload_fine_tune_register_and_read_the_webcam(pla
         component.get_by_role("button", name="START").click(timeout=LONG)
         page.get_by_text(re.compile(r"Live: face \d+ · +(anna|ben|carl) \d+%")).wait_for(timeout=LONG)
         component.get_by_role("button", name="STOP").click(timeout=SHORT)
+    except BaseException:
+        page.screenshot(path=tmp_path / "failure.png", full_page=True)  # Look here when it fails.
+        raise
     finally:
         page.context.close()
         browser.close()
