@@ -22,8 +22,8 @@ from fer.data.uploads import save_upload, upload_name
 from fer.errors import FerError, in_words
 from fer.formatting import escape_markdown
 from pages.common import (DATASET_KEY, MODEL_KEY, accounts_configured, active_dataset_source, active_model_name,
-                          cached_dataset, current_user, model_choices, model_notice, remember_choices, restore_choices,
-                          undrawn_demo_sizes,
+                          cached_dataset, current_user, model_choices, model_notice, remember_choices, require_sign_in,
+                          restore_choices, undrawn_demo_sizes,
                           use_app_shell)
 
 use_app_shell()
@@ -182,14 +182,17 @@ def model_picker() -> None:
 
 DATA_PAGES = ("dataset", "train", "evaluate")  # The url paths of the pages that read the active dataset.
 # Material icons, drawn from Streamlit's own icon font: emoji show as empty boxes without an emoji font.
-navigation = st.navigation([
+pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+    st.Page("pages/collect.py", title="Collect", icon=":material/add_a_photo:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/predict.py", title="Predict", icon=":material/photo_camera:"),
     st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
-])
+]
+require_sign_in(pages)  # With accounts configured, nothing below runs until this session has signed in.
+navigation = st.navigation(pages)
 restore_choices()
 dataset_picker()
 active_dataset_summary(page_reads_data=navigation.url_path in DATA_PAGES)

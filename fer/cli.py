@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
             return args.command(args)
     except FerError as error:
         print(f"error: {error}", file=sys.stderr)
+        if type(error).__name__ == "PeerLost":
+            # JAX's distributed runtime would end this process at exit with a native crash report, waiting
+            # for the lost process first: the sentence above is the whole story, so leave now.
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -76,6 +83,12 @@ def _parser(command: str | None = "train") -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on a dataset")
     train.add_argument("--dataset", required=True, help="dataset folder, .zip or .csv, or 'demo'")
+    train.add_argument("--from", dest="parent", metavar="MODEL",
+                       help="fine-tune a trained model instead of starting from random weights: a registered "
+                            "model's name (e.g. fer2013, the shipped model), a finished run or a .keras file. "
+                            "Other classes than the model's get a new head, trained alone first (--head-epochs); "
+                            "options left out take small-data defaults (20 epochs, batch 32, Adam 0.001, early "
+                            "stopping after 5)")
     if command == "train":
         _add_train_options(train)
     train.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
@@ -88,6 +101,14 @@ def _parser(command: str | None = "train") -> argparse.ArgumentParser:
                             "holds a checkpoint")
     train.add_argument("--register", metavar="NAME", help="also register the best model as NAME "
                        "(in FER_STUDIO_HOME/models; a taken name is refused)")
+    train.add_argument("--devices", type=int, metavar="N",
+                       help="train on the first N of this machine's devices (default: all). Under KERAS_BACKEND=jax "
+                            "the batch is split across them (--batch-size is the global batch; raising it with the "
+                            "devices calls for the learning rate raised as much); several hosts join from the "
+                            "KERAS_DISTRIBUTION_* variables (docs/scaling.md)")
+    train.add_argument("--mlflow", action="store_true",
+                       help="also log the run to MLflow: to MLFLOW_TRACKING_URI (which does this on its own when "
+                            "set), else to $FER_STUDIO_HOME/mlruns (pip install -r requirements-tracking.txt)")
     train.set_defaults(command=_train)
 
     predict = commands.add_parser("predict", help="find the faces in images and read their expressions")
@@ -174,7 +195,15 @@ _TRAIN_OPTIONS = {  # field: (option, type, help)
     "distill_temperature": ("--distill-temperature", float, "the temperature T that softens the teacher's and "
                                                             "the student's probabilities"),
     "distill_alpha": ("--distill-alpha", float, "the teacher's share α of the loss; the labels' is 1 − α"),
+    "head_epochs": ("--head-epochs", int, "with --from and new classes: epochs that train the new head alone, "
+                                          "the rest of the network frozen"),
+    "backbone_rate": ("--backbone-rate", float, "with --from: the backbone's learning rate as a share of "
+                                                "--learning-rate (the same classes train at this rate throughout)"),
+    "parent_members": ("--members", int, "with --from and an ensemble: fine-tune its first N networks "
+                                         "(default: all)"),
+    "new_head": ("--new-head", str, None),
 }
+_FINETUNE_FIELDS = ("head_epochs", "backbone_rate", "parent_members", "new_head")
 
 
 def _add_train_options(train: argparse.ArgumentParser) -> None:
@@ -195,8 +224,10 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
 def train_command(config, dataset: str, out: str | None = None) -> str:
     """The `python -m fer train` command line that trains `config` (a TrainConfig) on `dataset`."""
     parts = ["python -m fer train", f"--dataset {dataset}"]
+    parts += [f"--from {config.parent}"] if config.parent else []
     parts += [f"{option} {getattr(config, field)}" for field, (option, *_) in _TRAIN_OPTIONS.items()
-              if getattr(config, field) is not None and (config.teacher or not field.startswith("distill_"))]
+              if getattr(config, field) is not None and (config.teacher or not field.startswith("distill_"))
+              and (config.parent or field not in _FINETUNE_FIELDS)]
     parts += ["--class-weights"] * config.class_weights
     parts += [f"--random-erasing {config.augmentation.erasing}"] if config.augmentation and \
         config.augmentation.erasing else []
@@ -207,8 +238,13 @@ def _train_config(args):
     from fer.train.config import TrainConfig
 
     given = {field: getattr(args, option[2:].replace("-", "_")) for field, (option, *_) in _TRAIN_OPTIONS.items()}
-    config = TrainConfig(**{field: value for field, value in given.items() if value is not None},
-                         class_weights=args.class_weights)
+    if args.parent:
+        from fer.train.finetune import finetune_config, resolve_parent
+
+        config = finetune_config(resolve_parent(args.parent), **given, class_weights=args.class_weights)
+    else:
+        config = TrainConfig(**{field: value for field, value in given.items() if value is not None},
+                             class_weights=args.class_weights)
     if args.random_erasing:
         import dataclasses
 
@@ -223,6 +259,7 @@ def _train_config(args):
 
 def _train(args) -> int:
     from fer.data.datasets import open_dataset
+    from fer.train.distribution import prepare
     from fer.train.loop import ConsoleProgress, train
 
     if args.register:
@@ -236,9 +273,19 @@ def _train(args) -> int:
     dataset = open_dataset(args.dataset)
     print(f"dataset: {dataset.source} ({sum(len(s) for s in dataset.splits.values()):,} images, "
           f"opened in {time.perf_counter() - started:.1f}s)")
+    plan = prepare(args.devices)
+    if plan.placement.processes > 1 and not args.out:
+        raise FerError("a several-host run needs --out RUN_DIR, the same folder on every host (shared storage), "
+                       "so that every process finds the run when it resumes")
     run = RunDir(args.out) if args.out else RunDir.create(config.preset)
-    print(f"run directory: {run.path}")
-    result = train(dataset, config, run.path, callbacks=[ConsoleProgress()])
+    print(f"run directory: {run.path}" + ("" if plan.placement.is_chief else " (process 0 writes it)"))
+    print(f"training on: {plan.placement.describe()}")
+    if config.parent:
+        print(f"starting from: {config.parent}")
+    result = train(dataset, config, run.path, callbacks=[ConsoleProgress()], distributed=plan, mlflow=args.mlflow)
+    if not plan.placement.is_chief:
+        print(f"process {plan.placement.process_id} of {plan.placement.processes}: done")
+        return 0
     print(f"best model: {result.model_path}")
     for split, metrics in result.card.metrics.items():
         print(f"  {split}: accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")

@@ -1,7 +1,10 @@
-"""The user's last choices, the active dataset and model, kept in FER_STUDIO_HOME/settings.json.
+"""A user's last choices, the active dataset and model, kept in settings.json in the user's space.
 
 A browser tab keeps its own choices in its URL (pages.common); this file is what a new tab starts
-from: the last choice made in any tab on this machine.
+from: the last choice this user made in any tab. Without accounts there is one user and the file is
+FER_STUDIO_HOME/settings.json; with accounts each signed-in user has their own
+(FER_STUDIO_HOME/users/<id>/settings.json, see fer.paths.user_dir), so a new tab never opens another
+user's dataset or model.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fer.paths import home_dir
+from fer.paths import user_dir
 
 
 @dataclass(frozen=True)
@@ -23,14 +26,15 @@ class Choices:
     model: str | None = None
 
 
-def settings_path() -> Path:
-    return home_dir() / "settings.json"
+def settings_path(user: str | None = None) -> Path:
+    """The settings file of `user` (None: the one local user, no accounts)."""
+    return user_dir(user) / "settings.json"
 
 
-def read_choices() -> Choices:
-    """The saved choices; empty Choices when there is no file or it cannot be read (it is only a convenience)."""
+def read_choices(user: str | None = None) -> Choices:
+    """`user`'s saved choices; empty Choices when there is no file or it cannot be read (only a convenience)."""
     try:
-        saved = json.loads(settings_path().read_text())
+        saved = json.loads(settings_path(user).read_text())
     except (OSError, ValueError):
         return Choices()
     if not isinstance(saved, dict):
@@ -39,9 +43,9 @@ def read_choices() -> Choices:
                       if name in Choices.__dataclass_fields__ and isinstance(value, str) and value})
 
 
-def write_choices(choices: Choices) -> None:
-    """Save the choices atomically (two tabs may write at once); a file that cannot be written is skipped."""
-    path = settings_path()
+def write_choices(choices: Choices, user: str | None = None) -> None:
+    """Save `user`'s choices atomically (two tabs may write at once); a file that cannot be written is skipped."""
+    path = settings_path(user)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")

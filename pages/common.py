@@ -15,6 +15,9 @@ imports TensorFlow until the user trains or asks for Grad-CAM.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import streamlit as st
 
 from fer.data.datasets import DEMO, Dataset, demo_is_drawn, open_dataset
@@ -30,8 +33,10 @@ MODEL_KEY = "model_name"
 NOTICE_KEY = "model_notice"  # Why the model a link named was not opened; shown once by the sidebar.
 FALLBACK_TOLD_KEY = "runtime_notes_shown"  # Model files whose Keras fallback this session was told about.
 RESTORED_KEY = "choices_restored"  # Set once this browser session has read its URL and the settings file.
+SIGNED_IN_KEY = "signed_in_user"  # The user this browser session belongs to (accounts on).
 SAVED_KEY = "choices_saved"  # The Choices this session last wrote to the settings file.
 DATASET_PARAM, MODEL_PARAM = "dataset", "model"  # The URL's query parameters.
+START_FROM_KEY = "train_start_from"  # The Train form's "Start from": a model's name, or "" for scratch.
 
 
 def use_app_shell() -> None:
@@ -95,23 +100,68 @@ def cached_served_model(name: str, path: str, modified: float, _choice) -> Serve
 
 
 def accounts_configured() -> bool:
-    """Whether a lab configured Streamlit's login (an [auth] section in .streamlit/secrets.toml)."""
+    """Whether a lab configured Streamlit's login (an [auth] section in .streamlit/secrets.toml).
+
+    A secrets file that exists but cannot be read raises FerError: whether sign-in is required is then
+    unknown, and the app must not open without it (require_sign_in says so and stops).
+    """
     try:
         return "auth" in st.secrets
-    except Exception:  # noqa: BLE001  No secrets file at all is the usual case: one local user.
-        return False
+    except Exception as error:  # noqa: BLE001  Streamlit raises the same error for no file and a broken one.
+        if not any(Path(path).exists() for path in st.get_option("secrets.files")):
+            return False  # No secrets at all, the usual case: one local user.
+        logging.getLogger(__name__).error("The secrets file cannot be read", exc_info=error)
+        raise FerError("the server's secrets file cannot be read, so FER Studio cannot tell who may sign in. "
+                       "The person who runs this server: fix or remove .streamlit/secrets.toml (the log says "
+                       "why it cannot be read), then restart") from error
+
+
+def signed_in() -> bool:
+    """Whether this browser session has signed in through Streamlit's login, with a subject to name it."""
+    return bool(st.user.get("is_logged_in")) and bool(st.user.get("sub"))
 
 
 def current_user() -> str | None:
     """The signed-in user's id (OpenID Connect's `sub`) when accounts are configured, else None.
 
     Pass it to fer's per-user functions (fer.paths.user_dir and the ones built on it): None means the one
-    local user, whose space is FER_STUDIO_HOME itself. app.py stops every page before this can be called
-    by someone who is not signed in.
+    local user, whose space is FER_STUDIO_HOME itself. app.py stops every page (require_sign_in) before
+    this can be called by someone who is not signed in.
     """
-    if not accounts_configured() or not st.user.is_logged_in:
+    if not accounts_configured() or not signed_in():
         return None
     return str(st.user.get("sub"))
+
+
+def require_sign_in(pages: list) -> None:
+    """With accounts configured: until this session has signed in, the app shows only a sign-in button
+    and stops; once signed in, the sidebar names the user and offers to sign out. Without accounts, nothing.
+
+    app.py calls it with its st.Page list before the sidebar and the page run, so nobody reaches any page,
+    upload or run unsigned. The pages are registered hidden: a link to one (/train) finds it, without a
+    "page not found", and the sidebar lists none of them (without st.navigation it would list the pages/
+    folder's files).
+    """
+    try:
+        configured = accounts_configured()
+    except FerError as error:
+        st.navigation(pages, position="hidden")
+        st.error(f"FER Studio cannot open: {error}.")
+        st.stop()
+    if not configured:
+        return
+    if not signed_in():
+        st.navigation(pages, position="hidden")
+        st.title(":material/mood: FER Studio")
+        st.markdown("This FER Studio is shared. Sign in to use it: your uploads, runs and models stay yours.")
+        st.button("Sign in", type="primary", on_click=st.login, key="sign_in")
+        st.stop()
+    if st.session_state.setdefault(SIGNED_IN_KEY, current_user()) != current_user():
+        st.session_state.clear()  # Another user in this same session: nothing of the last one's carries over.
+        st.session_state[SIGNED_IN_KEY] = current_user()
+    who = st.user.get("name") or st.user.get("email") or st.user.get("sub")
+    st.sidebar.caption(f"Signed in as **{who}**")
+    st.sidebar.button("Sign out", on_click=st.logout, key="sign_out")
 
 
 def active_dataset_source() -> str:
@@ -206,7 +256,7 @@ def restore_choices() -> None:
     if st.session_state.get(RESTORED_KEY):
         return
     st.session_state[RESTORED_KEY] = True
-    saved = read_choices()
+    saved = read_choices(current_user())
     dataset = st.query_params.get(DATASET_PARAM) or saved.dataset
     if DATASET_KEY not in st.session_state and dataset and (dataset == DEMO or data_roots(
             accounts=accounts_configured(), user=current_user()).allows(dataset)):  # Else one path outside its roots.
@@ -255,7 +305,7 @@ def remember_choices() -> None:
         elif st.query_params.get(param) != value:
             st.query_params[param] = value
     if choices != st.session_state.get(SAVED_KEY):
-        write_choices(choices)
+        write_choices(choices, current_user())
         st.session_state[SAVED_KEY] = choices
 
 

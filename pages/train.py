@@ -5,6 +5,7 @@ and browser reloads; this page only reads the run directory's files. A user sees
 their own runs (pages.common.current_user()); a run waits in the server's queue until a slot is free.
 """
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -13,14 +14,16 @@ from fer.charts.training import comparison_figure, curves_figure, learning_rate_
 from fer.errors import FerError
 from fer.model.augmentation import Augmentation
 from fer.model.registry import list_models
-from fer.train import jobs
+from fer.train import jobs, tracking
 from fer.train.job_queue import max_jobs, max_jobs_per_user
 from fer.train import reports as run_reports
 from fer.train.config import (AUGMENTATION_MODES, CUSTOM_AUGMENTATION, Setting, TrainConfig, applied_augmentation,
                               augmentation_for, settings_in)
+from fer.train.distribution import Placement
 from fer.train.hardware import mixed_bfloat16_advice
 from fer.train.run_dir import RunDir
 from pages import common
+from widgets import start_from
 from widgets.augmentation_preview import show_augmentation_preview
 
 RUN_KEY = "train_run"  # The run directory shown in the live view when no job is running.
@@ -47,26 +50,38 @@ def training_form(dataset) -> None:
 
     Not an st.form: the augmentation sliders follow the preset and the augmentation mode as they change.
     """
+    parent = start_from.start_from_input(common.current_user())
+    defaults = start_from.defaults_for(parent)
+    decided = start_from.DECIDED_BY_PARENT if parent else ()  # Fields the parent fixes: no widget for them.
     data, model, optimisation = st.columns(3)
     values = split_inputs(dataset.split_names, data)
     for group, column in (("data", data), ("model", model), ("optimisation", optimisation)):
-        values |= setting_inputs(group, column)
+        values |= setting_inputs(group, column, defaults, decided)
     left, right = st.columns(2)
     with left.expander("Augmentation", expanded=True):
-        mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
-                        help=described(AUGMENTATION_MODES))
-        custom = augmentation_sliders(mode, values["preset"])
-        values["augmentation"] = augmentation_for(mode, custom)
+        if parent:
+            st.caption("A fine-tuned model keeps its parent's augmentation (its layers are inside the model).")
+            custom = applied_augmentation(defaults.preset, None)
+        else:
+            mode = st.radio("Augmentation", list(AUGMENTATION_MODES), horizontal=True, label_visibility="collapsed",
+                            help=described(AUGMENTATION_MODES))
+            custom = augmentation_sliders(mode, values["preset"])
+            values["augmentation"] = augmentation_for(mode, custom)
         show_augmentation_preview(dataset, custom, values["train_split"])
     with right.expander("Loss and model", expanded=True):
-        values |= setting_inputs("loss", st)
-        values |= distillation_inputs()
+        values |= setting_inputs("loss", st, defaults, decided)
+        if parent:
+            start_from.describe_parent(parent, defaults)
+            values |= {"parent": str(parent), "preset": defaults.preset, **setting_inputs("finetune", st, defaults)}
+        else:
+            values |= distillation_inputs()
         model_name = st.text_input("Register the finished model as", placeholder="leave empty to decide later",
                                    help="With a name, the best epoch's model is registered under it when the run "
                                         "finishes. Without, nothing piles up in the model picker: register the run "
                                         "later, if it is worth it, on the Models page.")
+        mlflow = mlflow_switch()
     if st.button("Start training", type="primary"):
-        start_training(values, model_name.strip() or None)
+        start_training(values, model_name.strip() or None, mlflow)
 
 
 def split_inputs(splits: list[str], column) -> dict:
@@ -78,14 +93,15 @@ def split_inputs(splits: list[str], column) -> dict:
     return {"train_split": train_split, "validation_split": "" if validation == NO_VALIDATION else validation}
 
 
-def setting_inputs(group: str, container) -> dict:
-    """One widget per declared setting of `group`, starting at TrainConfig's default: {field: value}."""
-    return {setting.field: setting_input(setting, container) for setting in settings_in(group)}
+def setting_inputs(group: str, container, defaults: TrainConfig = DEFAULTS, skipped=()) -> dict:
+    """One widget per declared setting of `group` (but those `skipped`), starting at `defaults`: {field: value}."""
+    return {setting.field: setting_input(setting, container, defaults) for setting in settings_in(group)
+            if setting.field not in skipped}
 
 
-def setting_input(setting: Setting, container):
+def setting_input(setting: Setting, container, defaults: TrainConfig = DEFAULTS):
     """The widget a Setting declares, and its value as the TrainConfig field's type."""
-    default = getattr(DEFAULTS, setting.field)
+    default = getattr(defaults, setting.field)
     kind = type(default)
     bounds = {name: kind(value) for name, value in (("min_value", setting.minimum), ("max_value", setting.maximum),
                                                        ("step", setting.step)) if value is not None}
@@ -104,11 +120,26 @@ def setting_input(setting: Setting, container):
     return kind(container.number_input(setting.label, value=default, format=setting.number_format, **bounds))
 
 
-def start_training(values: dict, model_name: str | None) -> None:
+def mlflow_switch() -> bool:
+    """The "Log to MLflow" switch: on and fixed when MLFLOW_TRACKING_URI is set, off and fixed without MLflow."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return st.toggle("Log to MLflow", value=True, disabled=True,
+                         help=f"MLFLOW_TRACKING_URI is set: every run logs to {uri}.")
+    if not tracking.mlflow_installed():
+        return st.toggle("Log to MLflow", value=False, disabled=True,
+                         help="MLflow is not installed: pip install -r requirements-tracking.txt.")
+    return st.toggle("Log to MLflow", value=False,
+                     help="Log the parameters, each epoch's metrics, the model card and the model to MLflow's "
+                          "local store in FER_STUDIO_HOME/mlruns (MLFLOW_TRACKING_URI names a server instead). "
+                          "Every run also writes TensorBoard files: tensorboard --logdir FER_STUDIO_HOME/runs.")
+
+
+def start_training(values: dict, model_name: str | None, mlflow: bool = False) -> None:
     """Start a job with the form's values; a refusal is shown in words."""
     try:
         run_dir = jobs.start_job(common.active_dataset_source(), TrainConfig(**values), register=model_name is not None,
-                                 register_as=model_name, user=common.current_user())
+                                 register_as=model_name, user=common.current_user(), mlflow=mlflow)
     except jobs.JobBusy as busy:
         st.warning(f"Not started: {busy}.")
         return
@@ -164,6 +195,9 @@ def live_view(run_dir: str, ticking: bool) -> None:
         st.rerun()
     st.markdown(f"**{run.name}** · {STATUS_ICONS.get(run.status, '')} {run.status} · "
                 f"preset `{run.config.preset if run.config else '?'}` · dataset `{run.dataset or '?'}`")
+    placement = Placement.from_dict(RunDir(run.path).read_state().placement)
+    if placement is not None:
+        st.caption(f"Trains on {placement.describe()}.")
     if run.status == "queued":
         st.info(f"Queue position: **{run.queue_position}**. Waiting for a free slot: this server trains "
                 f"{plural(max_jobs(), 'run')} at a time, and {plural(max_jobs_per_user(), 'run')} per user. "
@@ -181,6 +215,9 @@ def live_view(run_dir: str, ticking: bool) -> None:
         st.success(f"Finished in {run_reports.format_duration(run.training_seconds)}: best validation accuracy {best} "
                    f"at epoch {run.best_epoch}." + (f" Registered as **{model}**: pick it in the sidebar, on "
                                                     "Evaluate and on Predict." if model else ""))
+        if model and st.button(f"📷 Open {model} on Predict", key=f"predict-{run.name}", type="primary",
+                               on_click=choose_model, args=(model,), help="Photos and the webcam, read by this model"):
+            st.switch_page("pages/predict.py")
     controls(run)
 
     records = RunDir(run.path).read_metrics()
@@ -206,6 +243,11 @@ def show_progress(run: jobs.RunSummary) -> None:
     if run.status == "stopping":
         text = "Stopping after the current batch, then saving a checkpoint… · " + text
     st.progress(progress.fraction, text=text)
+
+
+def choose_model(name: str) -> None:
+    """Make the registered model `name` the one every page uses (a callback: before the sidebar is drawn)."""
+    st.session_state[common.MODEL_KEY] = name
 
 
 def request_stop(run_dir: str) -> None:

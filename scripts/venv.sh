@@ -5,7 +5,10 @@
 # the app: the app's stamp is kept beside the test tools' and neither deletes the other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-digest() { cat "$@" | sha256sum | cut -c1-16; }
+# A set's digest covers the files its requirements include (-r) too, so a version changed in an included
+# file installs again.
+included() { for file in "$@"; do echo "$file"; sed -n 's/^-r[[:space:]]*//p' "$file" | while read -r inner; do included "$inner"; done; done; }
+digest() { cat $(included "$@") | sha256sum | cut -c1-16; }
 app=$(digest requirements.txt)  # Stamps of an older requirements.txt are stale, whatever else they covered.
 stamp=".venv/.installed-$app-$(digest requirements.txt "$@")"
 if [ ! -f "$stamp" ]; then

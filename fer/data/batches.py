@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from fer.errors import FerError
+
 
 class ArrayBatches(keras.utils.PyDataset):
     """Batches of (float32 images 0..255, one-hot labels) from uint8 images and integer labels,
@@ -31,3 +33,30 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.order = self._new_order()
+
+
+class ProcessShare(keras.utils.PyDataset):
+    """This process's rows of each global batch, with the batch cut to a multiple of the device count.
+
+    JAX shards a batch evenly over the devices, so a batch that does not divide loses its last
+    rows (at most devices − 1 images; which ones changes every epoch with the shuffle)."""
+
+    def __init__(self, batches: keras.utils.PyDataset, devices: int, processes: int, process_id: int):
+        super().__init__()
+        self.batches, self.devices, self.processes, self.process_id = batches, devices, processes, process_id
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int):
+        images, labels = self.batches[index]
+        usable = len(labels) // self.devices * self.devices
+        if usable == 0:
+            raise FerError(f"a batch of {len(labels)} images cannot be split over {self.devices} devices: "
+                           f"use a batch size of at least {self.devices}")
+        share = usable // self.processes
+        rows = slice(self.process_id * share, (self.process_id + 1) * share)
+        return np.asarray(images[:usable][rows]), np.asarray(labels[:usable][rows])
+
+    def on_epoch_end(self) -> None:
+        self.batches.on_epoch_end()

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fer.accounts import in_another_users_space
 from fer.errors import FerError
 from fer.paths import home_dir, uploads_dir, user_datasets_dir
 
@@ -27,12 +28,16 @@ class DataRoots:
     """Resolved folders a browser may open datasets from."""
 
     folders: tuple[Path, ...]
+    user: str | None = None  # Whose session (accounts on): other users' spaces stay out, even inside a root.
 
     def contains(self, path: str | os.PathLike) -> bool:
-        """Whether `path`, with every symlink resolved, lies inside one of the folders."""
+        """Whether `path`, with every symlink resolved, lies inside one of the folders and in no other
+        user's space (a lab may list a folder that holds FER_STUDIO_HOME among its roots)."""
         try:
             resolved = Path(path).expanduser().resolve()
         except (OSError, RuntimeError, ValueError):  # A symlink loop, a NUL byte.
+            return False
+        if in_another_users_space(resolved, self.user):
             return False
         return any(resolved == folder or resolved.is_relative_to(folder) for folder in self.folders)
 
@@ -81,4 +86,4 @@ def data_roots(*, accounts: bool, user: str | None = None) -> DataRoots:
             continue
         if path not in resolved:
             resolved.append(path)
-    return DataRoots(tuple(resolved))
+    return DataRoots(tuple(resolved), user)

@@ -87,6 +87,38 @@ class Distillation:
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """The model a fine-tuned model started from (fer.train.finetune), and how it was fine-tuned."""
+
+    parent: str  # The parent's name (a registered model's name, or the run it came from).
+    fingerprint: str  # The first 16 hex digits of the parent .keras file's SHA-256: which file exactly.
+    path: str  # The parent's .keras file as given to training.
+    parent_classes: tuple[str, ...] = ()
+    new_head: bool = False  # True when the classes differed and the output layer was replaced.
+    members: int = 1  # Networks fine-tuned (of an ensemble parent, the first `members`).
+    parent_members: int = 1
+    recipe: tuple[str, ...] = ()  # One line per phase, e.g. "epochs 1-5: new head only, backbone frozen, Adam 0.001".
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Lineage:
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {key: value for key, value in values.items() if key in known}
+        for key in ("parent_classes", "recipe"):
+            fields[key] = tuple(fields.get(key) or ())
+        return cls(**fields)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
+
+    def sentence(self) -> str:
+        """One sentence for Home and the run history: what it was fine-tuned from and how."""
+        head = "a new head for its own classes" if self.new_head else "the same classes"
+        members = (f", {self.members} of its {self.parent_members} networks" if self.parent_members > 1 else "")
+        return f"Fine-tuned from {self.parent} (file {self.fingerprint}) with {head}{members}."
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything FER Studio records about a model. Only `name` and `classes` are always known."""
 
@@ -103,6 +135,9 @@ class ModelCard:
     training_seconds: float | None = None
     training_backend: str | None = None  # Keras backend(s), '+'-joined when members trained apart.
     training_device: str | None = None  # The same for the devices.
+    # How training spread over devices and hosts: {"backend", "strategy", "devices", "processes", "device_kind"}
+    # (fer.train.distribution.Placement).
+    placement: dict = field(default_factory=dict)
     # Written when a run is shipped (scripts/ship_model.py):
     network: str | None = None
     epochs_trained: int | None = None
@@ -117,6 +152,7 @@ class ModelCard:
     exports: tuple[Export, ...] = ()  # ONNX and TFLite files beside the .keras file (fer.model.export).
     serving: str | None = None  # The exported file the app serves (the chosen ONNX variant).
     distillation: Distillation | None = None  # Set when trained on a teacher's soft targets.
+    lineage: Lineage | None = None  # Set when fine-tuned from a parent model.
     notes: str | None = None
     extra: dict = field(default_factory=dict)  # Fields this version does not know, kept as they were.
 
@@ -137,6 +173,10 @@ class ModelCard:
             fields["distillation"] = Distillation.from_dict(fields["distillation"])
         else:
             fields.pop("distillation", None)
+        if isinstance(fields.get("lineage"), dict):
+            fields["lineage"] = Lineage.from_dict(fields["lineage"])
+        else:
+            fields.pop("lineage", None)
         return cls(**fields, extra={key: value for key, value in values.items() if key not in known})
 
     def to_dict(self) -> dict:
@@ -146,7 +186,7 @@ class ModelCard:
             value = getattr(self, item.name)
             if item.name == "exports":
                 value = [export.to_dict() for export in value]
-            if item.name == "distillation" and value is not None:
+            if item.name in ("distillation", "lineage") and value is not None:
                 value = value.to_dict()
             if item.name != "extra" and value not in (None, {}, [], ()):
                 values[item.name] = list(value) if isinstance(value, tuple) else value
@@ -191,7 +231,7 @@ class ModelCard:
 
     def facts(self) -> list[str]:
         """Short sentences about how the model was made, from whatever the card records."""
-        facts = []
+        facts = [self.lineage.sentence()] if self.lineage else []
         members, views = self.selection.get("members") or 1, len(self.selection.get("views") or [])
         if members > 1 or views:
             averaged = " × ".join(([f"{members} models"] if members > 1 else [])
@@ -214,6 +254,11 @@ class ModelCard:
                              f"{len(each)}).")
             else:
                 facts.append(f"Trained {epochs} epochs in {duration(seconds)} of training{backend}{device}.")
+        if self.placement.get("strategy") not in (None, "one device"):
+            processes = self.placement.get("processes") or 1
+            facts.append(f"Trained with {self.placement['strategy']} over {self.placement.get('devices')} "
+                         f"{self.placement.get('device_kind', '')} devices"
+                         + (f" in {processes} processes." if processes > 1 else "."))
         return facts
 
     @property

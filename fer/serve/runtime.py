@@ -151,7 +151,7 @@ def load_for_serving(path: str | Path, *, export_missing: bool = True) -> Servin
     if str(path.resolve()) not in _fallbacks_told:
         _fallbacks_told.add(str(path.resolve()))
         note = (f"{path.name} runs on Keras, which is slower to load and to run, because {reason}. "
-                f"Export it with: python -m fer export {path} --format onnx")
+                f"Export it with: python -m fer export {path.stem} --format onnx")
     return ServingModel(model, card, "keras", path, note)
 
 

@@ -39,12 +39,19 @@ AUGMENTATION_MODES = {
 }
 CUSTOM_AUGMENTATION = SEED_AUGMENTATION  # Where custom settings start: the seed recipe (rotation 20°, zoom 20%, flip).
 
+NEW_HEADS = {
+    "features": "a fresh softmax layer on the features the parent's head read",
+    "probe": "a softmax layer on the parent's own probabilities, starting as the logistic regression that reads "
+             "the new classes from them best",
+}
+
 # TrainConfig fields that take one of a set of choices.
 FIELD_CHOICES = {
     "preset": PRESET_CHOICES,
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "dtype_policy": DTYPE_POLICIES,
+    "new_head": NEW_HEADS,
 }
 
 
@@ -72,6 +79,14 @@ class TrainConfig:
     teacher: str | None = None  # A .keras model or ensemble file to learn soft targets from; None: no teacher.
     distill_temperature: float = 4.0  # T: Hinton et al. 2015 use 1–20; 4 softens 7 classes without flattening them.
     distill_alpha: float = 0.5  # α: the teacher's and the labels' terms weighed equally, a common starting point.
+    # Fine-tuning (fer.train.finetune): start from a trained model instead of random weights.
+    parent: str | None = None  # The .keras model or ensemble file to start from; None: random weights.
+    head_epochs: int = 5  # New classes: epochs training only the new head, backbone frozen (a random head's
+    #                       first gradients are large and would scramble a backbone trained at the same time).
+    backbone_rate: float = 0.1  # The backbone's learning rate as a share of learning_rate: small steps keep
+    #                             what the parent learned from far more faces than a few dozen per class.
+    parent_members: int = 0  # Of an ensemble parent, how many of its networks to fine-tune (the first N); 0: all.
+    new_head: str = "probe"  # One of NEW_HEADS. The probe head won on validation (docs/benchmarks.md, few-shot).
 
     def __post_init__(self):
         for name, choices in FIELD_CHOICES.items():
@@ -82,6 +97,13 @@ class TrainConfig:
             raise FerError("epochs and batch size must be at least 1 and the learning rate above 0")
         if self.distill_temperature <= 0 or not 0 <= self.distill_alpha <= 1:
             raise FerError("the distillation temperature must be above 0 and its weight (alpha) between 0 and 1")
+        if self.head_epochs < 0 or not 0 < self.backbone_rate <= 1 or self.parent_members < 0:
+            raise FerError("head epochs and members must be 0 or more and the backbone's rate above 0 and at most 1")
+        if self.parent and self.teacher:
+            raise FerError("start from a parent model or learn from a teacher, not both in one run")
+        if self.parent and (self.augmentation is not None or self.dtype_policy != "float32"):
+            raise FerError("a fine-tuned model keeps its parent's augmentation and float32 weights; leave both "
+                           "at their defaults when starting from a model")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,7 +138,8 @@ class Setting:
     number_format: str | None = None  # printf-style, for a number box.
 
 
-FORM_GROUPS = ("data", "model", "optimisation", "loss", "distillation")  # "distillation": only with a teacher.
+# "distillation": only with a teacher; "finetune": only when starting from a parent model.
+FORM_GROUPS = ("data", "model", "optimisation", "loss", "distillation", "finetune")
 SETTINGS = (
     Setting("seed", "Random seed", "data", minimum=0, step=1),
     Setting("preset", "Model preset", "model", choices=PRESET_CHOICES, described_choices=True),
@@ -135,10 +158,16 @@ SETTINGS = (
     Setting("distill_temperature", "Distillation temperature T", "distillation", minimum=0.5, maximum=20.0, step=0.5),
     Setting("distill_alpha", "Teacher's share of the loss (α)", "distillation", minimum=0.0, maximum=1.0, step=0.05,
             slider=True),
+    Setting("head_epochs", "Head epochs (new classes: the rest frozen)", "finetune", minimum=0, maximum=100, step=1),
+    Setting("backbone_rate", "Backbone's share of the learning rate", "finetune", minimum=0.01, maximum=1.0,
+            step=0.01, slider=True),
+    Setting("new_head", "New head reads", "finetune", choices=NEW_HEADS),
+    Setting("parent_members", "Networks to fine-tune, of an ensemble (0 = all)", "finetune", minimum=0, maximum=20,
+            step=1),
 )
 # Fields whose choices only the dataset or the registry knows (splits, models) or that take several widgets
 # (augmentation): the form asks for them with widgets of their own.
-FORM_SPECIAL_FIELDS = ("train_split", "validation_split", "augmentation", "teacher")
+FORM_SPECIAL_FIELDS = ("train_split", "validation_split", "augmentation", "teacher", "parent")
 
 
 def settings_in(group: str) -> tuple[Setting, ...]:

@@ -106,6 +106,7 @@ def start_job(
     register: bool = True,
     register_as: str | None = None,
     spawn: Spawner | None = None,
+    mlflow: bool = False,
 ) -> Path:
     """Queue training `config` on the dataset source `dataset` (a path or "demo") as a run of `user`'s.
 
@@ -113,7 +114,7 @@ def start_job(
     finishes, its best model is registered in `user`'s models folder as `register_as` (default: the run's
     name) unless `register` is false. Returns the run directory. Raises FerError when the model name is
     invalid or taken, JobBusy when the user already has the most runs waiting. `spawn` starts the job
-    process (default spawn_job).
+    process (default spawn_job). `mlflow` also logs the run to MLflow (fer.train.tracking).
     """
     register_as = register_as if register else None
     if register_as is not None:
@@ -127,7 +128,7 @@ def start_job(
             register_as = register_as or run.name
             check_model_name(register_as, user)
         run.write_config(RunConfig(config.to_dict(), DatasetFacts(source=dataset)))
-        run.write_job(JobSpec(register_as=register_as, user=user, created=time.time()))
+        run.write_job(JobSpec(register_as=register_as, user=user, created=time.time(), mlflow=mlflow))
         _queue(run, user, spawn)
     return run.path
 
@@ -360,7 +361,8 @@ def _train_and_register(directory: RunDir, spec: JobSpec) -> int:
         directory.update_state(status="stopped")
         print("stopped before training began")
         return 0
-    result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True)
+    result = train(dataset, config, directory.path, callbacks=[ConsoleProgress(sys.stdout)], resume=True,
+                   mlflow=spec.mlflow)
     directory.clear_stop()  # Handled; a later resume starts clean.
     if result.stopped:
         print(f"stopped after epoch {directory.read_state().epochs_done}; resume to go on")

@@ -6,9 +6,10 @@ RunDir, and the best model with its card through fer.model.files; a STOP file en
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,10 @@ import numpy as np
 
 from fer.data.datasets import Dataset
 from fer.errors import FerError
-from fer.model.cards import ModelCard, read_card, write_card
+from fer.model.cards import ModelCard, card_path, read_card, write_card
 from fer.model.files import load_model, save_model
 from fer.model.presets import build_model
-from fer.train import distill
+from fer.train import distill, distribution, finetune, tracking
 from fer.train.config import TrainConfig
 from fer.train.hardware import training_device
 from fer.train.run_dir import DatasetFacts, ProgressRecord, RunConfig, RunDir, RunState
@@ -39,18 +40,6 @@ class TrainResult:
     stopped: bool = False
 
 
-def default_strategy():
-    """TensorFlow's engine for the machine at hand: MultiWorkerMirrored from TF_CONFIG,
-    Mirrored across several GPUs, else the default single-device strategy."""
-    import tensorflow as tf
-
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def train(
     dataset: Dataset,
     config: TrainConfig,
@@ -60,27 +49,76 @@ def train(
     strategy=None,
     resume: bool = True,
     evaluate_splits: bool = True,
+    devices: int | None = None,
+    distributed: distribution.Distribution | None = None,
+    mlflow: bool = False,
 ) -> TrainResult:
     """Train `config` on `dataset`, checkpointing each epoch into `run_dir`.
 
     If `run_dir` already holds a checkpoint of the same preset and `resume` is true, training
     continues from it. `callbacks` are added to the Keras callbacks (e.g. to stream metrics).
-    Under the TensorFlow backend the model is built inside `strategy` (default_strategy()).
+    The run trains on `devices` of this process's devices (None: all) as fer.train.distribution.prepare
+    places it, or as `distributed` (already prepared) or inside `strategy` says; in a several-host run
+    only process 0 writes `run_dir`.
+    `mlflow` logs the run to MLflow's local store when MLFLOW_TRACKING_URI is not set (fer.train.tracking).
     """
+    plan = distributed or (placed(strategy) if strategy is not None else distribution.prepare(devices))
+    if not plan.placement.is_chief:
+        with tempfile.TemporaryDirectory(prefix="fer-worker-") as scratch:
+            distribution.worker_copy(run_dir, scratch)
+            return _train(dataset, config, scratch, plan, list(callbacks), resume, evaluate_splits=False,
+                          mlflow=False)
+    return _train(dataset, config, run_dir, plan, list(callbacks), resume, evaluate_splits, mlflow)
+
+
+def placed(strategy) -> distribution.Distribution:
+    """A Distribution for a tf.distribute `strategy` chosen by the caller."""
+    replicas = strategy.num_replicas_in_sync
+    return distribution.Distribution(distribution.Placement(
+        "tensorflow", type(strategy).__name__ if replicas > 1 else "one device", replicas), strategy)
+
+
+def _train(dataset: Dataset, config: TrainConfig, run_dir, plan: distribution.Distribution, callbacks: list,
+           resume: bool, evaluate_splits: bool, mlflow: bool) -> TrainResult:
     run = RunDir(run_dir)
+    if config.parent:
+        dataset = finetune.prepared_dataset(dataset, config)  # Enough faces, and a validation split.
     train_images = len(_train_split(dataset, config))
     keras.utils.set_random_seed(config.seed)
     state = prepare_run(run, dataset, config, resume)
     steps_per_epoch = -(-train_images // config.batch_size)
-    with _scope(strategy):
+    with plan.scope():
         model = (restore_model(run, config, steps_per_epoch) if state.epochs_done else
                  new_model(dataset, config, steps_per_epoch))
     train_data, validation_data = training_batches(dataset, config)
+    train_data = plan.batches(train_data)
+    validation_data = plan.batches(validation_data) if validation_data is not None else None
     monitor = "val_accuracy" if validation_data is not None else "accuracy"
-    recorder = RunRecorder(run, state, dataset, config, monitor, train_images)
+    recorder = RunRecorder(run, state, dataset, config, monitor, train_images, plan.placement)
     fit_callbacks = [recorder, StopFlag(run), *schedule_callbacks(config, monitor), *callbacks]
-    fit(model, recorder, train_data, validation_data, fit_callbacks)
-    return finish(run, model, recorder, dataset, evaluate_splits)
+    mlflow_logger = None
+    if plan.placement.is_chief:
+        split = dataset.split(config.train_split)
+        fit_callbacks += tracking.tensorboard_callbacks(run.path, split.images, split.labels, tuple(dataset.classes))
+        mlflow_logger = _mlflow_logger(run, config, plan.placement, mlflow)
+        fit_callbacks += [mlflow_logger] if mlflow_logger else []
+    try:
+        with plan.scope():  # Keras's JAX distribution places each batch while fit runs.
+            fit(model, recorder, train_data, validation_data, fit_callbacks)
+    except BaseException as error:
+        lost = distribution.peer_lost(plan.placement, error, recorder.state.epochs_done)
+        if lost:
+            recorder.update_state(error=str(lost))
+        if mlflow_logger:
+            mlflow_logger.finish(None, None, "FAILED")
+        if lost:
+            raise lost from error
+        raise
+    result = finish(run, model, recorder, dataset, evaluate_splits)
+    if mlflow_logger:
+        mlflow_logger.finish(result.model_path, card_path(result.model_path),
+                             "KILLED" if result.stopped else "FINISHED")
+    return result
 
 
 def _train_split(dataset: Dataset, config: TrainConfig):
@@ -111,15 +149,11 @@ def prepare_run(run: RunDir, dataset: Dataset, config: TrainConfig, resume: bool
     return state
 
 
-def _scope(strategy):
-    """The distribution strategy's scope (default_strategy() under TensorFlow), or no scope at all."""
-    if strategy is None and keras.backend.backend() == "tensorflow":
-        strategy = default_strategy()
-    return strategy.scope() if strategy is not None else contextlib.nullcontext()
-
-
 def new_model(dataset: Dataset, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
-    """The preset (or a distillation wrapper around it), compiled with `config`'s optimizer and loss."""
+    """The preset (or a distillation wrapper around it), compiled with `config`'s optimizer and loss; or the
+    parent model to fine-tune (fer.train.finetune), which each of its phases compiles."""
+    if config.parent:
+        return finetune.starting_model(config, dataset.classes, dataset)
     model = (distill.distillation_model(config, dataset.classes) if config.teacher else
              build_model(config.preset, num_classes=len(dataset.classes), augmentation=config.augmentation,
                          dtype_policy=config.dtype_policy))
@@ -159,21 +193,35 @@ def schedule_callbacks(config: TrainConfig, monitor: str) -> list[keras.callback
 
 
 def fit(model: keras.Model, recorder: RunRecorder, train_data, validation_data, callbacks: list) -> None:
-    """model.fit from the recorder's state on; a failure is recorded in state.json before it is raised."""
+    """model.fit from the recorder's state on; a failure is recorded in state.json before it is raised.
+
+    A run from scratch is one phase; fine-tuning may train a new head alone first (fer.train.finetune.phases),
+    and each phase compiles anew: which layers train changes what compile builds."""
     config = recorder.config
     split = recorder.dataset.split(config.train_split)
-    recorder.update_state(status="running", pid=os.getpid())
+    recorder.update_state(status="running", pid=os.getpid(), placement=recorder.placement.to_dict())
+    phases = finetune.phases(config, recorder.dataset.classes) if config.parent else [None]
     try:
-        model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            initial_epoch=recorder.state.epochs_done,
-            class_weight=class_weights(split.labels, len(recorder.dataset.classes)) if config.class_weights else None,
-            callbacks=callbacks,
-            shuffle=False,  # The batches already shuffle, each epoch.
-            verbose=0,
-        )
+        for phase in phases:
+            if phase is not None:
+                if recorder.state.epochs_done >= phase.last_epoch:
+                    continue
+                finetune.set_backbone_trainable(model, phase.backbone_trainable)
+                steps = -(-len(split) // config.batch_size)
+                _compile(model, dataclasses.replace(config, learning_rate=phase.learning_rate), steps)
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=phase.last_epoch if phase is not None else config.epochs,
+                initial_epoch=recorder.state.epochs_done,
+                class_weight=class_weights(split.labels, len(recorder.dataset.classes)) if config.class_weights
+                else None,
+                callbacks=callbacks,
+                shuffle=False,  # The batches already shuffle, each epoch.
+                verbose=0,
+            )
+            if recorder.run.stop_requested:
+                break
     except BaseException as error:
         recorder.update_state(status="failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -190,6 +238,18 @@ def finish(run: RunDir, model: keras.Model, recorder: RunRecorder, dataset: Data
         card = finalize_card(run.best_model, dataset)
     recorder.update_state(status="stopped" if stopped else "finished")
     return TrainResult(run.path, run.best_model, card, run.read_metrics(), stopped)
+
+
+def _mlflow_logger(run: RunDir, config: TrainConfig, placement, switch: bool):
+    """An MlflowLogger when MLflow is asked for (tracking.mlflow_uri) and installed; a note and None otherwise."""
+    uri = tracking.mlflow_uri(switch)
+    if uri is None:
+        return None
+    if not tracking.mlflow_installed():
+        print("note: MLflow is not installed (pip install -r requirements-tracking.txt), so this run is not "
+              "logged there", file=sys.stderr)
+        return None
+    return tracking.MlflowLogger(uri, run.name, {**config.to_dict(), "placement": placement.to_dict()})
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -264,12 +324,14 @@ class RunRecorder(keras.callbacks.Callback):
     """Writes a run's metrics, progress, state, checkpoint and best model as epochs go by."""
 
     def __init__(self, run: RunDir, state: RunState, dataset: Dataset, config: TrainConfig,
-                 monitor: str, train_images: int):
+                 monitor: str, train_images: int, placement: distribution.Placement | None = None):
         super().__init__()
+        self.placement = placement or distribution.Placement(keras.backend.backend(), "one device", 1)
         self.run, self.state, self.dataset, self.config = run, state, dataset, config
         self.monitor, self.train_images = monitor, train_images
         self.last_progress = 0.0
         self.device = training_device(keras.backend.backend())
+        self.lineage = finetune.card_lineage(config, dataset.classes) if config.parent else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = self.train_end = time.perf_counter()
@@ -352,7 +414,9 @@ class RunRecorder(keras.callbacks.Callback):
             training_seconds=round(self.state.training_seconds, 1),
             training_backend=keras.backend.backend(),
             training_device=self.device,
+            placement=self.placement.to_dict(),
             distillation=distill.card_distillation(self.config),
+            lineage=self.lineage,
         ))
 
 

@@ -10,6 +10,8 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer.train.parents import parent_name
+
 if TYPE_CHECKING:
     from fer.model.augmentation import Augmentation
     from fer.train.jobs import RunSummary
@@ -33,6 +35,7 @@ def _row(run: RunSummary) -> dict:
         "run": run.name,
         "status": f"queued (#{run.queue_position})" if run.queue_position else run.status,
         "preset": config.preset if config else None,
+        "started from": parent_name(config.parent) if config else None,
         "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
         "best val acc": _percent(run.best_accuracy),
         "best epoch": run.best_epoch,

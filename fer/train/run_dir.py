@@ -90,6 +90,7 @@ class JobSpec:
     user: str | None = None  # Whose run it is (None without accounts); the model is registered in their space.
     created: float | None = None  # Unix time the job was started.
     resumed: float | None = None  # Unix time of the latest resume.
+    mlflow: bool = False  # Also log the run to MLflow (fer.train.tracking).
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -107,6 +108,8 @@ class RunState:
     training_seconds: float = 0.0
     error: str | None = None
     registered_model: str | None = None  # Path of the registered copy of the best model.
+    # How it trains: fer.train.distribution.Placement as a dict ({} before training began).
+    placement: dict = field(default_factory=dict)
 
     def replace(self, **changes) -> RunState:
         return dataclasses.replace(self, **changes)

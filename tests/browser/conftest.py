@@ -47,15 +47,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """A running FER Studio server (its own FER_STUDIO_HOME); yields its base URL."""
-    yield from serve_app(tmp_path_factory.mktemp("browser-home"))
+def app_home(tmp_path_factory) -> Path:
+    """The shared app server's FER_STUDIO_HOME (where it registers models, keeps runs and settings)."""
+    return tmp_path_factory.mktemp("browser-home")
 
 
-def serve_app(home: Path, extra_env: dict[str, str] | None = None):
-    """Run `streamlit run app.py` with FER_STUDIO_HOME=home (plus `extra_env`); yields its URL, then stops it."""
+@pytest.fixture(scope="session")
+def app_server(app_home):
+    """A running FER Studio server (its own FER_STUDIO_HOME, app_home); yields its base URL."""
+    yield from serve_app(app_home)
+
+
+def serve_app(home: Path, extra_env: dict[str, str] | None = None, port: int | None = None):
+    """Run `streamlit run app.py` with FER_STUDIO_HOME=home (plus `extra_env`) on `port` (default: a free one);
+    yields its URL, then stops it."""
     _require_browser()
-    port = _free_port()
+    port = port or _free_port()
     log = open(home / "streamlit.log", "w")
     env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3",
            # The datasets tests type into the sidebar sit in pytest's temporary folders, beside `home`.

@@ -10,7 +10,8 @@ from browser.conftest import launch_chromium, new_page, serve_app, wait_for_app
 
 pytestmark = pytest.mark.browser
 
-PAGES = {"Home": "", "Dataset": "dataset", "Train": "train", "Evaluate": "evaluate", "Predict": "predict"}
+PAGES = {"Home": "", "Dataset": "dataset", "Collect": "collect", "Train": "train", "Evaluate": "evaluate",
+         "Predict": "predict"}
 
 
 def settle(page) -> None:

@@ -19,6 +19,7 @@ from skimage import data
 
 from browser.conftest import launch_chromium, model_copy_in, open_app, serve_app, wait_for_app
 from fer.labels import CLASSES
+from helpers.fake_camera import face_frame, write_y4m
 
 pytestmark = pytest.mark.browser
 LONG = 180_000  # ms: TensorFlow start-up and the first model load on a busy 2-core machine.
@@ -58,36 +59,6 @@ def goto_predict(page, url: str) -> None:
     page.get_by_role("link", name=re.compile(r"Predict$")).click(timeout=LONG)
     page.get_by_text("Face detector").wait_for(timeout=LONG)
     wait_for_app(page)
-
-
-def face_frame(shift: int) -> np.ndarray:
-    """A 640×480 RGB frame with the astronaut's photo, nudged sideways by `shift` pixels."""
-    frame = np.full((480, 640, 3), 70, np.uint8)
-    photo = np.asarray(Image.fromarray(data.astronaut()).resize((480, 480)))
-    frame[:, 80 + shift:560 + shift] = photo
-    return frame
-
-
-def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
-    """A YUV4MPEG2 (4:2:0, full-range BT.601) video, the format Chromium's fake camera plays."""
-    height, width = frames[0].shape[:2]
-    with open(path, "wb") as video:
-        video.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            r, g, b = (frame[..., i].astype(np.float32) for i in range(3))
-            y = 0.299 * r + 0.587 * g + 0.114 * b
-            u = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
-            v = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
-            video.write(b"FRAME\n")
-            for plane in (y, _halve(u), _halve(v)):
-                video.write(np.clip(np.rint(plane), 0, 255).astype(np.uint8).tobytes())
-    return path
-
-
-def _halve(plane: np.ndarray) -> np.ndarray:
-    """Average 2×2 blocks: 4:2:0 chroma."""
-    height, width = plane.shape
-    return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
 
 
 def test_upload_a_face_photo_and_see_its_label(playwright_instance, predict_server, tmp_path):

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from browser.conftest import ROOT, open_app, wait_for_app
+from browser.conftest import open_app, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LONG = 180_000  # ms: TensorFlow start-up plus tiny-CNN epochs on a busy 2-core machine.
@@ -55,10 +55,10 @@ def model_offered(page, name: str) -> bool:
     return False
 
 
-def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_server, tmp_path):
+def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_server, app_home, tmp_path):
     name = f"browser-tiny-{os.getpid()}"
-    registered = [ROOT / "models" / f"{name}.keras", ROOT / "models" / f"{name}.json"]
-    exported = ROOT / "models" / f"{name}.onnx"  # Registering exports the model to ONNX beside it.
+    models = app_home / "models"  # The server's one local user registers into FER_STUDIO_HOME/models.
+    registered = [models / f"{name}.keras", models / f"{name}.json"]
     failed = []  # Which resources the console's "Failed to load resource" errors were about.
     page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
     try:
@@ -115,6 +115,3 @@ def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_s
     except BaseException:
         page.screenshot(path=tmp_path / "failure.png", full_page=True)  # Look here when it fails.
         raise
-    finally:
-        for path in [*registered, exported]:  # Registered models land in the repository's models/ folder.
-            path.unlink(missing_ok=True)

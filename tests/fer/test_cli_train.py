@@ -84,6 +84,45 @@ def test_train_options_left_out_take_the_seed_recipe_from_train_config():
     assert _train_config(args) == TrainConfig(epochs=3)
 
 
+def test_train_from_a_model_fine_tunes_it_and_records_the_parent(tiny_model_path, tmp_path, capsys):
+    from helpers.dataset_files import write_faces
+
+    from fer.model.cards import read_card
+
+    moods = tuple(f"mood{number}" for number in range(7))
+    write_faces(tmp_path / "moods", per_class=10, seed=4, classes=moods)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(tmp_path / "moods"), "--from", str(tiny_model_path), "--epochs", "2",
+                 "--head-epochs", "1", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"starting from: {tiny_model_path}" in out and "epoch 2/2" in out
+    card = read_card(run / "best.keras")
+    assert card.classes == moods and card.lineage.parent == "tiny" and card.lineage.new_head
+    assert card.hyperparameters["batch_size"] == 32  # A small-data default, not the seed recipe's 64.
+
+
+def test_train_from_a_model_with_too_few_faces_says_how_many_are_needed(tiny_model_path, tmp_path, capsys):
+    from helpers.dataset_files import write_faces
+
+    write_faces(tmp_path / "few", per_class=3, seed=4, classes=tuple(f"mood{number}" for number in range(7)))
+    assert main(["train", "--dataset", str(tmp_path / "few"), "--from", str(tiny_model_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: fine-tuning needs at least 10 faces in every class: "
+                                              "'mood0' has 3 (add 7)")
+
+
+def test_train_command_reproduces_a_fine_tuning_config(tiny_model_path):
+    import shlex
+
+    from fer.cli import _parser, _train_config, train_command
+    from fer.train.finetune import finetune_config
+
+    config = finetune_config(tiny_model_path, epochs=12, head_epochs=4, parent_members=2)
+    command = train_command(config, "faces")
+    assert f"--from {tiny_model_path}" in command and "--members 2" in command
+    assert _train_config(_parser().parse_args(shlex.split(command)[3:])) == config
+    assert "--head-epochs" not in train_command(config.__class__(), "faces")
+
+
 def test_the_cli_takes_a_teacher_and_its_command_line_reproduces_the_config():
     import shlex
 
@@ -108,3 +147,15 @@ def test_the_cli_adds_random_erasing_to_the_presets_own_augmentation():
     assert _train_config(_parser().parse_args(shlex.split(train_command(config, "demo"))[3:])) == config
     with pytest.raises(FerError, match="random-erasing"):
         _train_config(_parser().parse_args(["train", "--dataset", "demo", "--random-erasing", "2"]))
+
+
+def test_train_says_in_a_sentence_when_devices_or_hosts_cannot_be_had(kaggle_folder, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    options = ["train", "--dataset", str(kaggle_folder), "--preset", "tiny", "--out", str(run)]
+    assert main([*options, "--devices", "2"]) == 2
+    assert capsys.readouterr().err.startswith("error: --devices 2: TensorFlow sees 1 cpu device here")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
+                                    '"task": {"type": "worker", "index": 0}}')
+    assert main(options) == 2
+    assert "error: TF_CONFIG asks for 2 TensorFlow hosts (this is worker 0)" in capsys.readouterr().err
+    assert not run.exists()

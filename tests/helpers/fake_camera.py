@@ -37,3 +37,18 @@ def _halve(plane: np.ndarray) -> np.ndarray:
     """Average 2×2 blocks: 4:2:0 chroma."""
     height, width = plane.shape
     return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+
+def people_in_turn(count: int = 12, frames_each: int = 4) -> list[np.ndarray]:
+    """640×480 frames showing `count` different people's faces in turn (scikit-image's LFW faces, enlarged:
+    YuNet finds each), every face held for `frames_each` frames."""
+    import cv2
+
+    faces = data.lfw_subset()[:count]  # The subset's first 100 images are faces (the rest are not).
+    frames = []
+    for face in faces:
+        enlarged = cv2.resize(np.rint(face * 255).astype(np.uint8), (300, 300), interpolation=cv2.INTER_CUBIC)
+        frame = np.full((480, 640), 70, np.uint8)
+        frame[90:390, 170:470] = enlarged
+        frames += [cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)] * frames_each
+    return frames

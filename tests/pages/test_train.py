@@ -269,7 +269,7 @@ def test_every_declared_setting_has_its_widget_and_reaches_the_jobs_config(app, 
     widget(app, "Teacher (knowledge distillation)").set_value(teacher)
     app.run()  # The distillation settings appear once a teacher is chosen.
     chosen = {}
-    for setting in SETTINGS:
+    for setting in (setting for setting in SETTINGS if setting.group != "finetune"):  # Those: below.
         element = widget(app, setting.label)
         assert element.value == getattr(DEFAULTS, setting.field), setting.field  # Starts at the default.
         chosen[setting.field] = another_value(setting)
@@ -306,3 +306,69 @@ def test_a_start_while_a_run_goes_waits_in_the_queue_and_shows_its_position(app,
     app.run()
     assert not app.exception and jobs.run_summary(waiting.path).status == "stopped"
     assert [run.name for run in jobs.active_runs()] == ["busy-run"] and len(sleeping_jobs) == 1
+
+
+def test_the_mlflow_switch_goes_into_the_job(app, sleepers, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr("fer.train.tracking.mlflow_installed", lambda: True)
+    app.run()
+    switch = by_label(app.toggle, "Log to MLflow")
+    assert (switch.value, switch.disabled) == (False, False)
+    switch.set_value(True)
+    by_label(app.button, "Start training").click()
+    app.run()
+    [run_dir] = runs_dir().iterdir()
+    assert json.loads((run_dir / "job.json").read_text())["mlflow"] is True
+
+
+def test_a_run_shows_the_devices_and_processes_it_trains_on(app, sleepers):
+    placement = {"backend": "jax", "strategy": "DataParallel", "devices": 16, "processes": 2, "process_id": 0,
+                 "device_kind": "gpu"}
+    running_run("wide-run", sleepers, placement=placement)
+    app.run()
+    assert "Trains on DataParallel over 16 gpu devices in 2 processes under Keras's jax backend." in texts(app.caption)
+
+
+def test_the_mlflow_switch_is_fixed_on_when_a_tracking_uri_is_set(kaggle_folder, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example.org:5000")
+    open_dataset(kaggle_folder)
+    app = app_on_page(PAGE, dataset=kaggle_folder, timeout=60)
+    switch = by_label(app.toggle, "Log to MLflow")
+    assert (switch.value, switch.disabled) == (True, True)
+    assert "http://mlflow.example.org:5000" in switch.help
+
+
+def test_start_from_the_shipped_model_fills_in_the_small_data_recipe_and_the_job_gets_the_parent(
+        kaggle_folder, sleeping_jobs):
+    from fer.model.registry import resolve_model
+    from pages.common import START_FROM_KEY
+
+    open_dataset(kaggle_folder)
+    app = app_on_page(PAGE, dataset=kaggle_folder, timeout=60)
+    start = widget(app, "Start from")
+    assert start.value == "" and start.options[:2] == ["random weights (train from scratch)",
+                                                       "fer2013 · vgg40 · val acc 70.8% · shipped"]
+    assert "Model preset" in [box.label for box in app.selectbox]
+    app.session_state[START_FROM_KEY] = "fer2013"  # What Collect's "Fine-tune on these faces" sets.
+    app.run()
+    labels = [box.label for box in app.selectbox]
+    assert "Model preset" not in labels and "Teacher (knowledge distillation)" not in labels
+    assert "Compute precision" not in labels
+    assert widget(app, "Epochs").value == 20 and widget(app, "Batch size").value == 32
+    chosen = {}
+    for setting in (setting for setting in SETTINGS if setting.group == "finetune"):
+        element = widget(app, setting.label)
+        assert element.value == getattr(TrainConfig(), setting.field), setting.field
+        chosen[setting.field] = another_value(setting)
+        element.set_value(chosen[setting.field])
+    by_label(app.text_input, "Register the finished model as").input("my-faces")
+    by_label(app.button, "Start training").click()
+    app.run()
+
+    assert not app.exception
+    [run_dir] = jobs.active_runs()
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert config["parent"] == str(resolve_model("fer2013").path)
+    assert {field: config[field] for field in chosen} == pytest.approx(chosen)
+    assert (config["preset"], config["epochs"], config["batch_size"], config["augmentation"]) == ("vgg40", 20, 32, None)
+    assert json.loads((run_dir / "job.json").read_text())["register_as"] == "my-faces"

@@ -20,7 +20,7 @@ def checkout(tmp_path: Path) -> Path:
     """A copy of the scripts and requirements files, with a fake python3 first on PATH."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(ROOT / "scripts" / "venv.sh", tmp_path / "scripts" / "venv.sh")
-    for name in ("requirements.txt", "requirements-test.txt"):
+    for name in [path.name for path in ROOT.glob("requirements*.txt")]:
         shutil.copy(ROOT / name, tmp_path / name)
     fake = tmp_path / "bin" / "python3"
     fake.parent.mkdir()
@@ -53,3 +53,14 @@ def test_a_changed_requirements_file_installs_again(tmp_path):
         requirements.write("# changed\n")
     assert install(root, "requirements.txt") == 1
     assert install(root, "requirements-test.txt") == 1
+
+
+def test_a_version_changed_in_an_included_file_installs_the_tests_again(tmp_path):
+    root = checkout(tmp_path)
+    (root / "requirements-extra.txt").write_text("-r requirements.txt\nsomething==1\n")
+    with open(root / "requirements-test.txt", "a") as requirements:
+        requirements.write("-r requirements-extra.txt\n")
+    assert install(root, "requirements-test.txt") == 1
+    (root / "requirements-extra.txt").write_text("-r requirements.txt\nsomething==2\n")
+    assert install(root, "requirements-test.txt") == 1
+    assert install(root, "requirements.txt") == 0

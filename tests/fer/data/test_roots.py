@@ -43,6 +43,19 @@ def test_with_accounts_only_the_configured_roots_and_the_users_own_folders(monke
     assert roots.contains(tmp_path / "class" / "fer.zip") and not roots.contains(tmp_path / "other.zip")
 
 
+def test_another_users_space_stays_out_even_inside_a_configured_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(home_dir().parent))  # A root that holds FER_STUDIO_HOME.
+    alice_upload = uploads_dir("alice") / "0123-faces.zip"
+    alice_upload.parent.mkdir(parents=True)
+    alice_upload.write_bytes(b"zip")
+    assert data_roots(accounts=True, user="alice").allows(str(alice_upload))
+    bob = data_roots(accounts=True, user="bob")
+    assert not bob.contains(alice_upload) and not bob.allows(str(alice_upload))
+    with pytest.raises(FerError, match="is outside the folders this server opens datasets from"):
+        bob.resolve(str(alice_upload))
+    assert bob.contains(home_dir().parent / "lab" / "fer.zip") and bob.contains(uploads_dir("bob") / "b.zip")
+
+
 def test_a_path_outside_gets_one_sentence_the_same_whether_it_exists_or_not(monkeypatch, tmp_path):
     monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(tmp_path / "data"))
     roots = data_roots(accounts=False)

@@ -54,6 +54,17 @@ def test_an_ensembles_card_tells_each_networks_time_and_recipe():
     assert ModelCard.from_dict({}).recipes == []
 
 
+def test_model_facts_tell_how_training_spread_over_devices_and_processes():
+    def placed(**placement) -> list[str]:
+        return ModelCard.from_dict({"name": "m", "placement": placement}).facts()
+
+    assert placed(backend="jax", strategy="DataParallel", devices=16, processes=2, device_kind="gpu") == [
+        "Trained with DataParallel over 16 gpu devices in 2 processes."]
+    assert placed(backend="tensorflow", strategy="MirroredStrategy", devices=2, processes=1, device_kind="gpu") == [
+        "Trained with MirroredStrategy over 2 gpu devices."]
+    assert placed(backend="jax", strategy="one device", devices=1, processes=1, device_kind="cpu") == []
+
+
 def test_averages_mirror_image_reads_the_cards_views():
     def averages_mirror_image(values: dict) -> bool:
         return ModelCard.from_dict(values).averages_mirror_image

@@ -69,7 +69,7 @@ def test_without_an_onnx_file_keras_serves_and_says_so_once(model_copy):
 
     assert first.runtime == second.runtime == "keras" and first.file == model_copy
     assert first.note == ("tiny.keras runs on Keras, which is slower to load and to run, because tiny.onnx does "
-                          f"not exist. Export it with: python -m fer export {model_copy} --format onnx")
+                          f"not exist. Export it with: python -m fer export {model_copy.stem} --format onnx")
     assert second.note is None
     assert Classifier(first.model, first.card.classes).probabilities(faces()).shape == (20, len(CLASSES))
 

@@ -21,6 +21,16 @@ def test_runs_table_compares_metrics_time_and_config():
     assert row["best val acc"] == 25.0 and row["final val acc"] == pytest.approx(100 * record(2)["val_accuracy"])
     assert row["train time"] == "2m 05s" and row["learning rate"] == 3e-3 and row["model"] == "a"
     assert row["augmentation"] == "flip, rot ±20°, zoom 0.2, contrast 0.2"
+    assert row["started from"] is None
+
+
+def test_runs_table_names_the_model_a_run_started_from():
+    write_run(runs_dir() / "b", config=TrainConfig(preset="vgg40", parent="/x/models/fer2013.keras"),
+              state={"status": "finished", "epochs_done": 1})
+    write_run(runs_dir() / "c", config=TrainConfig(preset="vgg40", parent="/x/runs/b/best.keras"),
+              state={"status": "finished", "epochs_done": 1})
+    table = run_reports.runs_table(jobs.list_runs()).set_index("run")
+    assert (table.loc["b", "started from"], table.loc["c", "started from"]) == ("fer2013", "b")
 
 
 @pytest.mark.parametrize("augmentation, text", [

@@ -1,0 +1,181 @@
+"""fer.train.finetune: starting a run from a parent model (new head, freezing, ensembles, lineage, bad input)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from fer.data.datasets import dataset_from_arrays
+from fer.data.synthetic import make_faces
+from fer.errors import FerError
+from fer.model.cards import ModelCard, read_card
+from fer.model.files import load_model, save_model
+from fer.model.presets import build_model, ensemble
+from fer.train import finetune
+from fer.train.loop import train
+
+NEW_CLASSES = ("bored", "confused", "focused")
+
+
+def three_classes(per_class_train: int = 12, per_class_validation: int | None = 4):
+    """A dataset of three new class names, made of synthetic faces (labels folded 7 → 3)."""
+    images, labels = make_faces(per_class_train * 3, seed=1)
+    splits = {"train": (images[:per_class_train * 3 * 3], labels[:per_class_train * 3 * 3] % 3)}
+    if per_class_validation:
+        images, labels = make_faces(per_class_validation * 3, seed=2)
+        splits["validation"] = (images[:per_class_validation * 9], labels[:per_class_validation * 9] % 3)
+    return dataset_from_arrays(splits, classes=NEW_CLASSES)
+
+
+def learned(model):
+    """Every conv, batch-norm and dense weight of `model`, in order (heads included)."""
+    return [weight.copy() for weight in model.get_weights()]
+
+
+def last_convolution(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
+
+
+@pytest.fixture(scope="module")
+def ensemble_parent(tmp_path_factory, tiny_model_path):
+    """Two tiny networks averaged, saved as one file like the shipped model."""
+    first, _ = load_model(tiny_model_path)
+    keras.utils.set_random_seed(7)
+    second = build_model("tiny")
+    path = tmp_path_factory.mktemp("parents") / "pair.keras"
+    return save_model(ensemble([first, second]), path, ModelCard(name="pair", preset="tiny"))
+
+
+def test_new_classes_get_a_new_head_on_the_parents_backbone(tiny_model_path):
+    parent, _ = load_model(tiny_model_path)
+    config = finetune.finetune_config(tiny_model_path, new_head="features")
+    model = finetune.starting_model(config, NEW_CLASSES)
+    assert model.output_shape == (None, 3)
+    assert model.get_layer(finetune.HEAD).get_weights()[0].shape == (64, 3)
+    parent_backbone = [w for layer in parent.layers if layer.name != finetune.HEAD for w in layer.get_weights()]
+    backbone = [w for layer in model.layers if layer.name != finetune.HEAD for w in layer.get_weights()]
+    assert all(np.array_equal(a, b) for a, b in zip(parent_backbone, backbone, strict=True))
+
+
+def test_the_same_classes_keep_the_head_and_train_everything_at_a_lower_rate(tiny_model_path):
+    parent, card = load_model(tiny_model_path)
+    config = finetune.finetune_config(tiny_model_path)
+    model = finetune.starting_model(config, card.classes)
+    assert all(np.array_equal(a, b) for a, b in zip(learned(parent), learned(model), strict=True))
+    assert finetune.phases(config, card.classes) == [finetune.Phase(0, 20, pytest.approx(1e-4), True)]
+
+
+def test_new_classes_train_the_head_alone_then_the_backbone_slower(tiny_model_path):
+    config = finetune.finetune_config(tiny_model_path, epochs=8, head_epochs=3)
+    assert finetune.phases(config, NEW_CLASSES) == [finetune.Phase(0, 3, 1e-3, False),
+                                                    finetune.Phase(3, 8, pytest.approx(1e-4), True)]
+
+
+def test_freezing_leaves_the_head_trainable_and_batch_norm_frozen_throughout(tiny_model_path):
+    model = finetune.starting_model(finetune.finetune_config(tiny_model_path, new_head="features"), NEW_CLASSES)
+    finetune.set_backbone_trainable(model, False)
+    assert [weight.path for weight in model.trainable_weights] == \
+        [weight.path for weight in model.get_layer(finetune.HEAD).weights]
+    finetune.set_backbone_trainable(model, True)
+    trainable = {weight.path for weight in model.trainable_weights}
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert convolutions and norms
+    assert all(weight.path in trainable for layer in convolutions for weight in layer.trainable_weights)
+    assert not any(weight.path in trainable for layer in norms for weight in layer.weights)
+
+
+def test_a_run_from_a_parent_trains_the_head_first_and_records_its_lineage(tiny_model_path, tmp_path):
+    parent, _ = load_model(tiny_model_path)
+    backbone_before = last_convolution(parent).get_weights()
+    config = finetune.finetune_config(tiny_model_path, epochs=2, head_epochs=1, batch_size=16, new_head="features")
+    result = train(three_classes(), config, tmp_path / "run")
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in metrics] == [1, 2]
+    assert [record["lr"] for record in metrics] == [pytest.approx(1e-3), pytest.approx(1e-4)]
+    card = read_card(result.model_path)
+    assert card.classes == NEW_CLASSES
+    lineage = card.lineage
+    assert lineage.parent == "tiny" and lineage.fingerprint == finetune.fingerprint(tiny_model_path)
+    assert lineage.new_head and lineage.parent_classes[0] == "angry"
+    assert lineage.recipe == ("new head: a fresh softmax layer on the features the parent's head read",
+                              "epochs 1-1: new head only, backbone frozen, learning rate 0.001",
+                              "epochs 2-2: whole network, learning rate 0.0001")
+    assert card.facts()[0].startswith("Fine-tuned from tiny (file ")
+    assert json.loads(result.model_path.with_suffix(".json").read_text())["lineage"]["parent"] == "tiny"
+    assert card.hyperparameters["parent"] == str(tiny_model_path)
+    trained, _ = load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    # The backbone moved in the second phase (the first one left it, the test below checks that).
+    assert not all(np.array_equal(a, b) for a, b in zip(backbone_before, last_convolution(trained).get_weights()))
+
+
+def test_the_head_phase_leaves_the_backbone_as_the_parent_had_it(tiny_model_path, tmp_path):
+    parent, _ = load_model(tiny_model_path)
+    config = finetune.finetune_config(tiny_model_path, epochs=1, head_epochs=1, batch_size=16, new_head="features")
+    result = train(three_classes(), config, tmp_path / "run", evaluate_splits=False)
+    trained, _ = load_model(result.model_path)
+    for before, after in zip(parent.layers, trained.layers, strict=True):
+        if before.name != finetune.HEAD:
+            assert all(np.array_equal(a, b) for a, b in zip(before.get_weights(), after.get_weights()))
+
+
+def test_an_ensemble_parent_fine_tunes_all_its_networks_or_the_first_few(ensemble_parent, tmp_path):
+    every = finetune.starting_model(finetune.finetune_config(ensemble_parent, new_head="features"), NEW_CLASSES)
+    assert len(finetune.networks(every)) == 2 and every.output_shape == (None, 3)
+    first = finetune.starting_model(finetune.finetune_config(ensemble_parent, parent_members=1, new_head="features"),
+                                    NEW_CLASSES)
+    assert len(finetune.networks(first)) == 1
+    config = finetune.finetune_config(ensemble_parent, epochs=1, head_epochs=0, batch_size=16)
+    result = train(three_classes(), config, tmp_path / "run", evaluate_splits=False)
+    trained, card = load_model(result.model_path)
+    assert len(finetune.networks(trained)) == 2
+    assert (card.lineage.members, card.lineage.parent_members) == (2, 2)
+    faces = three_classes().splits["validation"].images[..., None].astype("float32")
+    members = [network.predict(faces, verbose=0) for network in finetune.networks(trained)]
+    assert np.allclose(trained.predict(faces, verbose=0), np.mean(members, axis=0), atol=1e-5)
+
+
+def test_a_class_with_too_few_faces_is_told_how_many_are_needed(tiny_model_path):
+    images, labels = make_faces(12, seed=1)
+    labels = labels % 3
+    keep = (labels != 2) | (np.cumsum(labels == 2) <= 4)  # 'focused' keeps 4 faces.
+    dataset = dataset_from_arrays({"train": (images[keep], labels[keep])}, classes=NEW_CLASSES)
+    with pytest.raises(FerError, match=r"at least 10 faces in every class: 'focused' has 4 \(add 6\)"):
+        finetune.prepared_dataset(dataset, finetune.finetune_config(tiny_model_path))
+
+
+def test_a_dataset_without_validation_gets_a_stratified_fifth_drawn(tiny_model_path):
+    dataset = finetune.prepared_dataset(three_classes(per_class_validation=None),
+                                        finetune.finetune_config(tiny_model_path))
+    train_counts, validation_counts = dataset.counts()["train"], dataset.counts()["validation"]
+    for name in NEW_CLASSES:
+        assert validation_counts[name] == pytest.approx(0.2 * (train_counts[name] + validation_counts[name]), abs=1)
+    assert not set(dataset.splits["train"].files) & set(dataset.splits["validation"].files)
+
+
+def test_a_parent_whose_input_does_not_fit_is_refused_in_words(tmp_path):
+    inputs = keras.Input((64, 64, 3))
+    outputs = keras.layers.Dense(7, activation="softmax", name="probabilities")(keras.layers.Flatten()(inputs))
+    path = save_model(keras.Model(inputs, outputs), tmp_path / "colour.keras", ModelCard(name="colour"))
+    with pytest.raises(FerError, match=r"colour.keras takes 64×64×3 images, and FER Studio's faces are 48×48"):
+        finetune.starting_model(finetune.finetune_config(path), NEW_CLASSES, three_classes())
+
+
+def test_a_probe_head_starts_as_the_logistic_regression_on_the_parents_probabilities(tiny_model_path):
+    from sklearn.linear_model import LogisticRegression
+
+    dataset = three_classes()
+    parent, _ = load_model(tiny_model_path)
+    config = finetune.finetune_config(tiny_model_path, new_head="probe")
+    model = finetune.starting_model(config, NEW_CLASSES, dataset)
+    faces = {name: split.images[..., None].astype("float32") for name, split in dataset.splits.items()}
+    seen = {name: parent.predict(images, verbose=0) for name, images in faces.items()}
+    labels = {name: split.labels for name, split in dataset.splits.items()}
+    probes = [LogisticRegression(C=c, max_iter=2000).fit(seen["train"], labels["train"]) for c in finetune.PROBE_C]
+    best = max(probes, key=lambda probe: probe.score(seen["validation"], labels["validation"]))
+    assert np.allclose(model.predict(faces["validation"], verbose=0), best.predict_proba(seen["validation"]),
+                       atol=1e-4)
+    finetune.set_backbone_trainable(model, False)
+    assert [weight.path for weight in model.trainable_weights] == \
+        [weight.path for weight in model.get_layer(finetune.HEAD).weights]
