@@ -176,8 +176,9 @@ def model_picker() -> None:
     current = active_model_name()
     if current in labels:
         st.session_state[MODEL_PICKER_KEY] = current  # Follow changes other pages made.
-    st.sidebar.selectbox("Model", list(labels), key=MODEL_PICKER_KEY, format_func=labels.get,
-                         on_change=remember_model, label_visibility="collapsed")
+    chosen = st.sidebar.selectbox("Model", list(labels), key=MODEL_PICKER_KEY, format_func=labels.get,
+                                  on_change=remember_model, label_visibility="collapsed")
+    st.sidebar.caption(labels.get(chosen, ""))  # The whole label: the sidebar's box cuts long ones short.
 
 
 DATA_PAGES = ("dataset", "train", "evaluate")  # The url paths of the pages that read the active dataset.

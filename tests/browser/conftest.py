@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,9 +41,9 @@ def _require_browser():
         pytest.skip(missing)
 
 
-def _free_port() -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((address, 0))
         return probe.getsockname()[1]
 
 
@@ -58,27 +59,33 @@ def app_server(app_home):
     yield from serve_app(app_home)
 
 
-def serve_app(home: Path, extra_env: dict[str, str] | None = None, port: int | None = None):
-    """Run `streamlit run app.py` with FER_STUDIO_HOME=home (plus `extra_env`) on `port` (default: a free one);
-    yields its URL, then stops it."""
+def serve_app(home: Path, extra_env: dict[str, str] | None = None, port: int | None = None, *,
+              address: str = "127.0.0.1", certificate: tuple[Path, Path] | None = None):
+    """Run `streamlit run app.py` with FER_STUDIO_HOME=home (plus `extra_env`) on `address`:`port` (default: a
+    free port), over https when given a (certificate, key) pair; yields its URL, then stops it."""
     _require_browser()
-    port = port or _free_port()
+    port = port or _free_port(address)
+    https = ["--server.sslCertFile", str(certificate[0]), "--server.sslKeyFile", str(certificate[1])] \
+        if certificate else []
+    # Health checks trust exactly the certificate the test made (it names `address`).
+    trusting = ssl.create_default_context(cafile=str(certificate[0])) if certificate else None
     log = open(home / "streamlit.log", "w")
     env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3",
            # The datasets tests type into the sidebar sit in pytest's temporary folders, beside `home`.
            "FER_STUDIO_DATA_ROOTS": str(home.parent), **(extra_env or {})}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", address, "--server.port", str(port),
+         *https,
          "--server.headless", "true", "--browser.gatherUsageStats", "false",
          # Watching the busy source tree for edits overflows inotify and can crash the server.
          "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if certificate else 'http'}://{address}:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2, context=trusting).read() == b"ok":
                 break
         except OSError:
             time.sleep(0.5)

@@ -4,19 +4,14 @@ the camera only on https), fed by Chromium's fake camera. Nothing leaves the mac
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from browser.conftest import launch_chromium, model_copy_in, open_app, wait_for_app
+from browser.conftest import launch_chromium, model_copy_in, open_app, serve_app, wait_for_app
 from fer.labels import CLASSES
 from helpers.fake_camera import face_frame, write_y4m
 
@@ -27,59 +22,25 @@ LABEL = "(" + "|".join(CLASSES) + ")"
 
 
 def network_address() -> str:
-    """This machine's address on its network (no packet is sent), else 127.0.0.1 on a machine without one."""
+    """This machine's first address on a network (`hostname -I`), else 127.0.0.1 on a machine without one."""
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("10.254.254.254", 9))
-            return probe.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
-
-
-def free_port(address: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        return probe.getsockname()[1]
+        found = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=5).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        found = []
+    return next((address for address in found if "." in address and not address.startswith("127.")), "127.0.0.1")
 
 
 @pytest.fixture(scope="module")
 def https_server(tiny_model_path, tmp_path_factory):
     """`streamlit run app.py` over https on the machine's network address, with a certificate made for it."""
-    pytest.importorskip("playwright.sync_api")
     home = tmp_path_factory.mktemp("https-home")
     address = network_address()
     made = subprocess.run([sys.executable, "scripts/make_cert.py", address, "--out", str(home / "certs")],
                           cwd=ROOT, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    port = free_port(address)
-    env = {**os.environ, "FER_STUDIO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "FER_STUDIO_MODEL": model_copy_in(home / "models", tiny_model_path).stem,  # A registered model, by name.
-           "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
-    log = open(home / "streamlit.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", address, "--server.port", str(port),
-         "--server.headless", "true", "--server.sslCertFile", str(home / "certs" / "fer-studio.crt"),
-         "--server.sslKeyFile", str(home / "certs" / "fer-studio.key")],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"https://{address}:{port}"
-    trusting = ssl.create_default_context(cafile=str(home / "certs" / "fer-studio.crt"))
-    deadline = time.time() + 90
-    while time.time() < deadline and server.poll() is None:
-        try:  # Verified against the certificate the script made: it names this address.
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2, context=trusting).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail(f"streamlit did not answer over https:\n{(home / 'streamlit.log').read_text()}")
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    model = model_copy_in(home / "models", tiny_model_path).stem  # A registered model, by name.
+    yield from serve_app(home, {"FER_STUDIO_MODEL": model}, address=address,
+                         certificate=(home / "certs" / "fer-studio.crt", home / "certs" / "fer-studio.key"))
 
 
 def test_the_webcam_starts_over_https_on_the_network_address(playwright_instance, https_server, tmp_path):

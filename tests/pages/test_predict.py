@@ -219,8 +219,8 @@ def test_a_page_says_once_per_session_that_a_model_runs_on_keras(model_copy, mon
     at.session_state["model_name"] = "tiny"
     at.run()
     notes = [item.value for item in at.info if "runs on Keras" in item.value]
-    assert notes == [f"tiny.keras runs on Keras, which is slower to load and to run, because exporting it to ONNX "
-                     f"failed (test). Export it with: python -m fer export tiny --format onnx"]
+    assert notes == ["tiny.keras runs on Keras, which is slower to load and to run, because exporting it to ONNX "
+                     "failed (test). Export it with: python -m fer export tiny --format onnx"]
     assert not at.exception
     at.run()
     assert not [item.value for item in at.info if "runs on Keras" in item.value]
