@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from browser.conftest import launch_chromium, new_page, open_app, serve_app, wait_for_app
 from helpers.fake_camera import people_in_turn, write_y4m
@@ -87,8 +88,8 @@ def test_collect_three_classes_reload_fine_tune_register_and_read_the_webcam(pla
 
         page.get_by_role("button", name=re.compile("Fine-tune on these faces")).click(timeout=SHORT)
         page.get_by_text("Start from").wait_for(timeout=LONG)
-        page.locator('[data-testid="stSelectbox"]').filter(has_text="Start from").filter(
-            has_text="fer2013 · vgg40").wait_for(timeout=LONG)
+        expect(page.get_by_role("combobox", name="Start from")).to_have_value(re.compile(r"^fer2013 · vgg40"),
+                                                                              timeout=LONG)
         page.get_by_label("Epochs", exact=True).fill("1")
         page.get_by_label(re.compile("Networks to fine-tune")).fill("1")  # One network of three: a third of the time.
         page.get_by_role("textbox", name="Register the finished model as").fill("my-people")
