@@ -233,12 +233,12 @@ def show_results_table(results: Sequence[ImageResult], served: ServedModel, pict
                                   icon=":material/folder_zip:", key=f"download-{key}-zip")
 
 
-def data_roots_of_user() -> tuple[Path, ...]:
+def data_roots_of_user():
     """The folders this user's browser may read from (fer.data.roots), looked up when a folder is asked for."""
     from fer.data.roots import data_roots
     from pages.common import accounts_configured
 
-    return data_roots(accounts=accounts_configured(), user=current_user()).folders
+    return data_roots(accounts=accounts_configured(), user=current_user())
 
 
 def batch_section(served: ServedModel, detector) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Iterable, NamedTuple, Sequence
+from pathlib import PurePosixPath
+from typing import Iterable, NamedTuple
 
+from fer.data.roots import DataRoots
 from fer.errors import FerError
 from fer.formatting import file_size
 
@@ -45,28 +46,14 @@ def is_photo(name: str) -> bool:
             and "__MACOSX" not in path.parts)
 
 
-def inside_roots(folder: str | Path, roots: Sequence[str | Path]) -> Path:
-    """`folder` resolved (links followed) if it lies inside one of `roots`; FerError otherwise."""
-    if not str(folder).strip():
-        raise FerError("type the path of a folder of photos on the server")
-    resolved = Path(folder).expanduser().resolve()
-    allowed = [Path(root).expanduser().resolve() for root in roots]
-    if not any(resolved == root or root in resolved.parents for root in allowed):
-        where = ", ".join(str(root) for root in allowed) or "no folder"
-        raise FerError(f"'{folder}' is outside the folders this server reads photos from ({where})")
-    if not resolved.is_dir():
-        raise FerError(f"'{folder}' is not a folder on the server")
-    return resolved
-
-
-def photos_in_folder(folder: str | Path, roots: Sequence[str | Path],
-                     limits: BatchLimits = BatchLimits()) -> list[Photo]:
+def photos_in_folder(folder: str, roots: DataRoots, limits: BatchLimits = BatchLimits()) -> list[Photo]:
     """The photos in `folder` and its sub-folders (sorted by name), which must lie inside `roots`.
 
-    Links that lead outside the roots are skipped, not followed.
+    Links that lead outside the roots (or into another user's space) are skipped, not followed.
     """
-    base = inside_roots(folder, roots)
-    allowed = [Path(root).expanduser().resolve() for root in roots]
+    base = roots.resolve(str(folder))
+    if not base.is_dir():
+        raise FerError(f"'{str(folder)[:200]}' is not a folder on the server")
     photos, total, entries = [], 0, []
     for path in base.rglob("*"):
         entries.append(path)
@@ -75,9 +62,9 @@ def photos_in_folder(folder: str | Path, roots: Sequence[str | Path],
     for path in sorted(entries):
         if not is_photo(path.name) or not path.is_file():
             continue
-        real = path.resolve()
-        if not any(real == root or root in real.parents for root in allowed):
+        if not roots.contains(path):
             continue
+        real = path.resolve()
         size = path.stat().st_size
         _check_room(len(photos), total, size, limits, str(path.relative_to(base)))
         photos.append(Photo(path.relative_to(base).as_posix(), real.read_bytes()[:limits.photo_bytes + 1]))

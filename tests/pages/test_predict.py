@@ -288,7 +288,7 @@ def test_a_folder_inside_the_data_roots_is_read_in_bulk_and_one_outside_is_refus
     monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(tmp_path / "roots"))
     page.text_input(key="predict_batch_folder").input(str(tmp_path))  # Above the roots: refused, nothing read.
     next(button for button in page.button if button.label == "Read them").click().run()
-    assert "outside the folders this server reads photos from" in page.error[0].value
+    assert "outside the folders this server opens datasets from" in page.error[0].value
     page.text_input(key="predict_batch_folder").input(str(folder))
     next(button for button in page.button if button.label == "Read them").click().run()
     assert not page.exception

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from fer.errors import FerError
+from fer.data.roots import DataRoots
 from fer.serve.batch import BatchLimits, annotated_zip, photos_in_folder, photos_in_zip
 
 
@@ -27,13 +28,17 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def roots(*folders):
+    return DataRoots(tuple(folder.resolve() for folder in folders))
+
+
 def test_a_folder_inside_the_roots_gives_its_photos_sorted(tmp_path):
     (tmp_path / "party" / "more").mkdir(parents=True)
     (tmp_path / "party" / "b.png").write_bytes(_png())
     (tmp_path / "party" / "more" / "a.JPG").write_bytes(_png())
     (tmp_path / "party" / "notes.txt").write_text("not a photo")
     (tmp_path / "party" / ".hidden.png").write_bytes(_png())
-    photos = photos_in_folder(tmp_path / "party", [tmp_path])
+    photos = photos_in_folder(tmp_path / "party", roots(tmp_path))
     assert [photo.name for photo in photos] == ["b.png", "more/a.JPG"]
 
 
@@ -41,22 +46,22 @@ def test_a_folder_outside_the_roots_or_a_link_out_of_them_is_refused(tmp_path):
     inside, outside = tmp_path / "data", tmp_path / "private"
     inside.mkdir(), outside.mkdir()
     (outside / "secret.png").write_bytes(_png())
-    with pytest.raises(FerError, match="outside the folders this server reads photos from"):
-        photos_in_folder(outside, [inside])
+    with pytest.raises(FerError, match="outside the folders this server opens datasets from"):
+        photos_in_folder(outside, roots(inside))
     with pytest.raises(FerError, match="outside"):
-        photos_in_folder(inside / ".." / "private", [inside])
+        photos_in_folder(inside / ".." / "private", roots(inside))
     (inside / "link.png").symlink_to(outside / "secret.png")
     (inside / "own.png").write_bytes(_png())
-    assert [photo.name for photo in photos_in_folder(inside, [inside])] == ["own.png"]
+    assert [photo.name for photo in photos_in_folder(inside, roots(inside))] == ["own.png"]
 
 
 def test_a_folder_without_photos_or_with_too_many_says_so(tmp_path):
     with pytest.raises(FerError, match="no photos"):
-        photos_in_folder(tmp_path, [tmp_path])
+        photos_in_folder(tmp_path, roots(tmp_path))
     for number in range(3):
         (tmp_path / f"{number}.png").write_bytes(_png())
     with pytest.raises(FerError, match="more than 2 photos"):
-        photos_in_folder(tmp_path, [tmp_path], BatchLimits(photos=2))
+        photos_in_folder(tmp_path, roots(tmp_path), BatchLimits(photos=2))
 
 
 def test_a_zip_gives_its_photos_and_skips_the_rest():
