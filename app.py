@@ -15,6 +15,7 @@ if "tensorflow" not in sys.modules:
     # first imported after TensorFlow, which the sidebar imports below: load it first.
     import pylibsrtp  # noqa: F401
 
+from fer.charts.palette import app_icon
 from fer.data.datasets import DEMO, Dataset, open_dataset
 from fer.data import synthetic
 from fer.data.roots import DataRoots, data_roots
@@ -27,7 +28,7 @@ from pages.common import (DATASET_KEY, MODEL_KEY, accounts_configured, active_da
                           use_app_shell)
 
 use_app_shell()
-st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
+st.set_page_config(page_title="FER Studio", page_icon=app_icon(), layout="wide")
 
 CHOICES = ("Demo faces", "Path on the server", "Upload a zip or CSV")
 CHOICE_KEY = "dataset_choice"  # The sidebar radio; DATASET_KEY only changes once a source opens.

@@ -39,3 +39,23 @@ def class_color(name: str) -> str:
 def cycle(colors: tuple[str, ...], index: int) -> str:
     """The `index`-th colour of a sequence, starting over when there are more items than colours."""
     return colors[index % len(colors)]
+
+
+def app_icon(size: int = 64):
+    """The browser tab's icon: a smiling face in the accent colour, a size×size RGBA PIL image.
+
+    Drawn here rather than named: a Material icon as favicon is fetched from fonts.gstatic.com (nothing
+    is downloaded at run time), and an emoji shows as an empty box without an emoji font.
+    """
+    import numpy as np
+    from PIL import Image
+
+    rows, columns = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1  # (size, size), -1..1, y pointing down.
+    radius = np.hypot(rows, columns)
+    eyes = np.hypot(rows + 0.3, np.abs(columns) - 0.35) < 0.13
+    smile = (np.abs(np.hypot(rows + 0.05, columns) - 0.55) < 0.08) & (rows > 0.15)
+    accent = [int(ACCENT[index:index + 2], 16) for index in (1, 3, 5)]
+    icon = np.zeros((size, size, 4), np.uint8)
+    icon[radius <= 1.0] = [*accent, 255]
+    icon[(radius <= 1.0) & (eyes | smile)] = [255, 255, 255, 255]
+    return Image.fromarray(icon)

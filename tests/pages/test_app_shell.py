@@ -343,5 +343,8 @@ def test_navigation_and_the_tab_use_material_icons_not_emoji(monkeypatch):
     monkeypatch.setattr(st, "set_page_config", lambda **kwargs: icons.append(kwargs.get("page_icon"))
                         or real_config(**kwargs))
     start()
+    tab_icon = icons.pop(0)  # set_page_config runs first, before the pages are declared.
     assert len(icons) >= 6
     assert all(icon and icon.startswith(":material/") and icon.endswith(":") for icon in icons), icons
+    # The tab's icon is a drawn picture: a Material icon there is fetched from fonts.gstatic.com.
+    assert getattr(tab_icon, "size", None) == (64, 64) and tab_icon.mode == "RGBA"
