@@ -11,7 +11,7 @@ from browser.conftest import launch_chromium, new_page, serve_app, wait_for_app
 pytestmark = pytest.mark.browser
 
 PAGES = {"Home": "", "Dataset": "dataset", "Collect": "collect", "Train": "train", "Evaluate": "evaluate",
-         "Predict": "predict"}
+         "Predict": "predict", "Models": "models"}
 
 
 def settle(page) -> None:
