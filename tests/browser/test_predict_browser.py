@@ -96,7 +96,8 @@ def test_upload_a_video_and_see_its_timeline(playwright_instance, predict_server
     try:
         goto_predict(page, predict_server)
         page.get_by_role("tab", name=re.compile("Video")).click(timeout=SHORT)
-        uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').nth(1)  # The Video tab's.
+        uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="Drop a video").locator(
+            'input[type="file"]')  # The Video tab's.
         uploader.set_input_files(str(video), timeout=SHORT)
         summary = r"clip\.mp4 · 2\.0 s · 20 frames analysed · a face in 15 · 1 face tracked"
         page.get_by_text(re.compile(summary)).wait_for(timeout=LONG)
