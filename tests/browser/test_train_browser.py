@@ -88,7 +88,7 @@ def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_s
 
         page.reload()  # The run goes on without the browser: after the reload the page finds it again.
         settle(page)
-        page.get_by_text(re.compile(r"🏃 running")).wait_for()
+        page.get_by_text(re.compile(r"\brunning · preset")).wait_for()  # The live view's status line.
         # Epoch metrics and curves arrive while the run is still going.
         page.get_by_text(re.compile(rf"Last epoch · Epoch [1-5]/{EPOCHS}")).wait_for(timeout=LONG)
         page.get_by_role("button", name="Stop").click()
