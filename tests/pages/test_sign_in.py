@@ -47,7 +47,7 @@ def button_labels(container) -> list[str]:
 def test_with_accounts_every_page_shows_only_the_sign_in_until_signed_in(page):
     app = app_as({}, page=page)
     assert button_labels(app.main) == ["Sign in"]
-    assert [title.value for title in app.title] == ["🙂 FER Studio"]
+    assert [title.value for title in app.title] == [":material/mood: FER Studio"]
     assert not app.sidebar.children  # No pickers, no page list, no upload.
     assert "dataset_choice" not in app.session_state and "dataset_source" not in app.session_state
     assert len(app.main.children) == 3  # Title, one sentence, the button: the page itself never ran.

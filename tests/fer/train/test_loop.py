@@ -163,7 +163,7 @@ def test_the_first_eta_does_not_extrapolate_from_the_first_batch(monkeypatch):
     now = [0.0]
     monkeypatch.setattr(loop.time, "perf_counter", lambda: now[0])
     run = Run()
-    config = SimpleNamespace(batch_size=64, epochs=30)
+    config = SimpleNamespace(batch_size=64, epochs=30, parent=None)
     recorder = loop.RunRecorder(run, RunState(), None, config, "val_accuracy", train_images=64 * 100)
     recorder.on_epoch_begin(0)
     now[0] = 20.0  # The first batch: 20 s of tracing and compiling, then 0.05 s of work.
