@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import io
 import re
 import shutil
@@ -154,7 +155,11 @@ def test_live_frames_show_labels_fps_and_can_be_snapshotted(page, streamer):
     frame[:, 64:576] = np.asarray(Image.fromarray(data.astronaut()).resize((512, 480)))
     callback = streamer.kwargs["queued_video_frames_callback"]
     for waiting in (1, 3, 2):  # What streamlit-webrtc's worker thread hands over: the frames that queued up.
-        [out] = asyncio.run(callback([av.VideoFrame.from_ndarray(frame, format="rgb24")] * waiting))
+        frames = [av.VideoFrame.from_ndarray(frame, format="rgb24")] * waiting
+        # On a thread of its own, as streamlit-webrtc calls it: the browser tests' Playwright keeps an event
+        # loop running on this one for the whole session.
+        with ThreadPoolExecutor(1) as worker:
+            [out] = worker.submit(asyncio.run, callback(frames)).result()
     assert isinstance(out, av.VideoFrame) and (out.width, out.height) == (640, 480)
     assert (out.to_ndarray(format="rgb24") != frame).any()  # Boxes and labels were drawn.
     streamer.playing = True
