@@ -23,6 +23,13 @@ Rules fixed beforehand: fine-tuning "reaches the probe" if its mean test accurac
 least the probe's; the shipped default fine-tunes every network unless one network's mean *validation*
 accuracy is within 1 point of all three's (then one, for a third of the time).
 The load average is printed before and after each process: the machine is shared.
+
+Added 2026-12-06 (session 11), before any run with it: a fine-tuning run now keeps its starting model
+(the parent with its probe head) when no epoch reads the validation faces better (best epoch 0). It is
+early stopping's usual baseline, not a choice made on a result: where an epoch beats the start nothing
+changes. The target is then checked on seeds 3-7, never drawn before (seeds 0-2's test faces had been
+read): `--seeds 3 4 5 6 7 --runs "fine-tune, all 3 networks, probe head"`; met if the fine-tune's mean test
+accuracy over those five seeds is at least the probe's.
 """
 
 from __future__ import annotations

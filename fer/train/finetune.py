@@ -197,6 +197,16 @@ def with_probe_head(network: keras.Model, dataset: Dataset, config: TrainConfig)
     return model
 
 
+def starting_accuracy(model: keras.Model, dataset: Dataset, config: TrainConfig) -> float:
+    """The starting model's accuracy on the validation faces: what an epoch must beat to replace it.
+
+    A fine-tuning run keeps its starting model (the parent, with its probe head when the classes are new)
+    when no epoch reads the validation faces better: a few dozen faces a class can make every epoch worse."""
+    split = dataset.split(config.validation_split)
+    predicted = model.predict(split.images[..., None].astype("float32"), batch_size=256, verbose=0).argmax(axis=1)
+    return float((predicted == split.labels).mean())
+
+
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freeze or unfreeze everything but the heads; batch normalization stays frozen (see the module doc)."""
     for layer in _leaf_layers(model):

@@ -95,6 +95,9 @@ def _train(dataset: Dataset, config: TrainConfig, run_dir, plan: distribution.Di
     validation_data = plan.batches(validation_data) if validation_data is not None else None
     monitor = "val_accuracy" if validation_data is not None else "accuracy"
     recorder = RunRecorder(run, state, dataset, config, monitor, train_images, plan.placement)
+    if config.parent and validation_data is not None and not state.epochs_done:
+        with plan.scope():
+            recorder.keep_start(model, finetune.starting_accuracy(model, dataset, config))
     fit_callbacks = [recorder, StopFlag(run), *schedule_callbacks(config, monitor), *callbacks]
     mlflow_logger = None
     if plan.placement.is_chief:
@@ -390,6 +393,11 @@ class RunRecorder(keras.callbacks.Callback):
             self.save_best(self.model, record)
         self.run.save_checkpoint(self.model)
         self.update_state()
+
+    def keep_start(self, model: keras.Model, val_accuracy: float) -> None:
+        """Save the starting model as the best so far (epoch 0), scored on the validation faces."""
+        self.save_best(model, {"epoch": 0, "val_accuracy": val_accuracy})
+        self.update_state(best_val_accuracy=val_accuracy, best_epoch=0)
 
     def update_state(self, **changes) -> None:
         """Change the training process's own copy of the state and write it whole."""

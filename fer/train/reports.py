@@ -38,7 +38,7 @@ def _row(run: RunSummary) -> dict:
         "started from": parent_name(config.parent) if config else None,
         "epochs": f"{run.epochs_done}/{run.epochs}" if run.epochs else str(run.epochs_done),
         "best val acc": _percent(run.best_accuracy),
-        "best epoch": run.best_epoch,
+        "best epoch": run.best_epoch,  # 0: a fine-tuning run kept its starting model.
         "final train acc": _percent(final.get("accuracy")),
         "final val acc": _percent(final.get("val_accuracy")),
         "final val loss": final.get("val_loss"),
@@ -75,6 +75,14 @@ def describe_epoch(record: dict, epochs: int | None = None) -> str:
     if record.get("images_per_second"):
         parts.append(f"{record['images_per_second']:,.0f} images/s")
     return f"{head} " + " · ".join(parts)
+
+
+def describe_best_epoch(epoch: int | None) -> str:
+    """Where a run's best model comes from: 'at epoch 4', or its starting model when no epoch beat the
+    parent it was fine-tuned from (epoch 0)."""
+    if epoch == 0:
+        return "from its starting model: no epoch read the validation faces better"
+    return f"at epoch {epoch}" if epoch is not None else "at an unknown epoch"
 
 
 def describe_augmentation(augmentation: Augmentation | None) -> str:

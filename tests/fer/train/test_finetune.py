@@ -9,11 +9,12 @@ import pytest
 from fer.data.datasets import dataset_from_arrays
 from fer.data.synthetic import make_faces
 from fer.errors import FerError
-from fer.model.cards import ModelCard, read_card
+from fer.model.cards import ModelCard, lineage_lines, read_card
 from fer.model.files import load_model, save_model
 from fer.model.presets import build_model, ensemble
 from fer.train import finetune
 from fer.train.loop import train
+from fer.train.run_dir import RunDir
 
 NEW_CLASSES = ("bored", "confused", "focused")
 
@@ -179,3 +180,21 @@ def test_a_probe_head_starts_as_the_logistic_regression_on_the_parents_probabili
     finetune.set_backbone_trainable(model, False)
     assert [weight.path for weight in model.trainable_weights] == \
         [weight.path for weight in model.get_layer(finetune.HEAD).weights]
+
+
+def test_a_run_keeps_its_starting_model_when_no_epoch_reads_validation_better(tiny_model_path, tmp_path):
+    # A rate of 0 leaves every weight where it started, so the one epoch only ties the start: a tie keeps it.
+    dataset = three_classes()
+    config = finetune.finetune_config(tiny_model_path, epochs=1, head_epochs=0, learning_rate=0.0, batch_size=16)
+    start = finetune.starting_model(config, NEW_CLASSES, dataset)
+    faces = dataset.splits["validation"].images[..., None].astype("float32")
+    expected = float((start.predict(faces, verbose=0).argmax(1) == dataset.splits["validation"].labels).mean())
+    assert finetune.starting_accuracy(start, dataset, config) == expected
+
+    result = train(dataset, config, tmp_path / "run", evaluate_splits=False)
+    state = RunDir(tmp_path / "run").read_state()
+    assert (state.best_epoch, state.best_val_accuracy) == (0, pytest.approx(expected))
+    kept, card = load_model(result.model_path)
+    assert card.epoch == 0 and card.metrics["validation"]["accuracy"] == pytest.approx(expected)
+    assert np.allclose(kept.predict(faces, verbose=0), start.predict(faces, verbose=0), atol=1e-5)
+    assert "no epoch of fine-tuning read the validation faces better" in " ".join(lineage_lines(card))
