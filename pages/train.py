@@ -212,9 +212,10 @@ def live_view(run_dir: str, ticking: bool) -> None:
     elif run.status == "finished":
         best = f"{run.best_accuracy:.1%}" if run.best_accuracy is not None else "–"
         model = run.registered_model and Path(run.registered_model).stem
+        registered = (f" Registered as **{model}**: pick it in the sidebar, on Evaluate and on Predict."
+                      if model else "")
         st.success(f"Finished in {run_reports.format_duration(run.training_seconds)}: best validation accuracy {best} "
-                   f"{run_reports.describe_best_epoch(run.best_epoch)}." + (f" Registered as **{model}**: pick it in the sidebar, on "
-                                                    "Evaluate and on Predict." if model else ""))
+                   f"{run_reports.describe_best_epoch(run.best_epoch)}.{registered}")
         if model and st.button(f"📷 Open {model} on Predict", key=f"predict-{run.name}", type="primary",
                                on_click=choose_model, args=(model,), help="Photos and the webcam, read by this model"):
             st.switch_page("pages/predict.py")

@@ -233,7 +233,11 @@ def rename_model(name: str, new_name: str, user: str | None = None) -> Path:
         source.unlink()
     target = model.path.with_name(f"{new_name}.keras")
     card = read_card(target)
-    renamed = lambda file: new_name + file[len(name):] if file and file.startswith(name + ".") else file  # noqa: E731
+
+    def renamed(file: str | None) -> str | None:
+        """A file name the card lists, under the new model name ('old.onnx' → 'new.onnx')."""
+        return new_name + file[len(name):] if file and file.startswith(name + ".") else file
+
     write_card(target, card.replace(
         name=new_name, serving=renamed(card.serving),
         exports=tuple(dataclasses.replace(export, file=renamed(export.file)) for export in card.exports)))

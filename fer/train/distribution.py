@@ -27,7 +27,7 @@ from fer.errors import FerError
 JOB_ADDRESSES, NUM_PROCESSES, PROCESS_ID = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                                             "KERAS_DISTRIBUTION_PROCESS_ID")
 # Hosts of one run are started by hand or by a scheduler, seconds to a minute apart.
-JOIN_SECONDS = float(os.environ.get("FER_JOIN_SECONDS", 60))
+JOIN_SECONDS = 60.0  # The default wait for the other processes; FER_JOIN_SECONDS changes it.
 # JAX ends a process whose peer has sent no heartbeat for this long; its default (100 s) keeps a
 # run that lost a host waiting.
 HEARTBEAT_SECONDS = 30
@@ -253,6 +253,18 @@ def _count(number: int, kind: str) -> str:
 # --- Several hosts ---------------------------------------------------------------------------
 
 
+def join_seconds() -> float:
+    """How long processes wait for each other: FER_JOIN_SECONDS, or JOIN_SECONDS; FerError in words if unreadable."""
+    given = os.environ.get("FER_JOIN_SECONDS", "").strip()
+    try:
+        seconds = float(given) if given else JOIN_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise FerError(f"FER_JOIN_SECONDS must be a positive number of seconds, not '{given}'")
+    return seconds
+
+
 def join_cluster(cluster: Cluster, seconds: float | None = None) -> None:
     """Meet the other processes within `seconds` (JOIN_SECONDS), then start JAX's distributed runtime.
 
@@ -261,7 +273,7 @@ def join_cluster(cluster: Cluster, seconds: float | None = None) -> None:
     others call in), each failing with a sentence on time, and JAX starts only once all are there."""
     import jax
 
-    seconds = JOIN_SECONDS if seconds is None else seconds
+    seconds = join_seconds() if seconds is None else seconds
     if cluster.process_id == 0:
         _gather(cluster, seconds)
     else:

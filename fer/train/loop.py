@@ -396,6 +396,7 @@ class RunRecorder(keras.callbacks.Callback):
 
     def keep_start(self, model: keras.Model, val_accuracy: float) -> None:
         """Save the starting model as the best so far (epoch 0), scored on the validation faces."""
+        val_accuracy = _float(val_accuracy)  # Rounded as each epoch's score is, so a tie stays a tie.
         self.save_best(model, {"epoch": 0, "val_accuracy": val_accuracy})
         self.update_state(best_val_accuracy=val_accuracy, best_epoch=0)
 

@@ -273,3 +273,14 @@ def test_a_jax_process_whose_peers_never_come_fails_on_time_with_a_sentence(tmp_
     assert "within 3 s (connection refused)" in worker_err
     assert time.monotonic() - started < 280
     assert not (tmp_path / "a").exists()  # Nothing written before the run could start.
+
+
+def test_the_join_wait_is_read_when_processes_meet_and_refused_in_words_when_unreadable(monkeypatch):
+    monkeypatch.delenv("FER_JOIN_SECONDS", raising=False)
+    assert distribution.join_seconds() == distribution.JOIN_SECONDS
+    monkeypatch.setenv("FER_JOIN_SECONDS", "2.5")
+    assert distribution.join_seconds() == 2.5
+    for bad in ("soon", "0", "-3", "inf"):
+        monkeypatch.setenv("FER_JOIN_SECONDS", bad)
+        with pytest.raises(FerError, match=f"FER_JOIN_SECONDS must be a positive number of seconds, not '{bad}'"):
+            distribution.join_seconds()
