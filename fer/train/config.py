@@ -41,8 +41,8 @@ CUSTOM_AUGMENTATION = SEED_AUGMENTATION  # Where custom settings start: the seed
 
 NEW_HEADS = {
     "features": "a fresh softmax layer on the features the parent's head read",
-    "probe": "a softmax layer on the parent's own probabilities, starting as the logistic regression that reads "
-             "the new classes from them best",
+    "probe": "a layer on each network's own probabilities, their logits averaged, starting as the logistic "
+             "regression that reads the new classes best from the networks' mean probabilities",
 }
 
 # TrainConfig fields that take one of a set of choices.

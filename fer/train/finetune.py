@@ -1,8 +1,10 @@
 """Fine-tuning: a run that starts from a trained model (the parent) instead of random weights.
 
 Same classes as the parent: every weight trains on, at a lower learning rate. Other classes (names or
-number): each network gets a new output layer for the dataset's classes; the first `head_epochs` train
+number): each network gets a new output layer for the dataset's classes (by default a probe that starts
+as the logistic regression on the networks' mean probabilities, probe_heads); the first `head_epochs` train
 that head alone with the backbone frozen, then the backbone joins at `backbone_rate` × the head's rate.
+The run keeps its starting model when no epoch reads the validation faces better (starting_accuracy).
 Batch normalization stays in inference mode throughout: its statistics come from the parent's tens of
 thousands of faces, and a few dozen per class would replace them with noisy ones.
 
@@ -145,21 +147,21 @@ def starting_model(config: TrainConfig, classes: tuple[str, ...], dataset: Datas
     """The model a fine-tuning run trains: the parent's networks (the first config.parent_members of an
     ensemble), each with a new head when `classes` differ from the parent's, averaged when several.
 
-    With config.new_head "probe" the new head reads the parent's own probabilities and starts as a
-    logistic regression fitted on `dataset`'s training faces (its C chosen on the validation faces)."""
+    With config.new_head "probe" the networks share one probe (probe_heads): the model starts as the logistic
+    regression that reads `dataset`'s classes from the networks' mean probabilities (C chosen on validation)."""
     from fer.model.presets import ensemble
 
     _, card, found = load_parent(config.parent)
     chosen = found[:config.parent_members] if config.parent_members else found
-    if tuple(card.classes) != tuple(classes):
-        if config.new_head == "probe":
-            if dataset is None:
-                raise ValueError("a probe head is fitted on the dataset's faces: pass the dataset")
-            chosen = [with_probe_head(network, dataset, config) for network in chosen]
-        else:
-            chosen = [with_new_head(network, len(classes), seed=config.seed + index)
-                      for index, network in enumerate(chosen)]
-    return ensemble(chosen)
+    if tuple(card.classes) == tuple(classes):  # A parent fine-tuned with a probe head averages logits.
+        logits = any(network.get_layer(HEAD).activation is keras.activations.linear for network in chosen)
+        return softmax_of_mean(chosen) if logits else ensemble(chosen)
+    if config.new_head == "probe":
+        if dataset is None:
+            raise ValueError("a probe head is fitted on the dataset's faces: pass the dataset")
+        return probe_heads(chosen, dataset, config)
+    return ensemble([with_new_head(network, len(classes), seed=config.seed + index)
+                     for index, network in enumerate(chosen)])
 
 
 def with_new_head(network: keras.Model, num_classes: int, seed: int = 0) -> keras.Model:
@@ -171,30 +173,55 @@ def with_new_head(network: keras.Model, num_classes: int, seed: int = 0) -> kera
 
 
 PROBE_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # Inverse regularisation strengths tried; the validation faces pick one.
+PARENT_PROBABILITIES = "parent_probabilities"  # A probe head's input: the parent network's own output layer, kept.
 
 
-def with_probe_head(network: keras.Model, dataset: Dataset, config: TrainConfig) -> keras.Model:
-    """`network` with a new softmax layer on its own probabilities, set to the logistic regression that reads
-    the dataset's classes from those probabilities best on the validation faces."""
+def probe_heads(networks_: list[keras.Model], dataset: Dataset, config: TrainConfig) -> keras.Model:
+    """The networks, each reading its own probabilities p into logits W·p + b for the dataset's classes, the
+    logits averaged before one softmax. W and b start as the logistic regression that reads the classes best
+    (C chosen on the validation faces) from the networks' *mean* probabilities: since the logits are linear,
+    the starting model is exactly that regression. Each network's copy of W and b then trains on its own."""
     from sklearn.linear_model import LogisticRegression
 
-    old = network.get_layer(HEAD)
-    kept = keras.layers.Dense(old.units, activation="softmax", dtype="float32", name="parent_probabilities")
-    probabilities = kept(old.input)
-    kept.set_weights(old.get_weights())
-    reader = keras.Model(network.inputs, probabilities)
+    members = [_with_logit_head(network, len(dataset.classes)) for network in networks_]
+    readers = [keras.Model(member.inputs, member.get_layer(HEAD).input) for member in members]
     train, validation = dataset.split(config.train_split), dataset.split(config.validation_split)
-    seen = {name: reader.predict(split.images[..., None].astype("float32"), batch_size=256, verbose=0)
+    seen = {name: np.mean([reader.predict(split.images[..., None].astype("float32"), batch_size=256, verbose=0)
+                           for reader in readers], axis=0)
             for name, split in (("train", train), ("validation", validation))}
     fitted = [LogisticRegression(C=c, max_iter=2000).fit(seen["train"], train.labels) for c in PROBE_C]
     best = max(fitted, key=lambda model: model.score(seen["validation"], validation.labels))
     kernel, bias = best.coef_, best.intercept_
     if kernel.shape[0] == 1:  # Two classes: scikit-learn keeps one row; softmax needs one per class.
         kernel, bias = np.vstack([-kernel / 2, kernel / 2]), np.concatenate([-bias / 2, bias / 2])
-    head = keras.layers.Dense(len(dataset.classes), activation="softmax", dtype="float32", name=HEAD)
-    model = keras.Model(network.inputs, head(probabilities), name=network.name)
-    head.set_weights([kernel.T.astype("float32"), bias.astype("float32")])
-    return model
+    for member in members:
+        member.get_layer(HEAD).set_weights([kernel.T.astype("float32"), bias.astype("float32")])
+    return softmax_of_mean(members)
+
+
+def _with_logit_head(network: keras.Model, num_classes: int) -> keras.Model:
+    """`network` with its output layer kept (renamed PARENT_PROBABILITIES) and a linear layer named HEAD after it."""
+    old = network.get_layer(HEAD)
+    taken = {layer.name for layer in _leaf_layers(network)}
+    name = next(f"{PARENT_PROBABILITIES}{suffix}" for suffix in ["", *range(2, len(taken) + 2)]
+                if f"{PARENT_PROBABILITIES}{suffix}" not in taken)
+    kept = keras.layers.Dense(old.units, activation=old.activation, dtype="float32", name=name)
+    probabilities = kept(old.input)
+    kept.set_weights(old.get_weights())
+    if old.activation is keras.activations.linear:  # A fine-tuned network's logits: its probabilities are their softmax.
+        probabilities = keras.layers.Activation("softmax", dtype="float32", name=f"{name}_softmax")(probabilities)
+    head = keras.layers.Dense(num_classes, dtype="float32", name=HEAD)
+    return keras.Model(network.inputs, head(probabilities), name=network.name)
+
+
+def softmax_of_mean(members: list[keras.Model]) -> keras.Model:
+    """One model whose probabilities are the softmax of the mean of the `members`' logits."""
+    inputs = keras.Input(members[0].input_shape[1:], name="pixels")
+    logits = [keras.Model(member.input, member.output, name=f"member_{index}")(inputs)
+              for index, member in enumerate(members, start=1)]
+    mean = keras.layers.Average(name="mean_over_members")(logits) if len(logits) > 1 else logits[0]
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="class_probabilities")(mean)
+    return keras.Model(inputs, outputs, name=f"probe_over_{len(members)}")
 
 
 def starting_accuracy(model: keras.Model, dataset: Dataset, config: TrainConfig) -> float:

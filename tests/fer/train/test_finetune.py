@@ -122,6 +122,8 @@ def test_the_head_phase_leaves_the_backbone_as_the_parent_had_it(tiny_model_path
 
 
 def test_an_ensemble_parent_fine_tunes_all_its_networks_or_the_first_few(ensemble_parent, tmp_path):
+    from scipy.special import softmax
+
     every = finetune.starting_model(finetune.finetune_config(ensemble_parent, new_head="features"), NEW_CLASSES)
     assert len(finetune.networks(every)) == 2 and every.output_shape == (None, 3)
     first = finetune.starting_model(finetune.finetune_config(ensemble_parent, parent_members=1, new_head="features"),
@@ -133,8 +135,8 @@ def test_an_ensemble_parent_fine_tunes_all_its_networks_or_the_first_few(ensembl
     assert len(finetune.networks(trained)) == 2
     assert (card.lineage.members, card.lineage.parent_members) == (2, 2)
     faces = three_classes().splits["validation"].images[..., None].astype("float32")
-    members = [network.predict(faces, verbose=0) for network in finetune.networks(trained)]
-    assert np.allclose(trained.predict(faces, verbose=0), np.mean(members, axis=0), atol=1e-5)
+    members = [network.predict(faces, verbose=0) for network in finetune.networks(trained)]  # Logits, by default.
+    assert np.allclose(trained.predict(faces, verbose=0), softmax(np.mean(members, axis=0), axis=1), atol=1e-5)
 
 
 def test_a_class_with_too_few_faces_is_told_how_many_are_needed(tiny_model_path):
@@ -163,23 +165,42 @@ def test_a_parent_whose_input_does_not_fit_is_refused_in_words(tmp_path):
         finetune.starting_model(finetune.finetune_config(path), NEW_CLASSES, three_classes())
 
 
-def test_a_probe_head_starts_as_the_logistic_regression_on_the_parents_probabilities(tiny_model_path):
+def test_a_probe_head_starts_as_the_logistic_regression_on_the_networks_mean_probabilities(ensemble_parent):
+    from scipy.special import softmax
     from sklearn.linear_model import LogisticRegression
 
     dataset = three_classes()
-    parent, _ = load_model(tiny_model_path)
-    config = finetune.finetune_config(tiny_model_path, new_head="probe")
-    model = finetune.starting_model(config, NEW_CLASSES, dataset)
+    parent, _ = load_model(ensemble_parent)
+    model = finetune.starting_model(finetune.finetune_config(ensemble_parent, new_head="probe"), NEW_CLASSES, dataset)
     faces = {name: split.images[..., None].astype("float32") for name, split in dataset.splits.items()}
-    seen = {name: parent.predict(images, verbose=0) for name, images in faces.items()}
+    seen = {name: parent.predict(images, verbose=0) for name, images in faces.items()}  # The mean of the two.
     labels = {name: split.labels for name, split in dataset.splits.items()}
     probes = [LogisticRegression(C=c, max_iter=2000).fit(seen["train"], labels["train"]) for c in finetune.PROBE_C]
     best = max(probes, key=lambda probe: probe.score(seen["validation"], labels["validation"]))
     assert np.allclose(model.predict(faces["validation"], verbose=0), best.predict_proba(seen["validation"]),
                        atol=1e-4)
+    members = finetune.networks(model)
+    assert len(members) == 2  # Each network keeps its own copy of the head, so each can move on its own.
+    logits = np.mean([member.predict(faces["validation"], verbose=0) for member in members], axis=0)
+    assert np.allclose(model.predict(faces["validation"], verbose=0), softmax(logits, axis=1), atol=1e-5)
     finetune.set_backbone_trainable(model, False)
     assert [weight.path for weight in model.trainable_weights] == \
-        [weight.path for weight in model.get_layer(finetune.HEAD).weights]
+        [weight.path for member in members for weight in member.get_layer(finetune.HEAD).weights]
+
+
+def test_a_model_fine_tuned_with_a_probe_head_is_a_parent_again(ensemble_parent, tmp_path):
+    first = finetune.finetune_config(ensemble_parent, epochs=1, head_epochs=1, batch_size=16)
+    child = train(three_classes(), first, tmp_path / "child", evaluate_splits=False).model_path
+    faces = three_classes().splits["validation"].images[..., None].astype("float32")
+    model, _ = load_model(child)
+    same = finetune.starting_model(finetune.finetune_config(child), NEW_CLASSES)  # Same classes: kept as it is.
+    assert np.allclose(same.predict(faces, verbose=0), model.predict(faces, verbose=0), atol=1e-5)
+    two = ("calm", "upset")
+    pairs = dataset_from_arrays({split: (data.images, data.labels % 2) for split, data in three_classes().splits.items()},
+                                classes=two)
+    grandchild = finetune.starting_model(finetune.finetune_config(child), two, pairs)
+    probabilities = grandchild.predict(faces, verbose=0)
+    assert probabilities.shape == (len(faces), 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
 def test_a_run_keeps_its_starting_model_when_no_epoch_reads_validation_better(tiny_model_path, tmp_path):
