@@ -208,7 +208,7 @@ def _with_logit_head(network: keras.Model, num_classes: int) -> keras.Model:
     kept = keras.layers.Dense(old.units, activation=old.activation, dtype="float32", name=name)
     probabilities = kept(old.input)
     kept.set_weights(old.get_weights())
-    if old.activation is keras.activations.linear:  # A fine-tuned network's logits: its probabilities are their softmax.
+    if old.activation is keras.activations.linear:  # A probe-tuned network's logits: softmax gives probabilities.
         probabilities = keras.layers.Activation("softmax", dtype="float32", name=f"{name}_softmax")(probabilities)
     head = keras.layers.Dense(num_classes, dtype="float32", name=HEAD)
     return keras.Model(network.inputs, head(probabilities), name=network.name)

@@ -196,15 +196,15 @@ def test_a_model_fine_tuned_with_a_probe_head_is_a_parent_again(ensemble_parent,
     same = finetune.starting_model(finetune.finetune_config(child), NEW_CLASSES)  # Same classes: kept as it is.
     assert np.allclose(same.predict(faces, verbose=0), model.predict(faces, verbose=0), atol=1e-5)
     two = ("calm", "upset")
-    pairs = dataset_from_arrays({split: (data.images, data.labels % 2) for split, data in three_classes().splits.items()},
-                                classes=two)
+    splits = three_classes().splits
+    pairs = dataset_from_arrays({split: (data.images, data.labels % 2) for split, data in splits.items()}, classes=two)
     grandchild = finetune.starting_model(finetune.finetune_config(child), two, pairs)
     probabilities = grandchild.predict(faces, verbose=0)
     assert probabilities.shape == (len(faces), 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
 def test_a_run_keeps_its_starting_model_when_no_epoch_reads_validation_better(tiny_model_path, tmp_path):
-    # A rate of 1e-9 leaves every weight (almost) where it started, so the one epoch only ties the start: a tie keeps it.
+    # A rate of 1e-9 leaves every weight (almost) where it started: the epoch only ties the start, and a tie keeps it.
     dataset = three_classes()
     config = finetune.finetune_config(tiny_model_path, epochs=1, head_epochs=0, learning_rate=1e-9, batch_size=16)
     start = finetune.starting_model(config, NEW_CLASSES, dataset)
