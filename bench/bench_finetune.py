@@ -190,6 +190,7 @@ def main() -> None:
                 rows.append({"seed": seed, "method": name, "validation": card["metrics"]["validation"]["accuracy"],
                              "test": test_accuracy(run / "best.keras", task), "seconds": round(seconds, 1),
                              "epochs": len((run / "metrics.jsonl").read_text().splitlines()),
+                             "best epoch": card.get("epoch"),  # 0: no epoch beat the starting model.
                              "load": f"{before} → {after}"})
                 print(json.dumps(rows[-1]), flush=True)
     print("\nmethod | validation (mean) | test (mean) | test per seed | process seconds")
