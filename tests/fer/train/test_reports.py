@@ -54,3 +54,12 @@ def test_describe_epoch():
                     "300 images/s")
     partial = run_reports.describe_epoch({"epoch": 1, "loss": 2.0, "partial": True})
     assert partial.startswith("Epoch 1 (stopped part-way):")
+
+
+@pytest.mark.parametrize(("epoch", "text"), [
+    (4, "at epoch 4"),
+    (0, "from its starting model: no epoch read the validation faces better"),
+    (None, "at an unknown epoch"),
+])
+def test_describe_best_epoch_says_when_a_fine_tuning_run_kept_its_start(epoch, text):
+    assert run_reports.describe_best_epoch(epoch) == text
