@@ -114,7 +114,7 @@ def measure(url: str, server_pid: int, video: Path, seconds: float, profile: str
             wait_for_app(page)
             started = time.perf_counter()
             start.click(timeout=30_000)
-            label = page.get_by_text(re.compile(rf"Live: face \d+ · \S+ {LABEL} \d+%"))
+            label = page.get_by_text(re.compile(rf"Live: face \d+ · {LABEL} \d+%"))
             first_frame = None  # When the browser shows the first frame come back from the server.
             while not label.count():
                 if time.perf_counter() - started > 120:
