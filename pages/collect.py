@@ -141,8 +141,8 @@ def webcam_capture(face_set: collect.FaceSet) -> None:
               help="A burst: this many frames, 0.15 s apart, each adding the largest face in view.")
     classes = face_set.classes()
     for column, name in zip(st.columns(max(len(classes), 1)), classes):
-        column.button(f"📸 {name}", key=f"collect-capture-{name}", on_click=capture_into, args=(face_set, name),
-                      width="stretch")
+        column.button(name, icon=":material/photo_camera:", key=f"collect-capture-{name}", on_click=capture_into,
+                      args=(face_set, name), width="stretch")
 
 
 def photo_upload(face_set: collect.FaceSet) -> None:
@@ -198,7 +198,7 @@ def grid(face_set: collect.FaceSet) -> None:
         for start in range(0, len(shown), GRID_COLUMNS):
             for column, sample in zip(st.columns(GRID_COLUMNS), shown[start:start + GRID_COLUMNS]):
                 column.image(sample.path.read_bytes(), width=64)
-                column.button("🗑️", key=f"collect-delete-{name}-{sample.name}", help="Delete this face",
+                column.button(":material/delete:", key=f"collect-delete-{name}-{sample.name}", help="Delete this face",
                               on_click=delete_sample, args=(face_set, name, sample.name))
 
 
@@ -222,12 +222,14 @@ def actions(face_set: collect.FaceSet) -> None:
                f"Capture faces for {', '.join(empty)} first." if empty else None)
     active = st.session_state.get(DATASET_KEY) == str(face_set.root)
     left, middle, right = st.columns(3)
-    left.button("✅ This is the active dataset" if active else "Use as the active dataset", disabled=bool(problem)
-                or active, on_click=use_as_dataset, args=(face_set,), key="collect-use")
+    left.button("This is the active dataset" if active else "Use as the active dataset", disabled=bool(problem)
+                or active, on_click=use_as_dataset, args=(face_set,), key="collect-use",
+                icon=":material/check_circle:" if active else ":material/dataset:")
     if problem:
         st.caption(problem)
     shipped = SHIPPED_MODELS_DIR / f"{DEFAULT_MODEL_NAME}.keras"  # Its name, not its path, goes to the form.
-    right.button("🎯 Fine-tune on these faces", type="primary", disabled=bool(problem) or not shipped.exists(),
+    right.button("Fine-tune on these faces", icon=":material/model_training:", type="primary",
+                 disabled=bool(problem) or not shipped.exists(),
                  key="collect-fine-tune", on_click=fine_tune_from, args=(face_set, DEFAULT_MODEL_NAME),
                  help="Opens Train with this set as the dataset and the shipped model as the starting point.")
     middle.download_button("⬇️ Download as zip", face_set.zip_bytes() if not problem else b"",
@@ -250,7 +252,7 @@ class_adder(face_set)
 if not face_set.classes():
     st.info("Add the classes you want to tell apart, e.g. *bored, focused, confused*.")
     st.stop()
-webcam, photos = st.tabs(["🎥 Webcam", "🖼️ Photos"])
+webcam, photos = st.tabs([":material/videocam: Webcam", ":material/image: Photos"])
 with webcam:
     webcam_capture(face_set)
 with photos:

@@ -216,7 +216,8 @@ def live_view(run_dir: str, ticking: bool) -> None:
                       if model else "")
         st.success(f"Finished in {run_reports.format_duration(run.training_seconds)}: best validation accuracy {best} "
                    f"{run_reports.describe_best_epoch(run.best_epoch)}.{registered}")
-        if model and st.button(f"📷 Open {model} on Predict", key=f"predict-{run.name}", type="primary",
+        if model and st.button(f"Open {model} on Predict", icon=":material/photo_camera:", key=f"predict-{run.name}",
+                               type="primary",
                                on_click=choose_model, args=(model,), help="Photos and the webcam, read by this model"):
             st.switch_page("pages/predict.py")
     controls(run)

@@ -176,14 +176,14 @@ PROBE_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # Inverse regularisation strengths trie
 PARENT_PROBABILITIES = "parent_probabilities"  # A probe head's input: the parent network's own output layer, kept.
 
 
-def probe_heads(networks_: list[keras.Model], dataset: Dataset, config: TrainConfig) -> keras.Model:
+def probe_heads(parent_networks: list[keras.Model], dataset: Dataset, config: TrainConfig) -> keras.Model:
     """The networks, each reading its own probabilities p into logits W·p + b for the dataset's classes, the
     logits averaged before one softmax. W and b start as the logistic regression that reads the classes best
     (C chosen on the validation faces) from the networks' *mean* probabilities: since the logits are linear,
     the starting model is exactly that regression. Each network's copy of W and b then trains on its own."""
     from sklearn.linear_model import LogisticRegression
 
-    members = [_with_logit_head(network, len(dataset.classes)) for network in networks_]
+    members = [_with_logit_head(network, len(dataset.classes)) for network in parent_networks]
     readers = [keras.Model(member.inputs, member.get_layer(HEAD).input) for member in members]
     train, validation = dataset.split(config.train_split), dataset.split(config.validation_split)
     seen = {name: np.mean([reader.predict(split.images[..., None].astype("float32"), batch_size=256, verbose=0)
