@@ -389,9 +389,15 @@ def _serving_model(given: str | None):
 def _export(args) -> int:
     from fer.model import export
 
+    from fer.paths import SHIPPED_MODELS_DIR
+
     path = _model_path(args.model)
     if path.suffix != ".keras" or not path.exists():
         raise FerError(f"{path} is not a .keras model file; export takes a .keras file or a registered model's name")
+    if path.resolve().parent == SHIPPED_MODELS_DIR.resolve():  # Exports are written beside the model.
+        raise FerError(f"{path.stem} is a shipped model, and shipped models are read-only: its served export is "
+                       f"already beside it in {SHIPPED_MODELS_DIR}. To export it anyway, copy {path.name} and its "
+                       f"{path.stem}.json card to a folder of your own and export the copy")
     if args.format == "tflite":
         from fer.serve.tflite_runtime import TfliteModel
 

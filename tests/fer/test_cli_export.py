@@ -33,3 +33,13 @@ def test_cli_export_of_a_missing_model_is_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope.keras"), "--format", "onnx"]) == 2
     assert capsys.readouterr().err == (f"error: {tmp_path / 'nope.keras'} is not a .keras model file; "
                                        "export takes a .keras file or a registered model's name\n")
+
+
+def test_cli_export_of_a_shipped_model_is_refused_and_writes_nothing(capsys):
+    from fer.paths import SHIPPED_MODELS_DIR
+
+    before = {path.name: path.stat().st_mtime_ns for path in SHIPPED_MODELS_DIR.iterdir()}
+    assert main(["export", "fer2013", "--format", "onnx"]) == 2
+    assert capsys.readouterr().err.startswith("error: fer2013 is a shipped model, and shipped models are read-only: "
+                                              "its served export is already beside it in ")
+    assert {path.name: path.stat().st_mtime_ns for path in SHIPPED_MODELS_DIR.iterdir()} == before
