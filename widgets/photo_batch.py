@@ -14,16 +14,15 @@ from fer.serve.batch import photos_in_folder, photos_in_zip
 from fer.serve.drawing import annotate, encode_image
 from fer.serve.prediction import predict_file
 from fer.serve.served import ServedModel
-from pages.common import current_user
+from pages.common import accounts_configured, current_user
 from widgets.face_results import show_results_table
 
-BATCH_KEY = "predict_batch"  # ((where, model key, detector), [ImageResult], [(name, JPEG)]) of the last batch.
+BATCH_KEY = "predict_batch"  # ([ImageResult], [(name, annotated JPEG)]) of the last batch read.
 
 
 def data_roots_of_user():
     """The folders this user's browser may read from (fer.data.roots), looked up when a folder is asked for."""
     from fer.data.roots import data_roots
-    from pages.common import accounts_configured
 
     return data_roots(accounts=accounts_configured(), user=current_user())
 
