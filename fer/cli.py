@@ -388,7 +388,6 @@ def _serving_model(given: str | None):
 
 def _export(args) -> int:
     from fer.model import export
-
     from fer.paths import SHIPPED_MODELS_DIR
 
     path = _model_path(args.model)
