@@ -40,6 +40,18 @@ logits are averaged before one softmax, so at the start the model *is* that prob
 per-network heads if, over seeds 0-7, its starting validation accuracy is higher on average than theirs
 (validation faces only). Its test is then read once, on seeds 8-12, never drawn before; the target is
 met if the fine-tune's mean test accuracy there is at least the probe's.
+Result (quiet machine): the shared probe was chosen (validation 0.769 against 0.753); on seeds 8-12 the probe
+read 0.745 of the test faces, the fine-tune 0.739. Missed: four seeds kept the start (the probe itself); in
+seed 10 an epoch beat the start by one validation face in 120 and read 3 points fewer test faces.
+
+Written next (session 12), before any run of it, as session 11's closing note proposed: an epoch replaces
+the starting model only when a paired test on the validation faces says it reads them better: an exact
+one-sided McNemar test (a binomial test on the faces exactly one of the two reads right), p < 0.05. Among
+epochs that pass, the one reading the most validation faces is kept, as before. No other setting changes.
+The target is checked once, on seeds 13-17, never drawn before:
+`--seeds 13 14 15 16 17 --runs "fine-tune, all 3 networks, probe head"`; met if the fine-tune's mean test
+accuracy over those five seeds is at least the probe's. Whatever the result, it is the last rule tried on
+this task: it is reported as it comes out.
 """
 
 from __future__ import annotations
