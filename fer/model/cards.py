@@ -280,9 +280,8 @@ def lineage_lines(card: ModelCard) -> list[str]:
         lines.append(f"Trained on {Path(str(source)).name}"
                      + (f" (fingerprint {fingerprint})." if fingerprint else "."))
     if card.preset:
-        epoch = (f", best at epoch {card.epoch}" if card.epoch else
-                 ", kept as it started: no epoch of fine-tuning read the validation faces better" if card.epoch == 0
-                 else "")
+        kept = ", kept as it started: no epoch of fine-tuning read the validation faces better by more than chance"
+        epoch = f", best at epoch {card.epoch}" if card.epoch else kept if card.epoch == 0 else ""
         lines.append(f"Preset {card.preset}{epoch}.")
     members = [member for member in card.ensemble if isinstance(member, dict)]
     if members:

@@ -4,7 +4,8 @@ Same classes as the parent: every weight trains on, at a lower learning rate. Ot
 number): each network gets a new output layer for the dataset's classes (by default a probe that starts
 as the logistic regression on the networks' mean probabilities, probe_heads); the first `head_epochs` train
 that head alone with the backbone frozen, then the backbone joins at `backbone_rate` × the head's rate.
-The run keeps its starting model when no epoch reads the validation faces better (starting_accuracy).
+The run keeps its starting model unless an epoch reads the validation faces better by more than chance
+(validation_hits, reads_better).
 Batch normalization stays in inference mode throughout: its statistics come from the parent's tens of
 thousands of faces, and a few dozen per class would replace them with noisy ones.
 
@@ -224,14 +225,27 @@ def softmax_of_mean(members: list[keras.Model]) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"probe_over_{len(members)}")
 
 
-def starting_accuracy(model: keras.Model, dataset: Dataset, config: TrainConfig) -> float:
-    """The starting model's accuracy on the validation faces: what an epoch must beat to replace it.
+SIGNIFICANCE = 0.05  # An epoch must read the validation faces better than its start with p under this.
 
-    A fine-tuning run keeps its starting model (the parent, with its probe head when the classes are new)
-    when no epoch reads the validation faces better: a few dozen faces a class can make every epoch worse."""
+
+def validation_hits(model: keras.Model, dataset: Dataset, config: TrainConfig) -> np.ndarray:
+    """Which validation faces `model` reads right, in the split's order (booleans)."""
     split = dataset.split(config.validation_split)
     predicted = model.predict(split.images[..., None].astype("float32"), batch_size=256, verbose=0).argmax(axis=1)
-    return float((predicted == split.labels).mean())
+    return predicted == split.labels
+
+
+def reads_better(start_hits: np.ndarray, epoch_hits: np.ndarray) -> bool:
+    """Whether an epoch reads the validation faces better than the run's starting model by more than chance.
+
+    An exact one-sided McNemar test: of the faces exactly one of the two reads right, the epoch must win so
+    many that a fair coin would do it with probability under SIGNIFICANCE. A few dozen faces a class make
+    a one-face gain noise, and keeping such an epoch lost test accuracy (docs/model.md)."""
+    from scipy.stats import binomtest
+
+    start_hits, epoch_hits = np.asarray(start_hits, bool), np.asarray(epoch_hits, bool)
+    won, lost = int(np.sum(epoch_hits & ~start_hits)), int(np.sum(start_hits & ~epoch_hits))
+    return won > lost and bool(binomtest(won, won + lost, 0.5, alternative="greater").pvalue < SIGNIFICANCE)
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:

@@ -97,7 +97,7 @@ def _train(dataset: Dataset, config: TrainConfig, run_dir, plan: distribution.Di
     recorder = RunRecorder(run, state, dataset, config, monitor, train_images, plan.placement)
     if config.parent and validation_data is not None and not state.epochs_done:
         with plan.scope():
-            recorder.keep_start(model, finetune.starting_accuracy(model, dataset, config))
+            recorder.keep_start(model, finetune.validation_hits(model, dataset, config))
     fit_callbacks = [recorder, StopFlag(run), *schedule_callbacks(config, monitor), *callbacks]
     mlflow_logger = None
     if plan.placement.is_chief:
@@ -388,17 +388,29 @@ class RunRecorder(keras.callbacks.Callback):
         self.state = self.state.replace(training_seconds=self.state.training_seconds + (now - self.epoch_start),
                                         epochs_done=self.state.epochs_done if partial else epoch + 1)
         score, best = record.get(self.monitor), self.state.best_val_accuracy
-        if score is not None and (best is None or score > best):
+        if score is not None and (best is None or score > best) and self.beats_start():
             self.state = self.state.replace(best_val_accuracy=score, best_epoch=epoch + 1)
             self.save_best(self.model, record)
         self.run.save_checkpoint(self.model)
         self.update_state()
 
-    def keep_start(self, model: keras.Model, val_accuracy: float) -> None:
-        """Save the starting model as the best so far (epoch 0), scored on the validation faces."""
-        val_accuracy = _float(val_accuracy)  # Rounded as each epoch's score is, so a tie stays a tie.
+    def keep_start(self, model: keras.Model, hits: np.ndarray) -> None:
+        """Save the starting model as the best so far (epoch 0), with which validation faces it reads right:
+        an epoch replaces it only when it reads them better by more than chance (beats_start)."""
+        self.run.write_start_hits(hits)
+        val_accuracy = _float(np.mean(hits))  # Rounded as each epoch's score is, so a tie stays a tie.
         self.save_best(model, {"epoch": 0, "val_accuracy": val_accuracy})
         self.update_state(best_val_accuracy=val_accuracy, best_epoch=0)
+
+    def beats_start(self) -> bool:
+        """Whether the model as it stands may replace a fine-tuning run's starting model: always for a run
+        without one on record, else when finetune.reads_better says so on the validation faces."""
+        start = self.run.read_start_hits() if self.config.parent else None
+        if start is None:
+            return True
+        hits = finetune.validation_hits(self.model, self.dataset, self.config)
+        # A resumed run whose validation faces are not the ones its start read cannot be compared face by face.
+        return len(hits) != len(start) or finetune.reads_better(start, hits)
 
     def update_state(self, **changes) -> None:
         """Change the training process's own copy of the state and write it whole."""

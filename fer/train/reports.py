@@ -81,7 +81,7 @@ def describe_best_epoch(epoch: int | None) -> str:
     """Where a run's best model comes from: 'at epoch 4', or its starting model when no epoch beat the
     parent it was fine-tuned from (epoch 0)."""
     if epoch == 0:
-        return "from its starting model: no epoch read the validation faces better"
+        return "from its starting model: no epoch read the validation faces better by more than chance"
     return f"at epoch {epoch}" if epoch is not None else "at an unknown epoch"
 
 

@@ -200,6 +200,11 @@ class RunDir:
         return self.path / "best.keras"
 
     @property
+    def start_hits_file(self) -> Path:
+        """Which validation faces a fine-tuning run's starting model read right (fer.train.finetune)."""
+        return self.path / "start_hits.json"
+
+    @property
     def stop_file(self) -> Path:
         return self.path / "STOP"
 
@@ -261,6 +266,14 @@ class RunDir:
         state = self.read_state().replace(**changes)
         self.write_state(state)
         return state
+
+    def read_start_hits(self) -> list[bool] | None:
+        """The starting model's hits on the validation faces, or None when the run has none on record."""
+        hits = read_json(self.start_hits_file).get("hits")
+        return [bool(hit) for hit in hits] if isinstance(hits, list) else None
+
+    def write_start_hits(self, hits) -> None:
+        write_json(self.start_hits_file, {"hits": [bool(hit) for hit in hits]})
 
     def read_progress(self) -> ProgressRecord | None:
         values = read_json(self.progress_file)

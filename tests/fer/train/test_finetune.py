@@ -13,8 +13,8 @@ from fer.model.cards import ModelCard, lineage_lines, read_card
 from fer.model.files import load_model, save_model
 from fer.model.presets import build_model, ensemble
 from fer.train import finetune
-from fer.train.loop import train
-from fer.train.run_dir import RunDir
+from fer.train.loop import RunRecorder, train
+from fer.train.run_dir import RunDir, RunState
 
 NEW_CLASSES = ("bored", "confused", "focused")
 
@@ -209,8 +209,9 @@ def test_a_run_keeps_its_starting_model_when_no_epoch_reads_validation_better(ti
     config = finetune.finetune_config(tiny_model_path, epochs=1, head_epochs=0, learning_rate=1e-9, batch_size=16)
     start = finetune.starting_model(config, NEW_CLASSES, dataset)
     faces = dataset.splits["validation"].images[..., None].astype("float32")
-    expected = float((start.predict(faces, verbose=0).argmax(1) == dataset.splits["validation"].labels).mean())
-    assert finetune.starting_accuracy(start, dataset, config) == expected
+    hits = start.predict(faces, verbose=0).argmax(1) == dataset.splits["validation"].labels
+    assert np.array_equal(finetune.validation_hits(start, dataset, config), hits)
+    expected = float(hits.mean())
 
     result = train(dataset, config, tmp_path / "run", evaluate_splits=False)
     state = RunDir(tmp_path / "run").read_state()
@@ -218,4 +219,43 @@ def test_a_run_keeps_its_starting_model_when_no_epoch_reads_validation_better(ti
     kept, card = load_model(result.model_path)
     assert card.epoch == 0 and card.metrics["validation"]["accuracy"] == pytest.approx(expected, abs=1e-5)
     assert np.allclose(kept.predict(faces, verbose=0), start.predict(faces, verbose=0), atol=1e-5)
-    assert "no epoch of fine-tuning read the validation faces better" in " ".join(lineage_lines(card))
+    assert "no epoch of fine-tuning read the validation faces better by more than chance" in \
+        " ".join(lineage_lines(card))
+    assert RunDir(tmp_path / "run").read_start_hits() == hits.tolist()
+
+
+@pytest.mark.parametrize("won, lost, better", [
+    (1, 0, False),  # One face more: a coin does that half the time.
+    (4, 0, False),  # p = 1/16.
+    (5, 0, True),  # p = 1/32.
+    (9, 3, False),  # p = 299/4096 = 0.073.
+    (10, 3, True),  # p = 378/8192 = 0.046.
+    (3, 3, False),
+    (0, 4, False),
+])
+def test_an_epoch_reads_better_than_the_start_only_beyond_chance(won, lost, better):
+    agreed = 100  # Faces both read right or both wrong do not count.
+    start = np.array([True] * agreed + [False] * won + [True] * lost)
+    epoch = np.array([True] * agreed + [True] * won + [False] * lost)
+    assert finetune.reads_better(start, epoch) is better
+
+
+def test_an_epoch_one_face_better_than_the_start_does_not_replace_it(tiny_model_path, tmp_path, monkeypatch):
+    dataset = three_classes(per_class_validation=10)  # 30 validation faces.
+    config = finetune.finetune_config(tiny_model_path, epochs=3)
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    saved = []
+    recorder = RunRecorder(run, RunState(), dataset, config, "val_accuracy", train_images=36)
+    monkeypatch.setattr(recorder, "save_best", lambda model, record: saved.append(record["epoch"]))
+    monkeypatch.setattr(RunDir, "save_checkpoint", lambda self, model: None)
+    start = np.array([True] * 15 + [False] * 15)
+    recorder.keep_start(None, start)
+    epochs = [np.array([True] * 16 + [False] * 14),  # One face more: kept out.
+              np.array([True] * 22 + [False] * 8)]  # Seven more, none lost: p = 1/128.
+    monkeypatch.setattr(finetune, "validation_hits", lambda model, data, cfg: epochs.pop(0))
+    for epoch, accuracy in enumerate((16 / 30, 22 / 30)):
+        recorder.on_epoch_begin(epoch)
+        recorder.on_epoch_end(epoch, {"accuracy": 0.9, "val_accuracy": accuracy})
+    assert saved == [0, 2]
+    assert (recorder.state.best_epoch, recorder.state.best_val_accuracy) == (2, pytest.approx(22 / 30, abs=1e-4))

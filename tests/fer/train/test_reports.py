@@ -58,7 +58,7 @@ def test_describe_epoch():
 
 @pytest.mark.parametrize(("epoch", "text"), [
     (4, "at epoch 4"),
-    (0, "from its starting model: no epoch read the validation faces better"),
+    (0, "from its starting model: no epoch read the validation faces better by more than chance"),
     (None, "at an unknown epoch"),
 ])
 def test_describe_best_epoch_says_when_a_fine_tuning_run_kept_its_start(epoch, text):
