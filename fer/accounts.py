@@ -1,12 +1,13 @@
 """Who may do what on a server with accounts (Streamlit's login): whose files a path reaches, who may publish.
 
 Each signed-in user has a private space (fer.paths.user_dir) that no other user reaches, whatever path a
-browser names. Publishing copies a model to
-fer.paths.published_models_dir(), where every user can choose it and nobody can change it. The
-server's administrators decide who may publish: FER_STUDIO_ADMINS lists their user ids (the `sub`
-their identity provider sends), separated by commas. It is an environment variable, or a line at the
-top of .streamlit/secrets.toml (Streamlit exports the file's top-level strings to the environment).
-Without accounts the one local user owns the server and may publish.
+browser names. Publishing moves an administrator's own model to fer.paths.published_models_dir()
+(fer.model.registry.publish_model), where every user can choose it and nobody can change it. The server's
+administrators decide who may publish: FER_STUDIO_ADMINS lists their user ids (the `sub` their identity
+provider sends), separated by commas. It is an environment variable, or a line at the top of
+.streamlit/secrets.toml (Streamlit exports the file's top-level strings to the environment). Without
+accounts the one local user owns the server and may publish, though with nobody to publish to the Models
+page does not offer it.
 """
 
 from __future__ import annotations

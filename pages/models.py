@@ -1,11 +1,13 @@
 """Models: every model this user can choose, with its card and where it came from. The user's own models
 can be renamed and deleted (shipped and published ones are protected); any can be made the default, and a
-finished training run can be registered under a name here."""
+finished training run can be registered under a name here. On a server with accounts, its administrators
+publish their own models for everyone here, and withdraw them."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from fer import accounts
 from fer.errors import FerError
 from fer.formatting import escape_markdown, file_size, local_time, percent
 from fer.model import registry
@@ -78,9 +80,21 @@ def show_model(model, default_name: str | None, user: str | None) -> None:
             middle.button("Make default", key=f"default-{model.name}", icon=":material/star:", width="stretch",
                           on_click=act, args=(registry.set_default_model, model.name, user),
                           kwargs={"done": f"{model.name} is now the model every page starts with."})
+        publisher = user is not None and accounts.may_publish(user)  # Without accounts there is nobody to publish to.
+        if model.shelf == "published" and publisher:
+            right.button("Withdraw", key=f"withdraw-{model.name}", icon=":material/unpublished:", width="stretch",
+                         on_click=act, args=(registry.withdraw_model, model.name, user),
+                         kwargs={"done": f"Withdrew {model.name}: it is yours again, and nobody else sees it."})
         if model.shelf != "yours":
             left.caption("Protected: shipped and published models cannot be renamed or deleted.")
             return
+        if publisher:
+            with middle.popover("Publish", icon=":material/public:", width="stretch"):
+                st.markdown(f"Publish **{escape_markdown(model.name)}** for everyone? Every user can then choose "
+                            "it, and nobody can rename or delete it until you withdraw it.")
+                st.button("Publish for everyone", key=f"publish-{model.name}", type="primary", on_click=act,
+                          args=(registry.publish_model, model.name, user),
+                          kwargs={"done": f"Published {model.name}: every user can choose it now."})
         key = f"rename-{model.name}"
         left.text_input("New name", key=key, placeholder="letters, digits, '.', '_' or '-'")
         left.button("Rename", key=f"rename-button-{model.name}", icon=":material/edit:",

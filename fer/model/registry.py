@@ -2,7 +2,8 @@
 
 Three shelves hold registered models, read in this order (a name is taken by the first shelf that has it):
 - shipped: the checkout's `models/` (fer.paths.SHIPPED_MODELS_DIR), read-only; the app never writes there;
-- published: fer.paths.published_models_dir(), models published for every user, read-only to them;
+- published: fer.paths.published_models_dir(), models published for every user, read-only to them (an
+  administrator's own model moves there with publish_model, and back with withdraw_model);
 - the user's own: fer.paths.user_models_dir(user), the only place `register_model` writes.
 
 A finished training run of the user's is chosen as `run:<run folder name>` and resolved only inside
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 from fer.errors import FerError
 from fer.model.cards import ModelCard, card_path, read_card, write_card
-from fer.paths import SHIPPED_MODELS_DIR, published_models_dir, runs_dir, user_dir, user_models_dir
+from fer.paths import SHIPPED_MODELS_DIR, home_dir, published_models_dir, runs_dir, user_dir, user_models_dir
 
 DEFAULT_MODEL_NAME = "fer2013"  # The model the project ships; Predict and Evaluate start with it.
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -219,18 +220,8 @@ def rename_model(name: str, new_name: str, user: str | None = None) -> Path:
     """
     model = _own_model(name, user, "renamed")
     check_model_name(new_name, user)
-    moves = [(path, path.with_name(new_name + path.name[len(name):])) for path in model_files(model.path)]
-    done = []
-    try:
-        for source, target in moves:
-            os.link(source, target)
-            done.append(target)
-    except OSError as error:
-        for target in done:
-            target.unlink(missing_ok=True)
-        raise FerError(f"'{name}' could not be renamed: {error.strerror or error}") from error
-    for source, _ in moves:
-        source.unlink()
+    _move_files([(path, path.with_name(new_name + path.name[len(name):])) for path in model_files(model.path)],
+                f"'{name}' could not be renamed")
     target = model.path.with_name(f"{new_name}.keras")
     card = read_card(target)
 
@@ -253,6 +244,65 @@ def delete_model(name: str, user: str | None = None) -> None:
         path.unlink(missing_ok=True)
     if chosen_default_name(user) == name:
         (user_dir(user) / DEFAULT_FILE).unlink(missing_ok=True)
+
+
+# --- Publishing for every user (administrators, fer.accounts) ------------------------------------
+
+
+def publish_model(name: str, user: str | None = None) -> Path:
+    """Move one of the user's models, with all its files, to the published shelf: every user can choose it
+    there and nobody can rename or delete it. Returns its new .keras path.
+
+    Only a user fer.accounts.may_publish allows. Refused in words when another user's own models hold the
+    name (published, it would hide theirs from them) or the published shelf already has it."""
+    from fer.accounts import may_publish
+
+    if not may_publish(user):
+        raise FerError("only the server's administrators may publish a model for everyone (FER_STUDIO_ADMINS)")
+    model = _own_model(name, user, "published")
+    spaces = [user_models_dir(None), *(home_dir() / "users").glob("*/models")]
+    if any((space / f"{name}.keras").exists() for space in spaces if space.resolve() != model.path.parent.resolve()):
+        raise FerError(f"another user has a model called '{name}', and publishing would hide it from them; "
+                       "rename yours, then publish it")
+    return _move_to(model.path, published_models_dir(), f"'{name}' could not be published")
+
+
+def withdraw_model(name: str, user: str | None = None) -> Path:
+    """Move a published model back to this administrator's own models (where it can be renamed or deleted);
+    other users no longer see it. Returns its new .keras path."""
+    from fer.accounts import may_publish
+
+    if not may_publish(user):
+        raise FerError("only the server's administrators may withdraw a published model")
+    model = resolve_model(name, user)
+    if model.shelf != "published":
+        raise FerError(f"'{name}' is not a published model")
+    return _move_to(model.path, user_models_dir(user), f"'{name}' could not be withdrawn")
+
+
+def _move_to(model_path: Path, folder: Path, failed: str) -> Path:
+    """Move a registered model's files into `folder`, names unchanged; returns its new .keras path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _move_files([(path, folder / path.name) for path in model_files(model_path)], failed)
+    return folder / model_path.name
+
+
+def _move_files(moves: list[tuple[Path, Path]], failed: str) -> None:
+    """Move each (source, target); never writes over a file: every target is linked first, which fails if
+    it exists, and the sources go only once all are linked. FerError starting with `failed` otherwise."""
+    done = []
+    try:
+        for source, target in moves:
+            os.link(source, target)
+            done.append(target)
+    except OSError as error:
+        for target in done:
+            target.unlink(missing_ok=True)
+        reason = "a file of that name is already there" if isinstance(error, FileExistsError) else \
+            (error.strerror or str(error))
+        raise FerError(f"{failed}: {reason}") from error
+    for source, _ in moves:
+        source.unlink()
 
 
 def chosen_default_name(user: str | None = None) -> str | None:

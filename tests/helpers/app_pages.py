@@ -9,6 +9,11 @@ from streamlit.testing.v1 import AppTest
 from fer.paths import PROJECT_ROOT, user_models_dir
 from pages.common import DATASET_KEY, MODEL_KEY
 
+# An [auth] section as a lab writes it in .streamlit/secrets.toml; AppTest never contacts the provider.
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "a-test-secret-not-used-anywhere",
+        "client_id": "fer-studio", "client_secret": "not-a-secret",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+
 
 def register_copy(model: Path | str, user: str | None = None) -> str:
     """A .keras file with its card and exports copied into the user's models folder (once), as a registered
@@ -31,11 +36,15 @@ def register_copy(model: Path | str, user: str | None = None) -> str:
 
 
 def app_on_page(page: str, *, dataset: Path | str | None = None, model: Path | str | None = None,
-                timeout: float = 120) -> AppTest:
+                timeout: float = 120, signed_in: str | None = None) -> AppTest:
     """app.py run once with `dataset` and `model` in session state, then switched to `page` (e.g.
     "pages/dataset.py") and run, as a user who opens the app and clicks the page would; the page must
-    not have raised. `model`: a registered model's name, or a .keras file, registered here by `register_copy`."""
+    not have raised. `model`: a registered model's name, or a .keras file, registered here by `register_copy`.
+    `signed_in`: a user id, with accounts configured (AUTH) and that user signed in."""
     app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=timeout)
+    if signed_in is not None:
+        app.secrets["auth"] = AUTH
+        app.user = {"is_logged_in": True, "sub": signed_in, "name": signed_in}
     if dataset is not None:
         app.session_state[DATASET_KEY] = str(dataset)
     if model is not None:

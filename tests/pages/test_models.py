@@ -1,5 +1,5 @@
 """The Models page (pages/models.py) under AppTest: cards and lineage, rename, delete, make default, register a run;
-shipped models are protected."""
+shipped models are protected; with accounts, an administrator publishes and withdraws."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from fer.model import registry
-from fer.paths import runs_dir, user_models_dir
+from fer.paths import published_models_dir, runs_dir, user_models_dir
 from helpers.app_pages import app_on_page, register_copy
 
 PAGE = "pages/models.py"
@@ -79,3 +79,28 @@ def test_a_finished_run_is_registered_only_when_named(tiny_model_path):
     button(app, "register-button-20260101-000000-tiny").click().run()
     assert not app.exception and "Registered keeper" in app.success[0].value
     assert (user_models_dir() / "keeper.keras").exists()
+
+
+def test_with_accounts_an_admin_publishes_a_model_and_withdraws_it(tiny_model_path, monkeypatch):
+    monkeypatch.setenv("FER_STUDIO_ADMINS", "ann")
+    name = register_copy(tiny_model_path, user="ann")
+    app = app_on_page(PAGE, signed_in="ann")
+    assert not [widget for widget in app.button if widget.key == "withdraw-fer2013"]  # Shipped: nobody's to withdraw.
+    button(app, f"publish-{name}").click().run()
+    assert not app.exception and f"Published {name}" in app.success[0].value
+    assert (published_models_dir() / f"{name}.keras").exists() and not list(user_models_dir("ann").glob(f"{name}.*"))
+    text = "\n".join(element.value for element in app.markdown)
+    assert "· published for everyone" in text
+
+    bob = app_on_page(PAGE, signed_in="bob")  # Another user sees it, protected, with nothing to publish or withdraw.
+    assert "· published for everyone" in "\n".join(element.value for element in bob.markdown)
+    assert not [widget for widget in bob.button if widget.key.startswith(("publish-", "withdraw-", "rename-button-"))]
+
+    button(app, f"withdraw-{name}").click().run()
+    assert not app.exception and f"Withdrew {name}" in app.success[0].value
+    assert (user_models_dir("ann") / f"{name}.keras").exists() and not list(published_models_dir().iterdir())
+
+
+def test_without_accounts_there_is_nobody_to_publish_to(mine):
+    app = app_on_page(PAGE)
+    assert not [widget for widget in app.button if widget.key.startswith(("publish-", "withdraw-"))]

@@ -9,14 +9,11 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fer.settings import Choices, read_choices, write_choices
+from helpers.app_pages import AUTH
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 PAGES = ("pages/home.py", "pages/dataset.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py")
-# An [auth] section as a lab writes it in .streamlit/secrets.toml; AppTest never contacts the provider.
-AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "a-test-secret-not-used-anywhere",
-        "client_id": "fer-studio", "client_secret": "not-a-secret",
-        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
 
 
 @pytest.fixture(autouse=True)

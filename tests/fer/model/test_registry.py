@@ -243,3 +243,48 @@ def test_the_default_follows_a_rename(tiny_model_path):
     set_default_model("mine")
     rename_model("mine", "keeper")
     assert chosen_default_name() == "keeper"
+
+
+def test_an_admin_publishes_a_model_for_everyone_and_withdraws_it(monkeypatch):
+    monkeypatch.setenv("FER_STUDIO_ADMINS", "ann")
+    own = write_model(user_models_dir("ann"), "lab-model")
+    own.with_suffix(".onnx").write_bytes(b"onnx")
+    published = registry.publish_model("lab-model", "ann")
+    assert published == published_models_dir() / "lab-model.keras"
+    assert sorted(path.name for path in published_models_dir().iterdir()) == [
+        "lab-model.json", "lab-model.keras", "lab-model.onnx"]
+    assert not list(user_models_dir("ann").glob("lab-model.*"))  # Moved, not copied.
+    for user in ("ann", "bob"):
+        assert registry.resolve_model("lab-model", user).shelf == "published"
+    with pytest.raises(FerError, match="a published model; only your own models can be deleted"):
+        registry.delete_model("lab-model", "bob")
+    with pytest.raises(FerError, match="only the server's administrators may withdraw"):
+        registry.withdraw_model("lab-model", "bob")
+
+    back = registry.withdraw_model("lab-model", "ann")
+    assert back == user_models_dir("ann") / "lab-model.keras" and back.read_bytes() == b"keras"
+    assert not list(published_models_dir().iterdir())
+    with pytest.raises(FerError, match="no model called 'lab-model'"):
+        registry.resolve_model("lab-model", "bob")
+
+
+def test_only_an_admin_publishes_and_never_over_another_users_model(monkeypatch):
+    monkeypatch.setenv("FER_STUDIO_ADMINS", "ann")
+    write_model(user_models_dir("bob"), "shared-name")
+    with pytest.raises(FerError, match="only the server's administrators may publish"):
+        registry.publish_model("shared-name", "bob")
+    write_model(user_models_dir("ann"), "shared-name")
+    with pytest.raises(FerError, match="another user has a model called 'shared-name'"):
+        registry.publish_model("shared-name", "ann")
+    with pytest.raises(FerError, match="the model FER Studio ships; only your own models can be published"):
+        registry.publish_model("fer2013", "ann")
+    write_model(user_models_dir("ann"), "unique").with_suffix(".onnx").write_bytes(b"ann's export")
+    published_models_dir().mkdir(parents=True)
+    (published_models_dir() / "unique.onnx").write_bytes(b"left there")  # Not a model, but never written over.
+    with pytest.raises(FerError, match="could not be published: a file of that name is already there"):
+        registry.publish_model("unique", "ann")
+    assert sorted(path.name for path in user_models_dir("ann").glob("unique.*")) == [
+        "unique.json", "unique.keras", "unique.onnx"]  # Nothing moved.
+    assert sorted(path.name for path in published_models_dir().iterdir()) == ["unique.onnx"]
+    assert (published_models_dir() / "unique.onnx").read_bytes() == b"left there"
+    assert (user_models_dir("bob") / "shared-name.keras").exists()
