@@ -7,10 +7,10 @@ from FER2013 *validation* faces (the shipped model never trained on them):
 
     positive = happy · calm = neutral · startled = fear + surprise · upset = angry + disgust + sad
 
-Per seed, each class draws 60 training, 30 validation and 150 test faces (`--train`, `--validation` change
-the first two; a grouped class draws from
-its pooled faces). Training and validation are written as a Kaggle-layout folder, the test faces stay
-in memory. Every choice is made on validation; test accuracy is reported once per row:
+Per seed, each class draws 60 training, 30 validation and 150 test faces (`--train` and `--validation`
+change the first two; a grouped class draws from its pooled faces). Training and validation are written
+as a Kaggle-layout folder, the test faces stay in memory. Every choice is made on validation; test
+accuracy is reported once per row:
 
 - probe on the parent's probabilities: scikit-learn's logistic regression on the shipped model's seven
   probabilities, its C chosen on validation from 0.01-100;
