@@ -82,9 +82,11 @@ def show_model(model, default_name: str | None, user: str | None) -> None:
                           kwargs={"done": f"{model.name} is now the model every page starts with."})
         publisher = user is not None and accounts.may_publish(user)  # Without accounts there is nobody to publish to.
         if model.shelf == "published" and publisher:
+            left.caption("Published for everyone: withdraw it to rename or delete it.")
             right.button("Withdraw", key=f"withdraw-{model.name}", icon=":material/unpublished:", width="stretch",
                          on_click=act, args=(registry.withdraw_model, model.name, user),
                          kwargs={"done": f"Withdrew {model.name}: it is yours again, and nobody else sees it."})
+            return
         if model.shelf != "yours":
             left.caption("Protected: shipped and published models cannot be renamed or deleted.")
             return

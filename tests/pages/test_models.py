@@ -89,8 +89,8 @@ def test_with_accounts_an_admin_publishes_a_model_and_withdraws_it(tiny_model_pa
     button(app, f"publish-{name}").click().run()
     assert not app.exception and f"Published {name}" in app.success[0].value
     assert (published_models_dir() / f"{name}.keras").exists() and not list(user_models_dir("ann").glob(f"{name}.*"))
-    text = "\n".join(element.value for element in app.markdown)
-    assert "· published for everyone" in text
+    assert "· published for everyone" in "\n".join(element.value for element in app.markdown)
+    assert "withdraw it to rename or delete it" in "\n".join(element.value for element in app.caption)
 
     bob = app_on_page(PAGE, signed_in="bob")  # Another user sees it, protected, with nothing to publish or withdraw.
     assert "· published for everyone" in "\n".join(element.value for element in bob.markdown)
