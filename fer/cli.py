@@ -261,6 +261,7 @@ def _train(args) -> int:
     from fer.data.datasets import open_dataset
     from fer.train.distribution import prepare
     from fer.train.loop import ConsoleProgress, train
+    from fer.train.reports import describe_best_epoch
 
     if args.register:
         from fer.model.registry import check_model_name
@@ -286,7 +287,7 @@ def _train(args) -> int:
     if not plan.placement.is_chief:
         print(f"process {plan.placement.process_id} of {plan.placement.processes}: done")
         return 0
-    print(f"best model: {result.model_path}")
+    print(f"best model ({describe_best_epoch(result.card.epoch)}): {result.model_path}")
     for split, metrics in result.card.metrics.items():
         print(f"  {split}: accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}")
     if args.register:

@@ -97,6 +97,8 @@ def test_train_from_a_model_fine_tunes_it_and_records_the_parent(tiny_model_path
     out = capsys.readouterr().out
     assert f"starting from: {tiny_model_path}" in out and "epoch 2/2" in out
     card = read_card(run / "best.keras")
+    kept = "best model (from its starting model: no epoch read the validation faces better by more than chance)"
+    assert (f"best model (at epoch {card.epoch}): " if card.epoch else kept) in out
     assert card.classes == moods and card.lineage.parent == "tiny" and card.lineage.new_head
     assert card.hyperparameters["batch_size"] == 32  # A small-data default, not the seed recipe's 64.
 
