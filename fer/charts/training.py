@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from fer.charts.palette import LEARNING_RATE_COLOR, TRAIN_COLOR, VALIDATION_COLOR
+from fer.charts.palette import GREY, LEARNING_RATE_COLOR, TRAIN_COLOR, VALIDATION_COLOR
 
 METRIC_TITLES = {
     "loss": "Loss",
@@ -22,12 +22,23 @@ METRIC_TITLES = {
 }
 
 
-def curves_figure(records: Sequence[dict], metric: str = "loss") -> go.Figure:
+def curves_figure(records: Sequence[dict], metric: str = "loss", *, start: float | None = None,
+                  best_epoch: int | None = None) -> go.Figure:
     """Train and validation `metric` ("loss" or "accuracy") per epoch.
 
     An epoch cut short by a stop is drawn as an open marker: its numbers cover only part of the data.
+    On the accuracy chart, `start` (a fine-tuning run's starting model on the validation faces) is drawn
+    at epoch 0 with a dotted line across, and `best_epoch` (0: the start) gets a star: the model kept.
     """
-    figure = _figure(METRIC_TITLES.get(metric, metric), metric)
+    figure = _figure(f"{METRIC_TITLES.get(metric, metric)} per epoch", metric)
+    if metric == "accuracy" and start is not None:
+        last = max((r["epoch"] for r in records), default=1)
+        figure.add_trace(go.Scatter(
+            x=[0, last], y=[start, start], name="start", mode="lines+markers", line={"color": GREY, "dash": "dot"},
+            marker={"color": GREY, "size": [8, 0]},
+            hovertemplate="the starting model<br>validation accuracy %{y:.4f}<br>kept unless an epoch reads the "
+                          "validation faces better by more than chance<extra></extra>",
+        ))
     for key, name, color in ((metric, "train", TRAIN_COLOR), (f"val_{metric}", "validation", VALIDATION_COLOR)):
         points = [r for r in records if r.get(key) is not None]
         if not points:
@@ -40,12 +51,30 @@ def curves_figure(records: Sequence[dict], metric: str = "loss") -> go.Figure:
             customdata=[["partial epoch (stopped)" if r.get("partial") else ""] for r in points],
             hovertemplate=f"epoch %{{x}}<br>{name} {metric} %{{y:.4f}}<br>%{{customdata[0]}}<extra></extra>",
         ))
+    kept = _kept_point(records, metric, start, best_epoch)
+    if kept is not None:
+        figure.add_trace(go.Scatter(
+            x=[kept[0]], y=[kept[1]], name="kept", mode="markers",
+            marker={"symbol": "star", "size": 15, "color": VALIDATION_COLOR, "line": {"color": "white", "width": 1}},
+            hovertemplate="the model kept (best on the validation faces)<br>epoch %{x}<extra></extra>",
+        ))
     return _finish(figure, records)
+
+
+def _kept_point(records: Sequence[dict], metric: str, start: float | None,
+                best_epoch: int | None) -> tuple[int, float] | None:
+    """(epoch, validation accuracy) of the model a run kept, when the accuracy chart can show it."""
+    if metric != "accuracy" or best_epoch is None:
+        return None
+    if best_epoch == 0:
+        return (0, start) if start is not None else None
+    scores = [r.get("val_accuracy") for r in records if r.get("epoch") == best_epoch]
+    return (best_epoch, scores[-1]) if scores and scores[-1] is not None else None
 
 
 def learning_rate_figure(records: Sequence[dict]) -> go.Figure:
     """The learning rate at the end of each epoch, on a log axis (schedules span decades)."""
-    figure = _figure("Learning rate", "lr")
+    figure = _figure("Learning rate per epoch", "lr")
     points = [r for r in records if r.get("lr")]
     if points:
         figure.add_trace(go.Scatter(
@@ -53,13 +82,13 @@ def learning_rate_figure(records: Sequence[dict]) -> go.Figure:
             mode="lines+markers", line={"color": LEARNING_RATE_COLOR},
             hovertemplate="epoch %{x}<br>learning rate %{y:.3g}<extra></extra>",
         ))
-        figure.update_yaxes(type="log", exponentformat="power")
+        figure.update_yaxes(type="log", exponentformat="power", dtick="D2")  # Powers of ten, 2 and 5 between.
     return _finish(figure, records)
 
 
 def comparison_figure(histories: Mapping[str, Sequence[dict]], metric: str = "val_accuracy") -> go.Figure:
     """One line per run: `metric` per epoch, to compare runs side by side."""
-    figure = _figure(f"{METRIC_TITLES.get(metric, metric)} by run", metric)
+    figure = _figure(f"{METRIC_TITLES.get(metric, metric)} per epoch, by run", metric)
     for run, records in histories.items():
         points = [r for r in records if r.get(metric) is not None]
         if not points:
@@ -70,20 +99,21 @@ def comparison_figure(histories: Mapping[str, Sequence[dict]], metric: str = "va
         ))
     if not figure.data:
         _note(figure, "No epochs recorded yet for these runs")
-    figure.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.25})
+    else:
+        _epoch_ticks(figure, max(len(records) for records in histories.values()))
+    figure.update_layout(showlegend=True)
     return figure
 
 
 def _figure(title: str, metric: str) -> go.Figure:
+    # The Train page gives each curve a third of its width (about 200 px in a 1000 px window): the legend
+    # goes under the plot, where it can wrap, and the title says what both axes are, so neither has one.
     figure = go.Figure()
-    figure.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                         legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
-                         hovermode="x unified")
-    figure.update_xaxes(title="epoch", tickmode="linear", dtick=1, rangemode="tozero")
-    if "accuracy" in metric:
-        figure.update_yaxes(title=METRIC_TITLES.get(metric, metric).lower(), tickformat=".0%")
-    else:
-        figure.update_yaxes(title=METRIC_TITLES.get(metric, metric).lower())
+    figure.update_layout(title={"text": title, "font": {"size": 15}}, height=340,
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         legend={"orientation": "h", "x": 0, "y": -0.12, "yanchor": "top"}, hovermode="x unified")
+    figure.update_xaxes(rangemode="tozero")
+    figure.update_yaxes(tickformat=".0%" if "accuracy" in metric else None)
     return figure
 
 
@@ -91,8 +121,15 @@ def _finish(figure: go.Figure, records: Sequence[dict]) -> go.Figure:
     if not figure.data:
         _note(figure, "Waiting for the first epoch to finish…" if not records else "Not recorded for this run")
     else:
-        figure.update_xaxes(dtick=max(1, len(records) // 15))  # At most ~15 epoch ticks.
+        _epoch_ticks(figure, len(records))
     return figure
+
+
+def _epoch_ticks(figure: go.Figure, epochs: int) -> None:
+    if epochs <= 6:
+        figure.update_xaxes(tickmode="linear", dtick=1)  # Every epoch, never half of one.
+    else:
+        figure.update_xaxes(tickmode="auto", nticks=6)  # Round steps (2, 5, 10...) that fit a narrow chart.
 
 
 def _note(figure: go.Figure, text: str) -> None:

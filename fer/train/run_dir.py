@@ -272,6 +272,11 @@ class RunDir:
         hits = read_json(self.start_hits_file).get("hits")
         return [bool(hit) for hit in hits] if isinstance(hits, list) else None
 
+    def start_accuracy(self) -> float | None:
+        """A fine-tuning run's starting model's accuracy on the validation faces (None when not on record)."""
+        hits = self.read_start_hits()
+        return sum(hits) / len(hits) if hits else None
+
     def write_start_hits(self, hits) -> None:
         write_json(self.start_hits_file, {"hits": [bool(hit) for hit in hits]})
 

@@ -1,6 +1,7 @@
 """Every chart with category ticks, drawn by Plotly in Chromium at the widths the app gives it, keeps its
-tick labels apart (and out from under its legend): a whole page and half of one (Compare's two matrices),
-in a 1400 px and a 1000 px wide window. Measured from the rendered SVG (tests/helpers/chart_geometry.py).
+tick labels apart (and its labels and title out from under its legend): a whole page, half of one
+(Compare's two matrices) and a third (the Train page's curves), in a 1400 px and a 1000 px wide window.
+Measured from the rendered SVG (tests/helpers/chart_geometry.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fer.charts import dataset as dataset_charts
 from fer.charts import evaluation as evaluation_charts
 from fer.charts.explain import clickable_confusion
 from fer.charts.prediction import probability_figure
+from fer.charts.training import comparison_figure, curves_figure, learning_rate_figure
 from fer.charts.video import shares_figure, timeline_figure
 from fer.data.eda import ClassProfiles
 from fer.evaluate.scoring import score
@@ -76,7 +78,20 @@ def _figures() -> dict[str, tuple]:
         "probabilities": (probability_figure(_face(1)), 0.3),
         "video-shares": (shares_figure(_video()), 0.5),
         "video-timeline": (timeline_figure(_video(), 1), 0.5),
+        "train-loss": (curves_figure(_epochs(), "loss"), 1 / 3),
+        "train-accuracy": (curves_figure(_epochs(), "accuracy", start=0.74, best_epoch=0), 1 / 3),
+        "train-learning-rate": (learning_rate_figure(_epochs()), 1 / 3),
+        "train-comparison": (comparison_figure({"20261206-0815-vgg40": _epochs(), "20261206-0901-seed": _epochs(12)}),
+                             1.0),
     }
+
+
+def _epochs(count: int = 20) -> list[dict]:
+    """A fine-tuning run's metrics records, as fer.train.run_dir writes them."""
+    rng = np.random.default_rng(3)
+    return [{"epoch": epoch, "loss": 1.2 / epoch ** 0.3, "accuracy": 0.6 + 0.01 * epoch, "val_loss": 0.9,
+             "val_accuracy": 0.73 + rng.uniform(-0.02, 0.02), "lr": 1e-3 if epoch <= 5 else 1e-4}
+            for epoch in range(1, count + 1)]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from typing import NamedTuple, Sequence
 Quad = Sequence[tuple[float, float]]
 
 # For every .js-plotly-plot under `root`: per axis (xtick, ytick, x2tick...) the label texts and their
-# corners in page pixels, the same for text drawn on the data ("cells", "bar text"), and the legend's box.
+# corners in page pixels, the same for the title and for text drawn on the data ("cells", "bar text"), and
+# the legend's box.
 MEASURE_JS = """
 (root) => [...root.querySelectorAll('.js-plotly-plot')].map(plot => {
   const corners = (element) => {
@@ -29,6 +30,11 @@ MEASURE_JS = """
     const group = text.parentElement.getAttribute('class');
     if (!text.textContent.trim() || getComputedStyle(text).display === 'none') continue;
     (axes[group] = axes[group] || []).push({text: text.textContent, quad: corners(text)});
+  }
+  // The chart's and its axes' titles: the legend must not sit on them.
+  for (const text of plot.querySelectorAll('.gtitle, .xtitle, .ytitle')) {
+    if (!text.textContent.trim()) continue;
+    (axes['title'] = axes['title'] || []).push({text: text.textContent, quad: corners(text)});
   }
   // Numbers written on the data: a heatmap's cells and text beside or inside bars.
   for (const [group, selector] of [['cells', '.heatmaplayer text'], ['bar text', '.barlayer text.bartext']]) {

@@ -15,13 +15,38 @@ def test_loss_curves_have_train_and_validation_per_epoch():
     assert (train.name, validation.name) == ("train", "validation")
     assert list(train.x) == [1, 2, 3] and list(train.y) == [1.9, 1.6, 1.5]
     assert list(validation.y) == [1.8, 1.7, 1.7]
-    assert figure.layout.xaxis.title.text == "epoch"
+    assert figure.layout.title.text == "Loss per epoch"
 
 
 def test_accuracy_curves_use_a_percent_axis_and_mark_a_partial_epoch():
     figure = curves_figure(RECORDS, "accuracy")
     assert figure.layout.yaxis.tickformat == ".0%"
     assert list(figure.data[0].marker.symbol) == ["circle", "circle", "circle-open"]
+
+
+def test_the_accuracy_chart_marks_the_kept_epoch_with_a_star():
+    figure = curves_figure(RECORDS, "accuracy", best_epoch=2)
+    kept = next(trace for trace in figure.data if trace.name == "kept")
+    assert (list(kept.x), list(kept.y)) == ([2], [0.30]) and kept.marker.symbol == "star"
+    assert "start" not in [trace.name for trace in figure.data]  # Not a fine-tuning run: no start on record.
+    assert "kept" not in [trace.name for trace in curves_figure(RECORDS, "loss", best_epoch=2).data]
+
+
+def test_a_fine_tuning_runs_start_is_drawn_at_epoch_0_and_starred_when_kept():
+    figure = curves_figure(RECORDS, "accuracy", start=0.32, best_epoch=0)
+    start = next(trace for trace in figure.data if trace.name == "start")
+    assert (list(start.x), list(start.y)) == ([0, 3], [0.32, 0.32]) and start.line.dash == "dot"
+    kept = next(trace for trace in figure.data if trace.name == "kept")
+    assert (list(kept.x), list(kept.y)) == ([0], [0.32])
+    assert "by more than chance" in start.hovertemplate
+
+
+def test_epoch_ticks_are_every_epoch_for_a_few_and_round_steps_for_many():
+    few = curves_figure(RECORDS, "loss")
+    assert (few.layout.xaxis.tickmode, few.layout.xaxis.dtick) == ("linear", 1)
+    many = curves_figure([{"epoch": epoch, "loss": 1.0 / epoch} for epoch in range(1, 31)], "loss")
+    assert (many.layout.xaxis.tickmode, many.layout.xaxis.nticks) == ("auto", 6)
+    assert many.layout.legend.orientation == "h" and many.layout.legend.y < 0  # Under the plot, off the title.
 
 
 def test_curves_without_validation_draw_only_train():
