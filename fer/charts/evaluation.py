@@ -86,7 +86,7 @@ def reliability_figure(evaluation: Evaluation) -> go.Figure:
                        marker=dict(color=ORANGE, size=8), hoverinfo="skip")
     figure.update_layout(
         title=f"Expected calibration error {bins.ece:.1%}", height=360, bargap=0.05,
-        margin=dict(t=40, b=10, l=10, r=10), legend=dict(orientation="h", y=-0.2),
+        margin=dict(t=40, b=10, l=10, r=10), legend=dict(orientation="h", y=-0.3, yanchor="top"),  # Below "confidence".
         xaxis=dict(title="confidence", range=[0, 1], tickformat=".0%"),
         yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
     )

@@ -1,6 +1,7 @@
 """Every chart with category ticks, drawn by Plotly in Chromium at the widths the app gives it, keeps its
-tick labels apart (and its labels and title out from under its legend): a whole page, half of one
-(Compare's two matrices) and a third (the Train page's curves), in a 1400 px and a 1000 px wide window.
+tick labels apart (and its labels and titles out from under its legend): a whole page, half of one
+(Compare's two matrices, Evaluate's confidence and calibration) and a third (the Train page's curves), in a
+1400 px and a 1000 px wide window.
 Measured from the rendered SVG (tests/helpers/chart_geometry.py).
 """
 
@@ -16,12 +17,13 @@ import pytest
 from browser.conftest import launch_chromium
 from fer.charts import dataset as dataset_charts
 from fer.charts import evaluation as evaluation_charts
-from fer.charts.explain import clickable_confusion
+from fer.charts.explain import clickable_confusion, feature_map_figure
 from fer.charts.prediction import probability_figure
 from fer.charts.training import comparison_figure, curves_figure, learning_rate_figure
 from fer.charts.video import shares_figure, timeline_figure
-from fer.data.eda import ClassProfiles
+from fer.data.eda import ClassProfiles, QualityThresholds
 from fer.evaluate.scoring import score
+from fer.explain.features import FeatureMap
 from fer.labels import CLASSES
 from fer.serve.detection import Box
 from fer.serve.live import TrackedFace
@@ -78,6 +80,14 @@ def _figures() -> dict[str, tuple]:
         "probabilities": (probability_figure(_face(1)), 0.3),
         "video-shares": (shares_figure(_video()), 0.5),
         "video-timeline": (timeline_figure(_video(), 1), 0.5),
+        "pixel-histogram": (dataset_charts.pixel_histogram_chart(profiles), 1.0),
+        "contrast": (dataset_charts.contrast_chart({"train": rng.normal(45, 15, 3000).clip(0, 127),
+                                                    "validation": rng.normal(45, 15, 400).clip(0, 127)},
+                                                   QualityThresholds()), 1.0),
+        "confidence": (evaluation_charts.confidence_figure(first), 0.5),
+        "reliability": (evaluation_charts.reliability_figure(first), 0.5),
+        "feature-map": (feature_map_figure(FeatureMap(np.arange(300), rng.normal(size=(300, 2)), "pca", 0.4),
+                                           rng.integers(0, 7, 300), rng.integers(0, 7, 300), CLASSES), 1.0),
         "train-loss": (curves_figure(_epochs(), "loss"), 1 / 3),
         "train-accuracy": (curves_figure(_epochs(), "accuracy", start=0.74, best_epoch=0), 1 / 3),
         "train-learning-rate": (learning_rate_figure(_epochs()), 1 / 3),
