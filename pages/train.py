@@ -222,17 +222,18 @@ def live_view(run_dir: str, ticking: bool) -> None:
             st.switch_page("pages/predict.py")
     controls(run)
 
-    records = RunDir(run.path).read_metrics()
+    folder = RunDir(run.path)
+    records = folder.read_metrics()
     if records:
         st.caption(f"Last epoch · {run_reports.describe_epoch(records[-1], run.epochs)}")
     loss, accuracy, rate = st.columns(3)
     loss.plotly_chart(curves_figure(records, "loss"), key=f"loss-{run.name}")
-    accuracy.plotly_chart(curves_figure(records, "accuracy", start=RunDir(run.path).start_accuracy(),
-                                        best_epoch=run.best_epoch), key=f"accuracy-{run.name}")
+    accuracy.plotly_chart(curves_figure(records, "accuracy", start=folder.start_accuracy(), best_epoch=run.best_epoch),
+                          key=f"accuracy-{run.name}")
     rate.plotly_chart(learning_rate_figure(records), key=f"lr-{run.name}")
     if run.status != "failed":
         with st.expander("Log"):
-            st.code(RunDir(run.path).log_tail(40) or "(no log yet)", language=None)
+            st.code(folder.log_tail(40) or "(no log yet)", language=None)
 
 
 def show_progress(run: jobs.RunSummary) -> None:

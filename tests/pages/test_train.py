@@ -17,6 +17,7 @@ from fer.data.datasets import open_dataset
 from fer.model.registry import list_models
 from fer.paths import PROJECT_ROOT, jobs_dir, runs_dir
 from fer.train.config import SETTINGS, TrainConfig
+from fer.train.run_dir import RunDir
 from helpers.run_files import TINY, record, write_run
 
 ROOT = PROJECT_ROOT
@@ -157,6 +158,21 @@ def test_finished_runs_fill_the_history_and_the_comparison(app):
     by_label(app.selectbox, "Run").set_value("run-a")
     app.run()
     assert "Registered as **run-a**" in texts(app.success)
+
+
+def test_a_fine_tuning_run_that_kept_its_start_draws_the_start_and_stars_it(app):
+    run = write_run(runs_dir() / "moods-run", records=[record(1, val_accuracy=0.70), record(2, val_accuracy=0.76)],
+                    spec={"dataset": "demo", "config": TINY.to_dict(), "created": 1.0},
+                    state={"status": "finished", "epochs_done": 2, "best_val_accuracy": 0.75, "best_epoch": 0,
+                           "training_seconds": 30})
+    RunDir(run).write_start_hits([True] * 3 + [False])  # 0.75; epoch 2's 0.76 did not pass the paired test.
+    app.run()
+    assert not app.exception
+    assert "no epoch read the validation faces better by more than chance" in texts(app.success)
+    accuracy = json.loads(app.get("plotly_chart")[1].proto.spec)
+    traces = {trace.get("name"): trace for trace in accuracy["data"]}
+    assert traces["start"]["y"] == [0.75, 0.75] and traces["start"]["x"] == [0, 2]
+    assert (traces["kept"]["x"], traces["kept"]["y"]) == ([0], [0.75])
 
 
 def slider_state(app) -> dict:
