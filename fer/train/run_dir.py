@@ -9,6 +9,8 @@ background job, a later session) can follow, stop or resume it:
     state.json               status, pid, epochs done, best validation accuracy, training seconds
     checkpoints/last.keras   model + optimizer after the latest epoch (resume starts here)
     best.keras / best.json   the best model by validation accuracy, with its model card
+    start_hits.json          a fine-tuning run's start: which validation faces it read right (an epoch
+                             must beat it by more than chance to replace it, fer.train.finetune)
     STOP                     created by whoever wants the run to stop after the current batch
     job.json                 a background job's spec: model name to register, user, start and resume times
     log.txt                  a background job's stdout and stderr
