@@ -18,8 +18,11 @@ if TYPE_CHECKING:  # fer.explain.features imports Keras; drawing a map must not.
 
 def clickable_confusion(evaluation: Evaluation, *, normalized: bool = False) -> go.Figure:
     """The confusion heatmap with a transparent marker on every cell: Plotly heatmaps send no point
-    selections, markers do, so a click on a cell selects its marker (customdata = [true, predicted])."""
-    figure = confusion_heatmap(evaluation, normalized=normalized)
+    selections, markers do, so a click on a cell selects its marker (customdata = [true, predicted]).
+
+    No colour bar: every cell writes its number, and beside the top confusions (three fifths of a 1000 px
+    window) the bar left the cells so little room that Plotly dropped three of the seven class names."""
+    figure = confusion_heatmap(evaluation, normalized=normalized, scale=False)
     labels = list(evaluation.classes)
     count = len(labels)
     true, predicted = np.divmod(np.arange(count * count), count)

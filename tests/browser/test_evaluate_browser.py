@@ -1,5 +1,5 @@
-"""The Evaluate page in a real Chromium: the confusion matrix renders, its view toggles, and clicking
-a cell shows that cell's faces.
+"""The Evaluate page in a real Chromium: the confusion matrix renders (every class named, in a 1400 and a
+1000 px window), its view toggles, and clicking a cell shows that cell's faces.
 
 Plotly heatmaps send no point selections; the matrix carries a transparent marker on every cell
 (fer.charts.explain.clickable_confusion), and the click test checks a real click reaches the page.
@@ -16,6 +16,7 @@ import pytest
 
 from browser.conftest import model_copy_in, open_app, serve_app, wait_for_app
 from fer.labels import CLASSES
+from helpers.chart_geometry import MEASURE_JS, overlaps
 
 pytestmark = pytest.mark.browser
 LONG = 180_000  # ms: drawing the demo set, TensorFlow start-up and the first predictions on a busy machine.
@@ -50,6 +51,15 @@ def test_confusion_matrix_renders_and_toggles_to_row_shares(page, evaluate_serve
     counts = [int(text.replace(",", "")) for text in heatmap.locator(".heatmaplayer text").all_text_contents()]
     assert len(counts) == 49 and sum(counts) == 700
     assert page.get_by_text(re.compile(r"on the validation split: 700 images")).count() == 1
+
+    # In a 1000 px window the matrix gets three fifths of the content, beside the top confusions: every class
+    # still names its column (with a colour bar Plotly dropped three of the seven) and no two labels touch.
+    page.set_viewport_size({"width": 1000, "height": 1000})
+    page.wait_for_function("() => document.querySelector('.st-key-confusion_matrix .js-plotly-plot')"
+                           ".getBoundingClientRect().width < 400", timeout=LONG)
+    page.wait_for_timeout(500)  # Plotly's relayout after the resize.
+    assert sorted(heatmap.locator("g.xtick").all_text_contents()) == labels
+    assert overlaps(page.evaluate(MEASURE_JS, page.locator(".st-key-confusion_matrix").element_handle())) == []
 
     page.locator(".st-key-evaluate_view button", has_text="row-normalised").click()
     page.wait_for_function(
