@@ -15,11 +15,13 @@ st.title(":material/mood: FER Studio")
 st.markdown(
     "Recognise facial expressions in 48×48 grayscale faces, from data to a working model:\n"
     "1. **Dataset**: explore a dataset — class balance, sample faces, mean faces, image quality.\n"
-    "2. **Train**: train a CNN on it and watch the curves live; stop and resume at will.\n"
-    "3. **Evaluate**: confusion matrix, per-class scores and the mistakes a model makes.\n"
-    "4. **Predict**: read the emotion in a photo or from your webcam.\n\n"
-    f"Seven classes: {' · '.join(CLASSES)}. "
-    "Pick the dataset and model in the sidebar; every page uses them."
+    "2. **Collect**: or make your own — name your classes and capture faces from the webcam or photos.\n"
+    "3. **Train**: train a CNN on it, from scratch or starting from a model, and watch the curves live; "
+    "stop and resume at will.\n"
+    "4. **Evaluate**: confusion matrix, per-class scores and the mistakes a model makes.\n"
+    "5. **Predict**: read the emotion in a photo or from your webcam.\n\n"
+    f"Seven classes: {' · '.join(CLASSES)}, or your own. "
+    "Pick the dataset and model in the sidebar; every page uses them. **Models** keeps the ones you trained."
 )
 
 left, right = st.columns(2)
