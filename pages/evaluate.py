@@ -132,13 +132,14 @@ def percent(value: float) -> str:
 
 def show_headline(result: Evaluation, plain: Evaluation | None) -> None:
     """Accuracy, balanced accuracy, macro F1 and ECE; with TTA, each one's change against no TTA."""
-    columns = st.columns(4)
+    columns = st.columns(4)  # Short labels: a quarter of a 1000 px window cut "Balanced accuracy" to "Balanced accu…".
     for column, (name, attribute, help_text) in zip(columns, (
         ("Accuracy", "accuracy", "Share of images whose top class is the true class."),
-        ("Balanced accuracy", "balanced_accuracy", "Mean recall over classes: every class counts equally."),
+        ("Balanced acc.", "balanced_accuracy", "Balanced accuracy: mean recall over classes, every class counting "
+                                               "equally."),
         ("Macro F1", "macro_f1", "Mean of the per-class F1 scores."),
-        ("Calibration error (ECE)", "ece", "Expected calibration error: the average gap between confidence "
-                                           "and accuracy over 10 confidence bins (lower is better)."),
+        ("ECE", "ece", "Expected calibration error: the average gap between confidence and accuracy over 10 "
+                       "confidence bins (lower is better)."),
     )):
         value = getattr(result, attribute)
         delta = None if plain is None else f"{(value - getattr(plain, attribute)) * 100:+.1f} pp vs. no TTA"
@@ -217,7 +218,7 @@ def show_comparison(result: Evaluation, served: ServedModel, options: dict[str, 
     if evaluated is None:
         return
     second, _ = evaluated
-    names = {options[served.name]: result, others[other]: second}
+    names = {served.name: result, other: second}  # Names, not picker labels: each matrix's title fits half the page.
     st.dataframe(pd.DataFrame({
         name: [percent(e.accuracy), percent(e.balanced_accuracy), percent(e.macro_f1), percent(e.ece)]
         for name, e in names.items()
@@ -304,7 +305,7 @@ if not options:
 active = active_model_name()
 if active in options:
     st.session_state[MODEL_PICK_KEY] = active  # Follow a model chosen in the sidebar.
-model_column, split_column, tta_column = st.columns([3, 2, 1.4], vertical_alignment="bottom")
+model_column, split_column, tta_column = st.columns([3, 2, 1.7], vertical_alignment="bottom")  # "Flip TTA" whole.
 name = model_column.selectbox("Model", list(options), key=MODEL_PICK_KEY, format_func=options.get,
                               on_change=remember_model)
 split = pick_split(dataset, split_column)
