@@ -76,8 +76,9 @@ def set_picker() -> collect.FaceSet | None:
     left, right = st.columns(2)
     if sets:
         left.selectbox("Set of faces", sets, key=PICKER_KEY, on_change=lambda: choose(st.session_state[PICKER_KEY]))
-    right.text_input("New set", placeholder="classroom moods", max_chars=collect.MAX_NAME, key=NEW_SET_KEY)
-    right.button("Create set", on_click=create_set, key="collect-create")
+    new = right if sets else left  # The first set is named where the picker will be.
+    new.text_input("New set", placeholder="classroom moods", max_chars=collect.MAX_NAME, key=NEW_SET_KEY)
+    new.button("Create set", on_click=create_set, key="collect-create")
     return current
 
 
