@@ -1,5 +1,5 @@
-"""The Train page in a real browser, on the demo set: live epochs, a reload mid-run, stop, resume,
-and the finished model showing up on Evaluate and Predict."""
+"""The Train page in a real browser, on the demo set: live epochs, a reload mid-run, stop, resume, curves
+whose labels stay apart in a 1000 px window, and the finished model showing up on Evaluate and Predict."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import pytest
 
 from browser.conftest import open_app, wait_for_app
+from helpers.chart_geometry import MEASURE_JS, overlaps
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LONG = 180_000  # ms: TensorFlow start-up plus tiny-CNN epochs on a busy 2-core machine.
@@ -102,6 +103,12 @@ def test_train_on_demo_survives_a_reload_stops_resumes_and_registers(page, app_s
         assert all(path.exists() for path in registered)
         settle(page)
         history_cell(page, "finished").wait_for(state="attached")  # The run history.
+        # In a 1000 px window each curve has about 170 px: no label touches another or the legend.
+        page.set_viewport_size({"width": 1000, "height": 1000})
+        page.wait_for_function("() => document.querySelector('.js-plotly-plot').getBoundingClientRect().width < 250",
+                               timeout=LONG)
+        page.wait_for_timeout(500)  # Plotly's relayout after the resize.
+        assert overlaps(page.evaluate(MEASURE_JS, page.locator('[data-testid="stMain"]').element_handle())) == []
 
         for title in ("Evaluate", "Predict"):
             open_from_sidebar(page, title)
