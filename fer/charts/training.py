@@ -111,8 +111,7 @@ def _figure(title: str, metric: str) -> go.Figure:
     figure = go.Figure()
     figure.update_layout(title={"text": title, "font": {"size": 15}}, height=340,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                         legend={"orientation": "h", "x": 0, "yref": "container", "y": 0, "yanchor": "bottom"},
-                         hovermode="x unified")
+                         legend={"orientation": "h", "x": 0, "y": -0.16, "yanchor": "top"}, hovermode="x unified")
     figure.update_xaxes(rangemode="tozero")
     figure.update_yaxes(tickformat=".0%" if "accuracy" in metric else None)
     return figure
