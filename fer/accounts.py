@@ -30,6 +30,12 @@ def may_publish(user: str | None) -> bool:
     return user is None or user in admins()
 
 
+def offers_publishing(user: str | None) -> bool:
+    """Whether the app offers `user` to publish and withdraw models: an administrator on a server with
+    accounts. Without accounts there is nobody else to publish to."""
+    return user is not None and may_publish(user)
+
+
 def in_another_users_space(path: str | Path, user: str | None) -> bool:
     """Whether `path`, after symlinks, lies in some user's space other than `user`'s (FER_STUDIO_HOME/users/...).
 

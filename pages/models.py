@@ -80,7 +80,7 @@ def show_model(model, default_name: str | None, user: str | None) -> None:
             middle.button("Make default", key=f"default-{model.name}", icon=":material/star:", width="stretch",
                           on_click=act, args=(registry.set_default_model, model.name, user),
                           kwargs={"done": f"{model.name} is now the model every page starts with."})
-        publisher = user is not None and accounts.may_publish(user)  # Without accounts there is nobody to publish to.
+        publisher = accounts.offers_publishing(user)
         if model.shelf == "published" and publisher:
             left.caption("Published for everyone: withdraw it to rename or delete it.")
             right.button("Withdraw", key=f"withdraw-{model.name}", icon=":material/unpublished:", width="stretch",

@@ -335,6 +335,8 @@ class RunRecorder(keras.callbacks.Callback):
         self.last_progress = 0.0
         self.device = training_device(keras.backend.backend())
         self.lineage = finetune.card_lineage(config, dataset.classes) if config.parent else None
+        # A fine-tuning run's start, face by face (keep_start sets it; a resumed run reads it back once).
+        self.start_hits = run.read_start_hits() if config.parent else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = self.train_end = time.perf_counter()
@@ -398,6 +400,7 @@ class RunRecorder(keras.callbacks.Callback):
         """Save the starting model as the best so far (epoch 0), with which validation faces it reads right:
         an epoch replaces it only when it reads them better by more than chance (beats_start)."""
         self.run.write_start_hits(hits)
+        self.start_hits = [bool(hit) for hit in hits]
         val_accuracy = _float(np.mean(hits))  # Rounded as each epoch's score is, so a tie stays a tie.
         self.save_best(model, {"epoch": 0, "val_accuracy": val_accuracy})
         self.update_state(best_val_accuracy=val_accuracy, best_epoch=0)
@@ -405,12 +408,11 @@ class RunRecorder(keras.callbacks.Callback):
     def beats_start(self) -> bool:
         """Whether the model as it stands may replace a fine-tuning run's starting model: always for a run
         without one on record, else when finetune.reads_better says so on the validation faces."""
-        start = self.run.read_start_hits() if self.config.parent else None
-        if start is None:
+        if self.start_hits is None:
             return True
         hits = finetune.validation_hits(self.model, self.dataset, self.config)
         # A resumed run whose validation faces are not the ones its start read cannot be compared face by face.
-        return len(hits) != len(start) or finetune.reads_better(start, hits)
+        return len(hits) != len(self.start_hits) or finetune.reads_better(self.start_hits, hits)
 
     def update_state(self, **changes) -> None:
         """Change the training process's own copy of the state and write it whole."""

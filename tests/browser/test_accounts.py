@@ -1,11 +1,9 @@
 """Two users of a server with accounts, in two Chromium contexts, signed in through a real OpenID Connect
 provider on loopback (oidc-provider-mock): neither sees the other's upload, dataset or runs, and neither
-can stop the other's run; the administrator (alice) publishes a model the other then sees. No network: the
-provider, the app and the browser all run on this machine."""
+can stop the other's run. No network: the provider, the app and the browser all run on this machine."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import socket
 import subprocess
@@ -16,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from browser.conftest import launch_chromium, new_page, open_app, serve_app, wait_for_app
-from helpers.app_pages import register_copy
-from fer.paths import published_models_dir, runs_dir, uploads_dir, user_models_dir
+from fer.paths import runs_dir, uploads_dir
 from fer.train.config import TrainConfig
 from fer.errors import FerError
 from fer.train.jobs import run_summary, stop_job
@@ -59,8 +56,7 @@ def accounts_server(provider, tmp_path_factory):
         f'client_secret = "{secrets.token_hex(16)}"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
     )
-    environment = {"STREAMLIT_SECRETS_FILES": str(secrets_file), "FER_STUDIO_DATA_ROOTS": str(lab_data),
-                   "FER_STUDIO_ADMINS": "alice"}
+    environment = {"STREAMLIT_SECRETS_FILES": str(secrets_file), "FER_STUDIO_DATA_ROOTS": str(lab_data)}
     for url in serve_app(home, environment, port=port):
         # The login cookie is set for the redirect_uri's host, so the browser must use localhost too.
         yield url.replace("127.0.0.1", "localhost"), home
@@ -179,30 +175,3 @@ def test_two_users_never_see_or_stop_each_others_runs(browser, accounts_server, 
     finally:
         stand_in.kill()
         stand_in.wait()
-
-
-def test_the_administrator_publishes_a_model_the_other_user_then_sees(browser, accounts_server, server_home,
-                                                                      tiny_model_path):
-    url, _ = accounts_server
-    name = register_copy(tiny_model_path, user="alice")
-    bob = sign_in(browser, url, "bob")
-    bob.goto(f"{url}/models")
-    bob.get_by_role("heading", name="Models").wait_for()
-    wait_for_app(bob)
-    assert bob.get_by_text(name, exact=True).count() == 0  # Alice's own model is hers alone.
-    assert bob.get_by_role("button", name="Publish").count() == 0  # Bob is no administrator.
-
-    alice = sign_in(browser, url, "alice")
-    alice.goto(f"{url}/models")
-    card = alice.locator(f".st-key-model-{name}")
-    card.get_by_role("button", name=re.compile(r"Publish$")).click()  # The popover; its icon's name comes first.
-    alice.get_by_role("button", name="Publish for everyone").click()
-    alice.get_by_text(f"Published {name}: every user can choose it now.").wait_for()
-    assert (published_models_dir() / f"{name}.keras").exists() and not list(user_models_dir("alice").glob(f"{name}.*"))
-
-    bob.reload()
-    wait_for_app(bob)
-    bob.get_by_text("published for everyone").first.wait_for()
-    published = bob.locator(f".st-key-model-{name}")
-    assert "published for everyone" in published.inner_text() and "Protected" in published.inner_text()
-    assert published.get_by_role("button", name="Withdraw").count() == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fer.accounts import admins, in_another_users_space, may_publish
+from fer.accounts import admins, in_another_users_space, may_publish, offers_publishing
 
 
 def test_only_the_listed_admins_may_publish_when_accounts_are_on(monkeypatch):
@@ -35,3 +35,9 @@ def test_a_path_into_another_users_space_is_theirs_even_through_a_symlink(fer_ho
     assert not in_another_users_space(uploads_dir("bob") / "mine.zip", "bob")
     assert not in_another_users_space(tmp_path / "data.zip", "bob") and not in_another_users_space("demo", "bob")
     assert not in_another_users_space(fer_home / "cache", "bob")
+
+
+def test_publishing_is_offered_only_to_admins_on_a_server_with_accounts(monkeypatch):
+    monkeypatch.setenv("FER_STUDIO_ADMINS", "alice")
+    assert offers_publishing("alice") and not offers_publishing("bob")
+    assert may_publish(None) and not offers_publishing(None)  # The local user may, but has nobody to publish to.
